@@ -2,7 +2,8 @@
 //! and which member penalises it. Building one from a name validates it.
 
 use super::detailed_balance::{db_residuals, modified_db_residuals};
-use super::evaluated::evaluate;
+use super::divergence_measures::{ControlVariate, DivergenceMeasure, Measure};
+use super::evaluated::{evaluate, per_trajectory_sum};
 use super::flow_matching::fm_residuals;
 use super::subtrajectory_balance::subtb_residuals;
 use super::surrogate::surrogate;
@@ -15,7 +16,7 @@ use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
 
 /// Valid objective names, for errors and `--help`.
-pub const OBJECTIVES: &str = "ftb, tb, vargrad, db, modified-db, subtb, fm, reinforce";
+pub const OBJECTIVES: &str = "ftb, tb, vargrad, db, modified-db, subtb, fm, measure, reinforce";
 
 #[derive(Clone, Debug)]
 pub enum Objective {
@@ -25,8 +26,12 @@ pub enum Objective {
     Tb,
     /// VarGrad: `mean (D~ - mean D~)^2` (twice reverse-KL f-TB with DevGrad).
     VarGrad,
-    /// REINFORCE for `KL(pi_F || pi_B)` with a leave-one-out baseline (an on-policy estimator).
-    Reinforce,
+    /// A divergence-measure estimator (da Silva et al.): REINFORCE for Renyi,
+    /// Tsallis, reverse or forward KL between `pi_F` and `pi_B`, with or
+    /// without the leave-one-out control variate. `reinforce` is reverse KL
+    /// with leave-one-out. On-policy estimators: unbiased only for samples of
+    /// the current `pi_F`.
+    Measure(DivergenceMeasure),
     /// Detailed balance with learned state flows (`member`: extension if not reverse KL).
     Db { member: Divergence },
     /// Modified detailed balance (every state terminal).
@@ -38,12 +43,13 @@ pub enum Objective {
 }
 
 impl Objective {
-    /// Builds an objective from config names.
+    /// Builds an objective from config names (`measure` is used by `measure` only).
     pub fn from_names(
         name: &str,
         member: &Divergence,
         log_z: LogZMode,
         lambda: f64,
+        measure: DivergenceMeasure,
     ) -> Result<Self> {
         Ok(match name {
             "ftb" | "f-tb" => Objective::FTb {
@@ -67,7 +73,11 @@ impl Objective {
                     lambda,
                 }
             }
-            "reinforce" => Objective::Reinforce,
+            "measure" | "divergence-measure" => Objective::Measure(measure),
+            "reinforce" => Objective::Measure(DivergenceMeasure::new(
+                Measure::ReverseKl,
+                ControlVariate::LeaveOneOut,
+            )),
             "fm" | "flow-matching" => Objective::Fm {
                 member: member.clone(),
             },
@@ -92,7 +102,7 @@ impl Objective {
             Objective::ModifiedDb { member } => format!("modified-DB{}", ext(member)),
             Objective::SubTb { member, lambda } => format!("SubTB({lambda}){}", ext(member)),
             Objective::Fm { member } => format!("FM{}", ext(member)),
-            Objective::Reinforce => "REINFORCE (leave-one-out baseline)".into(),
+            Objective::Measure(m) => m.label(),
         }
     }
 
@@ -105,7 +115,7 @@ impl Objective {
             | Objective::ModifiedDb { member }
             | Objective::SubTb { member, .. }
             | Objective::Fm { member } => Some(member),
-            Objective::Tb | Objective::VarGrad | Objective::Reinforce => None,
+            Objective::Tb | Objective::VarGrad | Objective::Measure(_) => None,
         }
     }
 
@@ -228,11 +238,23 @@ pub fn compute(
                 flow_at_s0(),
             )
         }
-        Objective::Reinforce => {
-            let (loss, mean) = super::reinforce::reinforce_loss(&ev, batch, device)?;
+        Objective::Measure(m) => {
+            let d = unnormalised_residuals(&ev, batch, device);
+            let log_pi_f_t = per_trajectory_sum(
+                ev.log_pf.clone(),
+                ev.trajectory.clone(),
+                batch.len(),
+                device,
+            );
+            let z = if m.measure.needs_log_z() {
+                exact_log_z
+            } else {
+                None
+            };
+            let (loss, c) = m.surrogate(log_pi_f_t, d, z)?;
             LossOutput {
                 loss,
-                value: mean,
+                value: c.value,
                 log_z: None,
                 log_pi_f: log_pi_f.clone(),
             }

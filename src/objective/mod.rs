@@ -8,10 +8,10 @@
 //! evaluation ([`evaluated`]).
 
 pub mod detailed_balance;
+pub mod divergence_measures;
 pub mod evaluated;
 pub mod flow_matching;
 pub mod gflownet;
-pub mod reinforce;
 pub mod subtrajectory_balance;
 pub mod surrogate;
 pub mod trajectory_balance;

@@ -3,6 +3,7 @@
 
 use crate::divergence::{Divergence, partition::LogZMode};
 use crate::objective::Objective;
+use crate::objective::divergence_measures::DivergenceMeasure;
 use crate::policy::BackwardPolicy;
 use crate::sample::Exploration;
 use anyhow::{Context, Result, bail};
@@ -97,13 +98,18 @@ pub struct PolicyConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectiveConfig {
-    /// `ftb`, `tb`, `vargrad`, `db`, `modified-db`, `subtb`, `fm`.
+    /// `ftb`, `tb`, `vargrad`, `db`, `modified-db`, `subtb`, `fm`, `measure`, `reinforce`.
     pub name: String,
     /// The f-divergence member (`ftb`; as an extension `db`, `modified-db`, `subtb`, `fm`).
     pub divergence: String,
     /// `learned`, `devgrad` or `exact` (f-TB only).
     pub log_z: LogZMode,
     pub subtb_lambda: f64,
+    /// `measure`: the divergence minimised directly, `reverse-kl`, `forward-kl`,
+    /// `renyi:<alpha>` or `tsallis:<alpha>`.
+    pub measure: String,
+    /// `measure`: `leave-one-out` or `none`.
+    pub control_variate: String,
     /// Exponent cap of the member's guard (at most 80: gradient weights are f32).
     pub exponent_cap: f64,
 }
@@ -242,6 +248,15 @@ impl TrainConfig {
                     ..
                 }
             );
+        let leave_one_out = matches!(
+            objective,
+            Objective::Measure(m) if m.control == crate::objective::divergence_measures::ControlVariate::LeaveOneOut
+        );
+        if leave_one_out && self.sampling.batch < 2 {
+            bail!(
+                "sampling.batch must be >= 2 with the leave-one-out control variate (objective.control_variate)"
+            );
+        }
         if devgrad && self.sampling.batch < 2 {
             bail!(
                 "sampling.batch must be >= 2 with DevGrad/VarGrad (one sample is its own baseline: zero gradient)"
@@ -309,12 +324,27 @@ impl TrainConfig {
         Ok(d.with_cap(self.objective.exponent_cap)?)
     }
 
+    /// The divergence-measure estimator of `objective.measure` / `objective.control_variate`.
+    pub fn measure(&self) -> Result<DivergenceMeasure> {
+        Ok(DivergenceMeasure::new(
+            self.objective
+                .measure
+                .parse()
+                .context("objective.measure")?,
+            self.objective
+                .control_variate
+                .parse()
+                .context("objective.control_variate")?,
+        ))
+    }
+
     pub fn objective(&self) -> Result<Objective> {
         Objective::from_names(
             &self.objective.name,
             &self.member()?,
             self.objective.log_z,
             self.objective.subtb_lambda,
+            self.measure()?,
         )
     }
 
