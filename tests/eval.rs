@@ -329,3 +329,22 @@ fn modes_tracker_with_hypergrid_samples() {
     t.observe(&all, 64);
     assert!(t.all_found() && t.found() == 4);
 }
+
+#[test]
+fn spearman_rank_correlation_with_ties() {
+    use ftb::eval::metrics::spearman;
+    // Ranks [1, 2.5, 2.5, 4] and [1, 3, 2, 4]: 4.5 / sqrt(4.5 * 5).
+    let rho = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 3.0, 2.0, 4.0]);
+    assert!((rho - 4.5 / (22.5f64).sqrt()).abs() < 1e-12, "{rho}");
+    // Invariant under increasing transforms (P_T vs ln P_T), sign flip under decreasing.
+    let p = [0.1, 0.4, 0.2, 0.3, 0.05];
+    let q = [0.2, 0.3, 0.1, 0.25, 0.15];
+    let logs: Vec<f64> = p.iter().map(|x: &f64| x.ln()).collect();
+    assert!((spearman(&p, &q) - spearman(&logs, &q)).abs() < 1e-12);
+    let neg: Vec<f64> = q.iter().map(|x| -x).collect();
+    assert!((spearman(&p, &q) + spearman(&p, &neg)).abs() < 1e-12);
+    // Without ties it is 1 - 6 sum d^2 / (n (n^2 - 1)): ranks p [2,5,3,4,1], q [3,5,1,4,2].
+    let d2 = 1.0 + 0.0 + 4.0 + 0.0 + 1.0;
+    assert!((spearman(&p, &q) - (1.0 - 6.0 * d2 / (5.0 * 24.0))).abs() < 1e-12);
+    assert!(spearman(&[1.0, 1.0], &[1.0, 2.0]).is_nan(), "constant side");
+}

@@ -408,16 +408,25 @@ fn every_environment_kind_trains() {
         ];
         sets.extend(extra.iter().map(|s| s.to_string()));
         let mut trainer = Trainer::new(load(None, &sets).unwrap()).unwrap();
-        let before = ftb::eval::metrics::l1_sum(&trainer.exact_distribution(), trainer.target());
+        let start =
+            ftb::eval::metrics::Metrics::compute(&trainer.exact_distribution(), trainer.target());
+        let before = start.l1_sum;
         let (s, _) = trainer.run(None, |_, _| {}).unwrap();
         eprintln!(
-            "{kind:<9} exact L1 {before:.3} -> {:.4}, modes {}/{}",
-            s.l1_exact, s.modes_found, s.n_modes
+            "{kind:<9} exact L1 {before:.3} -> {:.4}, Spearman {:.3} -> {:.3}, modes {}/{}",
+            s.l1_exact, start.spearman, s.metrics.spearman, s.modes_found, s.n_modes
         );
         assert!(
             s.l1_exact < before / 2.0,
             "{kind}: {} from {before}",
             s.l1_exact
+        );
+        // The ranking of objects by P_T follows the reward's.
+        assert!(
+            s.metrics.spearman > 0.8 && s.metrics.spearman > start.spearman,
+            "{kind}: Spearman {} from {}",
+            s.metrics.spearman,
+            start.spearman
         );
     }
 }

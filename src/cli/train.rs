@@ -163,6 +163,7 @@ fn print_summary(s: &Summary, run_dir: &RunDir) {
         ("exact TV", format!("{:.5}", s.metrics.tv)),
         ("KL(P_T || p*)", format!("{:.5}", s.metrics.kl_model_target)),
         ("KL(p* || P_T)", format!("{:.5}", s.metrics.kl_target_model)),
+        ("Spearman(P_T, R)", format!("{:.4}", s.metrics.spearman)),
         ("log Z (learned / used)", format!("{:.5}", s.log_z)),
         ("log Z (true)", format!("{:.5}", s.log_z_true)),
         ("modes found", format!("{} / {}", s.modes_found, s.n_modes)),

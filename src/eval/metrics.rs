@@ -113,6 +113,55 @@ pub fn empirical_l1(target: &[f64], counts: &[u64]) -> f64 {
         .sum()
 }
 
+/// Ranks `1..=n` of `xs`, ties sharing their average rank.
+fn average_ranks(xs: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..xs.len()).collect();
+    order.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
+    let mut ranks = vec![0.0; xs.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && xs[order[end]] == xs[order[start]] {
+            end += 1;
+        }
+        // Positions start..end (0-based) hold equal values: rank (start+1 + end) / 2.
+        let rank = (start + 1 + end) as f64 / 2.0;
+        for &i in &order[start..end] {
+            ranks[i] = rank;
+        }
+        start = end;
+    }
+    ranks
+}
+
+/// Spearman's rank correlation (Pearson correlation of average ranks, so
+/// ties are handled); NaN when either side is constant or has fewer than 2 values.
+///
+/// ```
+/// use ftb::eval::metrics::spearman;
+/// assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 25.0]) - 1.0).abs() < 1e-12);
+/// assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+/// ```
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    same_len(a, b);
+    let n = a.len();
+    if n < 2 {
+        return f64::NAN;
+    }
+    let (ra, rb) = (average_ranks(a), average_ranks(b));
+    let mean = (n as f64 + 1.0) / 2.0;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in ra.iter().zip(&rb) {
+        sab += (x - mean) * (y - mean);
+        saa += (x - mean).powi(2);
+        sbb += (y - mean).powi(2);
+    }
+    if saa == 0.0 || sbb == 0.0 {
+        return f64::NAN;
+    }
+    sab / (saa * sbb).sqrt()
+}
+
 /// The standard comparison of a model `P_T` with the target `p*`.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Metrics {
@@ -128,6 +177,9 @@ pub struct Metrics {
     pub kl_target_model: f64,
     /// Jensen-Shannon divergence (nats).
     pub jsd: f64,
+    /// Spearman rank correlation of `P_T(x)` and `p*(x)` (hence of `ln P_T`
+    /// and `ln R`) over the objects: the TB paper's bit-sequence metric.
+    pub spearman: f64,
 }
 
 impl Metrics {
@@ -146,6 +198,7 @@ impl Metrics {
             kl_model_target: kl(model, target),
             kl_target_model: kl(target, model),
             jsd: jensen_shannon(model, target),
+            spearman: spearman(model, target),
         }
     }
 }
