@@ -33,6 +33,12 @@ enum Which {
     /// baseline) used without correction. Median final exact L1 over seeds and the
     /// measured staleness (lag plus queueing), plot.
     Asynchrony(AsynchronyExp),
+    /// SPEC §6 item 6 (da Silva et al.'s Table 1): TB and f-TB members vs the
+    /// divergence-measure estimators (Renyi, Tsallis, reverse/forward KL by
+    /// REINFORCE, with and without leave-one-out) on sets and sequences: mean ±
+    /// std of the final exact L1 over seeds and each objective's gradient
+    /// variance at the same initial parameters; L1 curves as PNG.
+    Measures(super::measures_table::MeasuresExp),
 }
 
 #[derive(clap::Args, Debug)]
@@ -104,6 +110,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Which::HypergridAlpha(a) => hypergrid_alpha(a),
         Which::OffPolicy(a) => off_policy(a),
         Which::Asynchrony(a) => asynchrony(a),
+        Which::Measures(a) => super::measures_table::run(a),
     }
 }
 

@@ -4,6 +4,7 @@ mod bench;
 mod divergences;
 mod experiment;
 mod gradvar;
+mod measures_table;
 mod train;
 mod verify;
 
