@@ -11,6 +11,7 @@
 pub mod bitseq;
 pub mod conformance;
 pub mod hypergrid;
+pub mod ising;
 pub mod sequence;
 pub mod set;
 

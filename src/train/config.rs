@@ -59,7 +59,7 @@ pub struct OffPolicyConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvConfig {
-    /// Environment kind: `hypergrid`, `bitseq`, `set` or `sequence`.
+    /// Environment kind: `hypergrid`, `bitseq`, `set`, `sequence` or `ising`.
     pub kind: String,
     /// hypergrid: dimensions and height.
     pub dim: usize,
@@ -71,6 +71,7 @@ pub struct EnvConfig {
     pub r2: f64,
     /// bitseq: sequence length `n` in bits, word size `k`, number of modes,
     /// and `beta` in `ln R = -beta * (Hamming distance to the nearest mode)`.
+    /// ising: `beta` is the inverse temperature in `ln R = -beta * E`.
     pub bits: usize,
     pub word: usize,
     pub modes: usize,
@@ -84,6 +85,11 @@ pub struct EnvConfig {
     /// bitseq / set / sequence: seed and scale of the random reward table or modes.
     pub reward_seed: u64,
     pub reward_scale: f64,
+    /// ising: lattice side `L` (an `L x L` torus; enumerable for `L <= 3`),
+    /// coupling `J` and field `h` in `E = -J sum_<ij> x_i x_j - h sum_i x_i`.
+    pub side: usize,
+    pub coupling: f64,
+    pub field: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -219,6 +225,29 @@ fn apply_override(table: &mut toml::Table, kv: &str) -> Result<()> {
     Ok(())
 }
 
+impl EnvConfig {
+    /// The `ising` keys, checked at load time so that a bad value is reported
+    /// by name before any table is built.
+    fn validate_ising(&self) -> Result<()> {
+        if self.side < 2 {
+            bail!(
+                "env.side = {}: the Ising lattice side must be >= 2 (a 1x1 torus is its own neighbour)",
+                self.side
+            );
+        }
+        for (k, v) in [
+            ("env.coupling", self.coupling),
+            ("env.field", self.field),
+            ("env.beta", self.beta),
+        ] {
+            if !v.is_finite() {
+                bail!("{k} = {v}: must be finite");
+            }
+        }
+        Ok(())
+    }
+}
+
 impl TrainConfig {
     /// Checks values serde cannot (ranges, names), naming the key.
     pub fn validate(&self) -> Result<()> {
@@ -231,6 +260,9 @@ impl TrainConfig {
                 self.env.kind,
                 super::task::ENV_KINDS
             );
+        }
+        if self.env.kind == "ising" {
+            self.env.validate_ising()?;
         }
         self.member().context("objective.divergence")?;
         if self.objective.exponent_cap > F32_EXPONENT_CAP {

@@ -6,6 +6,7 @@
 use super::config::EnvConfig;
 use crate::env::bitseq::{BitSeq, BitSeqReward};
 use crate::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
+use crate::env::ising::{Ising, IsingReward};
 use crate::env::sequence::{SequenceGeneration, SequenceReward};
 use crate::env::set::{SetGeneration, SetReward};
 use crate::env::{Enumerable, Environment, LogReward};
@@ -13,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use std::sync::Arc;
 
 /// Environment kinds `env.kind` accepts.
-pub const ENV_KINDS: &str = "hypergrid, bitseq, set, sequence";
+pub const ENV_KINDS: &str = "hypergrid, bitseq, set, sequence, ising";
 
 #[derive(Clone)]
 pub struct Task {
@@ -90,6 +91,15 @@ impl Task {
                     cfg.reward_scale,
                 )
                 .context("env.reward_scale")?;
+                Ok(Self::with_best_states(Arc::new(env), Arc::new(reward)))
+            }
+            "ising" => {
+                let env = Ising::new(cfg.side).context("env.side")?;
+                env.check_enumerable()
+                    .context("env.side: exact evaluation needs an enumerable lattice")?;
+                let reward = IsingReward::new(&env, cfg.coupling, cfg.field, cfg.beta)
+                    .context("env.coupling / env.field / env.beta")?;
+                // For J > 0, h = 0 the modes are the two aligned ground states.
                 Ok(Self::with_best_states(Arc::new(env), Arc::new(reward)))
             }
             other => bail!("env.kind = `{other}`: unknown environment; valid: {ENV_KINDS}"),
