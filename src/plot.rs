@@ -52,8 +52,9 @@ const BAR_WIDTH: u32 = 110;
 /// Line-chart size in pixels.
 const CURVES_SIZE: (u32, u32) = (960, 600);
 
-/// Colours for curves (matplotlib's "tab10").
-const PALETTE: [RGBColor; 10] = [
+/// Colours for curves (matplotlib's "tab10", then darker shades of it, so
+/// up to 20 curves stay distinguishable).
+const PALETTE: [RGBColor; 20] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -64,6 +65,16 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(16, 60, 90),
+    RGBColor(150, 70, 0),
+    RGBColor(20, 90, 20),
+    RGBColor(120, 20, 20),
+    RGBColor(80, 50, 110),
+    RGBColor(80, 45, 40),
+    RGBColor(140, 50, 110),
+    RGBColor(50, 50, 50),
+    RGBColor(100, 100, 10),
+    RGBColor(10, 100, 110),
 ];
 
 /// Viridis anchors (matplotlib), interpolated linearly.

@@ -176,3 +176,52 @@ fn train_config_errors_name_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn measures_experiment_prints_its_table_and_writes_results() {
+    let dir = std::env::temp_dir().join(format!("ftb-measures-{}", std::process::id()));
+    let (code, out, err) = ftb(&[
+        "experiment",
+        "measures",
+        "--tasks",
+        "set",
+        "--elements",
+        "6",
+        "--set-size",
+        "3",
+        "--seeds",
+        "2",
+        "--trajectories",
+        "640",
+        "--gradvar-batches",
+        "4",
+        "--methods",
+        "tb,measure:renyi:0.5,measure:renyi:0.5/none",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for label in [
+        "set |D|=6 N=3",
+        "TB",
+        "Renyi-0.5 (REINFORCE, leave-one-out)",
+        "Renyi-0.5 (REINFORCE, no control variate)",
+        " ± ",
+    ] {
+        assert!(out.contains(label), "`{label}` missing:\n{out}");
+    }
+    let results: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results.len(), 3);
+    for r in &results {
+        assert_eq!(r["l1"].as_array().unwrap().len(), 2, "one L1 per seed");
+        assert!(r["gradvar_trace"].as_f64().unwrap() > 0.0);
+        assert!(r["gradvar_trace_end"].as_f64().unwrap() > 0.0);
+    }
+    assert!(dir.join("l1_set.png").exists());
+    // A bad method lists the valid forms.
+    let (code, _, err) = ftb(&["experiment", "measures", "--methods", "ppo"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("measure:<measure>"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -154,6 +154,10 @@ struct Cell {
     gradvar_trace: f64,
     /// The same over the squared norm of the mean gradient (scale-free).
     gradvar_relative: f64,
+    /// Trace and relative trace at the end of seed 0's training (each
+    /// method at its own trained parameters).
+    gradvar_trace_end: f64,
+    gradvar_relative_end: f64,
 }
 
 pub fn run(a: MeasuresExp) -> Result<ExitCode> {
@@ -211,12 +215,21 @@ pub fn run(a: MeasuresExp) -> Result<ExitCode> {
             drop(probe);
             let mut l1 = Vec::new();
             let mut runs_points = Vec::new();
+            let mut end = None;
             for seed in 0..a.seeds {
                 bar.set_message(format!("{task_label}: {label} seed {seed}"));
                 let mut trainer = Trainer::new(load(None, &settings(seed))?)?;
                 let (s, points) = trainer
                     .run(None, |_, _| {})
                     .with_context(|| format!("{task_label}, {label}, seed {seed}"))?;
+                if seed == 0 {
+                    end = Some(gradient_variance(
+                        &trainer,
+                        a.gradvar_batches,
+                        trainer.cfg.iterations(),
+                        &mut ChaCha8Rng::seed_from_u64(2000 + ti as u64),
+                    )?);
+                }
                 l1.push(s.l1_exact);
                 runs_points.push(points);
                 bar.inc(1);
@@ -240,6 +253,8 @@ pub fn run(a: MeasuresExp) -> Result<ExitCode> {
                 l1_std: s,
                 gradvar_trace: gv.trace,
                 gradvar_relative: gv.trace / gv.mean_norm_sq,
+                gradvar_trace_end: end.as_ref().map_or(f64::NAN, |g| g.trace),
+                gradvar_relative_end: end.as_ref().map_or(f64::NAN, |g| g.trace / g.mean_norm_sq),
             });
         }
         let file = a.out.join(format!("l1_{}.png", a.tasks[ti]));
@@ -254,9 +269,9 @@ pub fn run(a: MeasuresExp) -> Result<ExitCode> {
     }
     bar.finish_and_clear();
     println!(
-        "Final exact L1 (mean ± std over {} seeds; batch {}, {} trajectories) and the gradient \
-variance at the initial parameters (trace of the covariance over {} batches; relative: over \
-|E g|^2)",
+        "Final exact L1 (mean ± std over {} seeds; batch {}, {} trajectories) and the policy \
+gradient's variance (trace of its covariance over {} batches; relative: over |E g|^2) at the \
+common initial parameters (@0, log Z = 0) and at the end of seed 0's training (@end)",
         a.seeds, a.batch, a.trajectories, a.gradvar_batches
     );
     let width = methods
@@ -268,16 +283,18 @@ variance at the initial parameters (trace of the covariance over {} batches; rel
     for (task_label, _) in &tasks {
         println!("\n{task_label}");
         println!(
-            "{:<width$}  {:>17}  {:>11}  {:>9}",
-            "method", "exact L1", "tr Cov", "relative"
+            "{:<width$}  {:>17}  {:>11}  {:>9}  {:>11}  {:>9}",
+            "method", "exact L1", "tr Cov@0", "rel@0", "tr Cov@end", "rel@end"
         );
         for c in cells.iter().filter(|c| &c.task == task_label) {
             println!(
-                "{:<width$}  {:>17}  {:>11.3e}  {:>9.2}",
+                "{:<width$}  {:>17}  {:>11.3e}  {:>9.2}  {:>11.3e}  {:>9.2}",
                 c.method,
                 format!("{:.4} ± {:.4}", c.l1_mean, c.l1_std),
                 c.gradvar_trace,
-                c.gradvar_relative
+                c.gradvar_relative,
+                c.gradvar_trace_end,
+                c.gradvar_relative_end
             );
         }
     }
