@@ -26,6 +26,8 @@ pub struct TrainConfig {
     pub sampling: SamplingConfig,
     pub offpolicy: OffPolicyConfig,
     pub run: RunConfig,
+    /// Continuous samplers (`env.kind = gmm | banana | diffusion`).
+    pub continuous: crate::continuous::train::ContinuousConfig,
 }
 
 /// Off-policy and asynchronous training (all off by default).
@@ -58,7 +60,8 @@ pub struct OffPolicyConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvConfig {
-    /// Environment kind: `hypergrid`, `bitseq`, `set` or `sequence`.
+    /// Environment kind: `hypergrid`, `bitseq`, `set` or `sequence`; continuous
+    /// samplers: `gmm`, `banana` or `diffusion` (settings in `[continuous]`).
     pub kind: String,
     /// hypergrid: dimensions and height.
     pub dim: usize,
@@ -216,15 +219,21 @@ fn apply_override(table: &mut toml::Table, kv: &str) -> Result<()> {
 impl TrainConfig {
     /// Checks values serde cannot (ranges, names), naming the key.
     pub fn validate(&self) -> Result<()> {
-        if !super::task::ENV_KINDS
-            .split(", ")
-            .any(|k| k == self.env.kind)
+        let continuous = crate::continuous::is_continuous(&self.env.kind);
+        if !continuous
+            && !super::task::ENV_KINDS
+                .split(", ")
+                .any(|k| k == self.env.kind)
         {
             bail!(
-                "env.kind = `{}`: unknown environment; valid: {}",
+                "env.kind = `{}`: unknown environment; valid: {}, {}",
                 self.env.kind,
-                super::task::ENV_KINDS
+                super::task::ENV_KINDS,
+                crate::continuous::CONTINUOUS_KINDS
             );
+        }
+        if continuous {
+            crate::continuous::train::validate(self)?;
         }
         self.member().context("objective.divergence")?;
         if self.objective.exponent_cap > F32_EXPONENT_CAP {
