@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use ftb::continuous::ContinuousTrainer;
 use ftb::continuous::diffusion::Diffusion;
-use ftb::continuous::metric::{Grid, jsd};
+use ftb::continuous::metric::{Grid, jsd, jsd_floor};
 use ftb::continuous::policy::{BackwardKind, GaussianPolicy, GaussianShape};
 use ftb::continuous::sample::{sample_backward, sample_forward};
 use ftb::continuous::target::{
@@ -233,6 +233,12 @@ fn jsd_limits_and_sampling_noise() {
     let off = jsd(&wrong, &mass);
     eprintln!("JSD of 20000 exact samples {noise:.4}, of banana samples {off:.4}");
     assert!(noise < 0.06, "sampling-noise JSD {noise}");
+    // The floor estimated from the cell masses alone matches exact sampling.
+    let floor = jsd_floor(&mass, 20000, &mut rng);
+    assert!(
+        (floor - noise).abs() < 0.1 * noise,
+        "floor {floor} vs exact samples {noise}"
+    );
     assert!(
         off > 5.0 * noise,
         "JSD to a wrong distribution {off} vs noise {noise}"
@@ -338,4 +344,67 @@ fn run_directory_gets_metrics_summary_and_plots() {
         assert!(dir.join(f).metadata().unwrap().len() > 1000, "{f}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn loss_function_dispatches_and_refuses_non_finite_inputs() {
+    use burn::tensor::{Tensor, TensorData};
+    use ftb::continuous::trajectory_loss;
+    use ftb::divergence::{Divergence, ResidualLoss, partition::LogZMode};
+    use ftb::objective::Objective;
+    use ftb::policy::LogZ;
+    let device = Device::flex().autodiff();
+    let t = |v: &[f64]| {
+        Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device).require_grad()
+    };
+    let (pf, pb, r) = ([-1.0, 0.5, 2.0], [0.2, -0.3, 0.1], [0.4, -1.0, 0.0]);
+    let log_z = LogZ::new(0.3, &device);
+    let run =
+        |o: &Objective, r: &[f64], z: Option<f64>| trajectory_loss(o, t(&pf), t(&pb), r, &log_z, z);
+    let rkl = Divergence::reverse_kl();
+    let tb = run(&Objective::Tb, &r, None).unwrap().value;
+    let ftb_rkl = run(
+        &Objective::FTb {
+            member: rkl.clone(),
+            log_z: LogZMode::Learned,
+        },
+        &r,
+        None,
+    )
+    .unwrap()
+    .value;
+    assert!(
+        (tb - 2.0 * ftb_rkl).abs() < 1e-6,
+        "TB {tb} vs 2 x f-TB {ftb_rkl}"
+    );
+    let h: Divergence = "hellinger".parse().unwrap();
+    let exact = run(
+        &Objective::FTb {
+            member: h.clone(),
+            log_z: LogZMode::Exact,
+        },
+        &r,
+        Some(-0.7),
+    )
+    .unwrap();
+    let want: f64 = (0..3)
+        .map(|i| h.loss(pf[i] - pb[i] - r[i] - 0.7))
+        .sum::<f64>()
+        / 3.0;
+    assert!(
+        (exact.value - want).abs() < 1e-6,
+        "{} vs {want}",
+        exact.value
+    );
+    assert_eq!(exact.log_z, Some(-0.7));
+    let vg = run(&Objective::VarGrad, &r, None).unwrap();
+    assert!(vg.value > 0.0 && vg.log_z.is_some());
+    let err = |res: anyhow::Result<ftb::objective::LossOutput>| match res {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => format!("{e:#}"),
+    };
+    let e = err(run(&Objective::Tb, &[0.0, f64::NAN, 1.0], None));
+    assert!(e.contains("not finite"), "{e}");
+    let e = err(run(&Objective::Db { member: rkl }, &r, None));
+    assert!(e.contains("objective.name"), "{e}");
 }

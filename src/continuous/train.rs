@@ -7,7 +7,7 @@
 //! exact terminal target from `continuous.eval_samples` fresh samples.
 
 use super::diffusion::Diffusion;
-use super::metric::{Grid, jsd};
+use super::metric::{Grid, jsd, jsd_floor};
 use super::objective::{CONTINUOUS_OBJECTIVES, trajectory_loss};
 use super::policy::{BackwardKind, GaussianPolicy, GaussianShape};
 use super::sample::{Scored, Trajectories, sample_forward};
@@ -206,6 +206,8 @@ pub struct ContinuousSummary {
     /// JSD of the untrained policy (same grid and sample count).
     pub jsd_initial: f64,
     pub jsd: f64,
+    /// JSD of a perfect sampler with the same number of samples (sampling noise).
+    pub jsd_floor: f64,
     pub log_z: f64,
     pub log_z_true: f64,
     pub loss: f64,
@@ -374,6 +376,7 @@ impl ContinuousTrainer {
         let n_eval = cfg.continuous.eval_samples;
         let mut points = Vec::new();
         let jsd_initial = self.jsd(n_eval, &mut eval_rng)?;
+        let floor = jsd_floor(&self.target_mass, n_eval, &mut eval_rng);
         let mut push = |p: ContinuousEvalPoint, rd: &mut Option<&mut RunDir>| -> Result<()> {
             if let Some(rd) = rd.as_deref_mut() {
                 rd.log(&serde_json::to_value(&p)?)?;
@@ -425,6 +428,7 @@ impl ContinuousTrainer {
             objective: self.objective.label(),
             jsd_initial,
             jsd: final_jsd,
+            jsd_floor: floor,
             log_z: last_log_z,
             log_z_true: self.problem.log_z(),
             loss: last_loss,
@@ -457,7 +461,7 @@ impl ContinuousTrainer {
         let mut panels = Vec::new();
         if let Some(h) = &self.last_histogram {
             panels.push(Heatmap {
-                title: format!("sampler x_T ({} samples)", summary.eval_samples),
+                title: format!("sampler ({} samples)", summary.eval_samples),
                 width: nx,
                 height: ny,
                 values: inside(h),
@@ -575,6 +579,10 @@ pub fn run_cli(cfg: TrainConfig, run_dir: &mut RunDir, quiet: bool) -> Result<()
         ("trajectories", summary.trajectories.to_string()),
         ("JSD initial", format!("{:.5}", summary.jsd_initial)),
         ("JSD final", format!("{:.5}", summary.jsd)),
+        (
+            "JSD floor",
+            format!("{:.5} (perfect sampler)", summary.jsd_floor),
+        ),
         ("log Z (used)", format!("{:.5}", summary.log_z)),
         ("log Z (true)", format!("{:.5}", summary.log_z_true)),
         ("wall time", format!("{:.1} s", summary.wall_seconds)),
