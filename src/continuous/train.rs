@@ -190,7 +190,7 @@ pub const CONTINUOUS_KINDS: &str = "gmm, banana, diffusion";
 pub struct ContinuousEvalPoint {
     pub step: u64,
     pub trajectories: u64,
-    /// Mean loss over the iterations since the previous point (NaN at step 0).
+    /// Mean loss over the iterations since the previous point (NaN, `null` in JSON, at step 0).
     pub loss: f64,
     pub log_z: f64,
     pub jsd: f64,
