@@ -5,6 +5,7 @@
 //! minimiser. The crate is layered so that the residual (which balance
 //! condition) stays separate from the divergence (how to penalise it):
 //!
+//! * [`continuous`]: continuous samplers (GMM, banana, diffusion) on the plane;
 //! * [`divergence`]: the f family, DevGrad, tempering, schedules (pure f64);
 //! * [`env`]: batched stateless environments, rewards, the conformance suite;
 //! * [`eval`]: exact terminating distributions and metrics;
@@ -12,6 +13,7 @@
 //! * [`verify`]: numerical checks of the theorems on categorical problems.
 
 pub mod cli;
+pub mod continuous;
 pub mod divergence;
 pub mod env;
 pub mod eval;

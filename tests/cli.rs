@@ -214,7 +214,8 @@ fn measures_experiment_prints_its_table_and_writes_results() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results.len(), 3);
     for r in &results {
-        assert_eq!(r["l1"].as_array().unwrap().len(), 2, "one L1 per seed");
+        assert_eq!(r["values"].as_array().unwrap().len(), 2, "one L1 per seed");
+        assert_eq!(r["metric"], "exact L1");
         assert!(r["gradvar_trace"].as_f64().unwrap() > 0.0);
         assert!(r["gradvar_trace_end"].as_f64().unwrap() > 0.0);
     }

@@ -457,11 +457,23 @@ fn gradient_variance_falls_with_batch_size() {
 /// The divergence-measure estimators (REINFORCE with leave-one-out) train too.
 #[test]
 fn divergence_measure_objectives_train_toward_the_target() {
-    for measure in ["reverse-kl", "forward-kl", "renyi:0.5", "tsallis:0.5"] {
+    // (measure, control variate, L1 to beat): the baseline on the REINFORCE
+    // term only (da Silva et al.) leaves more variance and trains slower at
+    // this budget than the baseline on the whole score.
+    for (measure, control, bound) in [
+        ("reverse-kl", "leave-one-out", 0.3),
+        ("reverse-kl", "leave-one-out-score", 0.05),
+        ("forward-kl", "leave-one-out", 0.3),
+        ("forward-kl", "leave-one-out-score", 0.05),
+        ("renyi:0.5", "leave-one-out", 0.3),
+        ("renyi:0.5", "leave-one-out-score", 0.05),
+        ("tsallis:0.5", "leave-one-out", 0.35),
+    ] {
         let sets: Vec<String> = vec![
             "env.height=6".into(),
             "objective.name=\"measure\"".into(),
             format!("objective.measure=\"{measure}\""),
+            format!("objective.control_variate=\"{control}\""),
             "policy.hidden=64".into(),
             "sampling.batch=32".into(),
             "run.trajectories=9600".into(),
@@ -471,10 +483,13 @@ fn divergence_measure_objectives_train_toward_the_target() {
         let mut trainer = Trainer::new(load(None, &sets).unwrap()).unwrap();
         let before = ftb::eval::metrics::l1_sum(&trainer.exact_distribution(), trainer.target());
         let (s, _) = trainer.run(None, |_, _| {}).unwrap();
-        eprintln!("{measure:<12} exact L1 {before:.3} -> {:.4}", s.l1_exact);
+        eprintln!(
+            "{measure:<12} {control:<20} exact L1 {before:.3} -> {:.4}",
+            s.l1_exact
+        );
         assert!(
-            s.l1_exact < 0.15 && s.l1_exact < before / 3.0,
-            "{measure}: L1 {} (from {before})",
+            s.l1_exact < bound && s.l1_exact < before / 3.0,
+            "{measure} {control}: L1 {} (from {before})",
             s.l1_exact
         );
     }

@@ -30,7 +30,8 @@ enum Which {
     OffPolicy(OffPolicyExp),
     /// SPEC §6 item 5 (asynchrony): an actor thread samples with a policy
     /// snapshot `lag` learner steps old; f-TB members vs REINFORCE (leave-one-out
-    /// baseline) used without correction. Median final exact L1 over seeds and the
+    /// baseline on the REINFORCE term, as da Silva et al.; and on the whole
+    /// score, which is VarGrad) used without correction. Median final exact L1 over seeds and the
     /// measured staleness (lag plus queueing), plot.
     Asynchrony(AsynchronyExp),
     /// SPEC §6 item 6 (da Silva et al.'s Table 1): TB and f-TB members vs the
@@ -368,6 +369,16 @@ fn asynchrony(a: AsynchronyExp) -> Result<ExitCode> {
     methods.push((
         "REINFORCE".into(),
         vec!["objective.name=\"reinforce\"".into()],
+    ));
+    // The same estimator with the baseline on the whole score coefficient:
+    // VarGrad in disguise, whose fixed point is the target whatever the sampler.
+    methods.push((
+        "REINFORCE-score".into(),
+        vec![
+            "objective.name=\"measure\"".into(),
+            "objective.measure=\"reverse-kl\"".into(),
+            "objective.control_variate=\"leave-one-out-score\"".into(),
+        ],
     ));
     let bar = ProgressBar::new((methods.len() * a.lags.len()) as u64 * a.seeds);
     bar.set_style(

@@ -35,27 +35,30 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.run.threads)
         .build_global();
-    let mut trainer = Trainer::new(cfg.clone())?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
-    let mut opt = trainer.optimisers();
-    for it in 0..args.train_steps {
-        trainer.step(it, &mut opt, &mut rng)?;
-    }
-    let gv = gradient_variance(&trainer, args.batches.max(2), args.train_steps, &mut rng)?;
+    let (label, gv) = if crate::continuous::is_continuous(&cfg.env.kind) {
+        let mut trainer = crate::continuous::ContinuousTrainer::new(cfg.clone())?;
+        let mut opt = trainer.optimisers();
+        for _ in 0..args.train_steps {
+            trainer.step(&mut opt, &mut rng)?;
+        }
+        let gv = crate::continuous::gradient_variance(&trainer, args.batches.max(2), &mut rng)?;
+        (trainer.objective.label(), gv)
+    } else {
+        let mut trainer = Trainer::new(cfg.clone())?;
+        let mut opt = trainer.optimisers();
+        for it in 0..args.train_steps {
+            trainer.step(it, &mut opt, &mut rng)?;
+        }
+        let gv = gradient_variance(&trainer, args.batches.max(2), args.train_steps, &mut rng)?;
+        (trainer.objective.label(), gv)
+    };
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"objective": trainer.objective.label(), "result": gv})
-        );
+        println!("{}", serde_json::json!({"objective": label, "result": gv}));
     } else {
         println!(
             "{}: trace of gradient covariance {:.6e}, squared mean-gradient norm {:.6e} ({} batches of {}, after {} steps)",
-            trainer.objective.label(),
-            gv.trace,
-            gv.mean_norm_sq,
-            gv.batches,
-            gv.batch_size,
-            args.train_steps
+            label, gv.trace, gv.mean_norm_sq, gv.batches, gv.batch_size, args.train_steps
         );
     }
     Ok(ExitCode::SUCCESS)

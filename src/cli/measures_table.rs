@@ -1,13 +1,15 @@
 //! `ftb experiment measures` (SPEC §6 item 6): the Table-1-style comparison
 //! of da Silva et al. TB and f-TB members against the divergence-measure
 //! estimators (Renyi, Tsallis, reverse and forward KL by REINFORCE, with and
-//! without the leave-one-out control variate) on sets and sequences, over
-//! several seeds: mean ± std of the final exact L1 and the gradient variance
-//! of each objective at the same (initial) parameters.
+//! without the leave-one-out control variate) on sets, sequences (exact L1)
+//! and the continuous Gaussian mixture (grid JSD), over several seeds: mean ±
+//! std of the final metric and the gradient variance of each objective at the
+//! same initial parameters and at its trained ones.
 
+use crate::continuous::ContinuousTrainer;
 use crate::plot::{Series, curves_png};
 use crate::train::config::load;
-use crate::train::gradient_variance::gradient_variance;
+use crate::train::gradient_variance::{GradientVariance, gradient_variance};
 use crate::train::trainer::Trainer;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -19,15 +21,16 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Methods: tb, ftb:<member> (learned log Z), ftb-devgrad:<member>, \
-measure:<measure>[/none] with <measure> = reverse-kl | forward-kl | renyi:<a> | tsallis:<a>.
+measure:<measure>[/leave-one-out-score | /none] with <measure> = reverse-kl | forward-kl | renyi:<a> | tsallis:<a>.
 Example: ftb experiment measures --tasks set --seeds 2 --methods tb,measure:renyi:0.5,measure:renyi:0.5/none"
 )]
 pub struct MeasuresExp {
     /// Methods to compare (see below).
     #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_METHODS.iter().map(|s| s.to_string()))]
     methods: Vec<String>,
-    /// Tasks: `set` (choose N of |D|) and `sequence` (vocabulary V, length L).
-    #[arg(long, value_delimiter = ',', default_values_t = ["set".to_string(), "sequence".into()])]
+    /// Tasks: `set` (choose N of |D|), `sequence` (vocabulary V, length L) and
+    /// `gmm` (the continuous 9-mode Gaussian mixture of configs/gmm.toml).
+    #[arg(long, value_delimiter = ',', default_values_t = ["set".to_string(), "sequence".into(), "gmm".into()])]
     tasks: Vec<String>,
     #[arg(long, default_value_t = 3)]
     seeds: u64,
@@ -41,10 +44,18 @@ pub struct MeasuresExp {
     vocab: usize,
     #[arg(long, default_value_t = 4)]
     length: usize,
+    /// Enumerable tasks: training trajectories and batch.
     #[arg(long, default_value_t = 16000)]
     trajectories: u64,
     #[arg(long, default_value_t = 32)]
     batch: usize,
+    /// Gaussian mixture: training trajectories, batch, and samples per JSD evaluation.
+    #[arg(long, default_value_t = 64000)]
+    gmm_trajectories: u64,
+    #[arg(long, default_value_t = 128)]
+    gmm_batch: usize,
+    #[arg(long, default_value_t = 100000)]
+    gmm_eval_samples: usize,
     /// Batches for the gradient-variance estimate (at the initial parameters, seed 0).
     #[arg(long, default_value_t = 64)]
     gradvar_batches: usize,
@@ -55,16 +66,18 @@ pub struct MeasuresExp {
     out: PathBuf,
 }
 
-const DEFAULT_METHODS: [&str; 12] = [
+const DEFAULT_METHODS: [&str; 14] = [
     "tb",
     "ftb:alpha:0.5",
     "ftb-devgrad:alpha:0.5",
     "ftb:forward-kl",
     "measure:renyi:0.5",
+    "measure:renyi:0.5/leave-one-out-score",
     "measure:renyi:0.5/none",
     "measure:tsallis:0.5",
     "measure:tsallis:0.5/none",
     "measure:reverse-kl",
+    "measure:reverse-kl/leave-one-out-score",
     "measure:reverse-kl/none",
     "measure:forward-kl",
     "measure:forward-kl/none",
@@ -109,10 +122,20 @@ fn method_settings(method: &str) -> Result<(String, Vec<String>)> {
     )
 }
 
-fn task_settings(a: &MeasuresExp, task: &str) -> Result<(String, Vec<String>)> {
-    Ok(match task {
+/// A task: its label, whether it is continuous (metric: grid JSD) or
+/// enumerable (metric: exact L1), and its config overrides.
+struct TaskSpec {
+    name: String,
+    label: String,
+    continuous: bool,
+    sets: Vec<String>,
+}
+
+fn task_spec(a: &MeasuresExp, task: &str) -> Result<TaskSpec> {
+    let (label, continuous, mut sets) = match task {
         "set" => (
             format!("set |D|={} N={}", a.elements, a.set_size),
+            false,
             vec![
                 "env.kind=\"set\"".into(),
                 format!("env.elements={}", a.elements),
@@ -121,13 +144,131 @@ fn task_settings(a: &MeasuresExp, task: &str) -> Result<(String, Vec<String>)> {
         ),
         "sequence" => (
             format!("sequence V={} L={}", a.vocab, a.length),
+            false,
             vec![
                 "env.kind=\"sequence\"".into(),
                 format!("env.vocab={}", a.vocab),
                 format!("env.length={}", a.length),
             ],
         ),
-        other => bail!("unknown task `{other}`; valid: set, sequence"),
+        // configs/gmm.toml's sampler: 10 Gaussian steps, fixed Brownian-bridge P_B.
+        "gmm" => (
+            "2-D Gaussian mixture (9 modes)".to_string(),
+            true,
+            vec![
+                "env.kind=\"gmm\"".into(),
+                "policy.hidden=128".into(),
+                "continuous.sigma=2.0".into(),
+                "continuous.backward=\"fixed\"".into(),
+                format!("continuous.eval_samples={}", a.gmm_eval_samples),
+            ],
+        ),
+        other => bail!("unknown task `{other}`; valid: set, sequence, gmm"),
+    };
+    let (batch, trajectories) = if continuous {
+        (a.gmm_batch, a.gmm_trajectories)
+    } else {
+        (a.batch, a.trajectories)
+    };
+    sets.extend([
+        format!("sampling.batch={batch}"),
+        format!("run.trajectories={trajectories}"),
+        format!(
+            "run.eval_every={}",
+            (trajectories / batch as u64 / 16).max(1)
+        ),
+    ]);
+    Ok(TaskSpec {
+        name: task.to_string(),
+        label,
+        continuous,
+        sets,
+    })
+}
+
+/// One method on one task over all seeds.
+struct MethodRuns {
+    finals: Vec<f64>,
+    /// Mean over seeds of the metric vs trajectories.
+    curve: Vec<(f64, f64)>,
+    at_start: GradientVariance,
+    at_end: GradientVariance,
+}
+
+fn run_method(
+    task: &TaskSpec,
+    settings: &dyn Fn(u64) -> Vec<String>,
+    seeds: u64,
+    gradvar_batches: usize,
+    rng_seed: u64,
+    progress: &dyn Fn(u64),
+) -> Result<MethodRuns> {
+    let mut finals = Vec::new();
+    let mut curves: Vec<Vec<(f64, f64)>> = Vec::new();
+    let rng = |k: u64| ChaCha8Rng::seed_from_u64(rng_seed + k);
+    let (mut at_start, mut at_end) = (None, None);
+    for seed in 0..seeds {
+        let cfg = load(None, &settings(seed))?;
+        if task.continuous {
+            let mut t = ContinuousTrainer::new(cfg)?;
+            if seed == 0 {
+                at_start = Some(crate::continuous::gradient_variance(
+                    &t,
+                    gradvar_batches,
+                    &mut rng(0),
+                )?);
+            }
+            let (s, points) = t.run(None, |_, _| {})?;
+            if seed == 0 {
+                at_end = Some(crate::continuous::gradient_variance(
+                    &t,
+                    gradvar_batches,
+                    &mut rng(1),
+                )?);
+            }
+            finals.push(s.jsd);
+            curves.push(
+                points
+                    .iter()
+                    .map(|p| (p.trajectories as f64, p.jsd))
+                    .collect(),
+            );
+        } else {
+            let mut t = Trainer::new(cfg)?;
+            if seed == 0 {
+                at_start = Some(gradient_variance(&t, gradvar_batches, 0, &mut rng(0))?);
+            }
+            let (s, points) = t.run(None, |_, _| {})?;
+            if seed == 0 {
+                at_end = Some(gradient_variance(
+                    &t,
+                    gradvar_batches,
+                    t.cfg.iterations(),
+                    &mut rng(1),
+                )?);
+            }
+            finals.push(s.l1_exact);
+            curves.push(
+                points
+                    .iter()
+                    .map(|p| (p.trajectories as f64, p.l1_exact))
+                    .collect(),
+            );
+        }
+        progress(seed);
+    }
+    let n = curves.iter().map(|c| c.len()).min().unwrap_or(0);
+    let curve = (0..n)
+        .map(|k| {
+            let v: Vec<f64> = curves.iter().map(|c| c[k].1).collect();
+            (curves[0][k].0, mean_std(&v).0)
+        })
+        .collect();
+    Ok(MethodRuns {
+        finals,
+        curve,
+        at_start: at_start.expect("at least one seed"),
+        at_end: at_end.expect("at least one seed"),
     })
 }
 
@@ -147,10 +288,13 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 struct Cell {
     task: String,
     method: String,
-    l1: Vec<f64>,
-    l1_mean: f64,
-    l1_std: f64,
-    /// Trace of the gradient covariance at the initial parameters (seed 0).
+    /// `exact L1` (enumerable tasks) or `JSD` (continuous, on the target's grid).
+    metric: String,
+    /// The final metric of every seed.
+    values: Vec<f64>,
+    mean: f64,
+    std: f64,
+    /// Trace of the policy gradient's covariance at the initial parameters (seed 0).
     gradvar_trace: f64,
     /// The same over the squared norm of the mean gradient (scale-free).
     gradvar_relative: f64,
@@ -172,10 +316,10 @@ pub fn run(a: MeasuresExp) -> Result<ExitCode> {
         .iter()
         .map(|m| method_settings(m))
         .collect::<Result<_>>()?;
-    let tasks: Vec<(String, Vec<String>)> = a
+    let tasks: Vec<TaskSpec> = a
         .tasks
         .iter()
-        .map(|t| task_settings(&a, t))
+        .map(|t| task_spec(&a, t))
         .collect::<Result<_>>()?;
     std::fs::create_dir_all(&a.out)?;
     let bar = ProgressBar::new((methods.len() * tasks.len()) as u64 * a.seeds);
@@ -186,93 +330,69 @@ pub fn run(a: MeasuresExp) -> Result<ExitCode> {
         .expect("template"),
     );
     let mut cells = Vec::new();
-    for (ti, (task_label, task_sets)) in tasks.iter().enumerate() {
+    for (ti, task) in tasks.iter().enumerate() {
+        let metric = if task.continuous { "JSD" } else { "exact L1" };
         let mut curves = Vec::new();
         for (label, method_sets) in &methods {
             let settings = |seed: u64| {
-                let mut sets = task_sets.clone();
+                let mut sets = task.sets.clone();
                 sets.extend(method_sets.iter().cloned());
-                sets.extend([
-                    format!("sampling.batch={}", a.batch),
-                    format!("run.trajectories={}", a.trajectories),
-                    format!("run.seed={seed}"),
-                    format!(
-                        "run.eval_every={}",
-                        (a.trajectories / a.batch as u64 / 16).max(1)
-                    ),
-                ]);
+                sets.push(format!("run.seed={seed}"));
                 sets.extend(a.overrides.iter().cloned());
                 sets
             };
-            // Gradient variance at the initial parameters: the same network for every method.
-            let probe = Trainer::new(load(None, &settings(0))?)?;
-            let gv = gradient_variance(
-                &probe,
+            bar.set_message(format!("{}: {label}", task.label));
+            let runs = run_method(
+                task,
+                &settings,
+                a.seeds,
                 a.gradvar_batches,
-                0,
-                &mut ChaCha8Rng::seed_from_u64(1000 + ti as u64),
-            )?;
-            drop(probe);
-            let mut l1 = Vec::new();
-            let mut runs_points = Vec::new();
-            let mut end = None;
-            for seed in 0..a.seeds {
-                bar.set_message(format!("{task_label}: {label} seed {seed}"));
-                let mut trainer = Trainer::new(load(None, &settings(seed))?)?;
-                let (s, points) = trainer
-                    .run(None, |_, _| {})
-                    .with_context(|| format!("{task_label}, {label}, seed {seed}"))?;
-                if seed == 0 {
-                    end = Some(gradient_variance(
-                        &trainer,
-                        a.gradvar_batches,
-                        trainer.cfg.iterations(),
-                        &mut ChaCha8Rng::seed_from_u64(2000 + ti as u64),
-                    )?);
-                }
-                l1.push(s.l1_exact);
-                runs_points.push(points);
-                bar.inc(1);
-            }
-            let n = runs_points.iter().map(|p| p.len()).min().unwrap_or(0);
+                1000 + 10 * ti as u64,
+                &|_| bar.inc(1),
+            )
+            .with_context(|| format!("{}, {label}", task.label))?;
             curves.push(Series {
                 name: label.clone(),
-                points: (0..n)
-                    .map(|k| {
-                        let v: Vec<f64> = runs_points.iter().map(|p| p[k].l1_exact).collect();
-                        (runs_points[0][k].trajectories as f64, mean_std(&v).0)
-                    })
-                    .collect(),
+                points: runs.curve.clone(),
             });
-            let (m, s) = mean_std(&l1);
+            let (mean, std) = mean_std(&runs.finals);
             cells.push(Cell {
-                task: task_label.clone(),
+                task: task.label.clone(),
                 method: label.clone(),
-                l1,
-                l1_mean: m,
-                l1_std: s,
-                gradvar_trace: gv.trace,
-                gradvar_relative: gv.trace / gv.mean_norm_sq,
-                gradvar_trace_end: end.as_ref().map_or(f64::NAN, |g| g.trace),
-                gradvar_relative_end: end.as_ref().map_or(f64::NAN, |g| g.trace / g.mean_norm_sq),
+                metric: metric.into(),
+                values: runs.finals,
+                mean,
+                std,
+                gradvar_trace: runs.at_start.trace,
+                gradvar_relative: runs.at_start.trace / runs.at_start.mean_norm_sq,
+                gradvar_trace_end: runs.at_end.trace,
+                gradvar_relative_end: runs.at_end.trace / runs.at_end.mean_norm_sq,
             });
         }
-        let file = a.out.join(format!("l1_{}.png", a.tasks[ti]));
+        let (file, y) = if task.continuous {
+            (a.out.join(format!("jsd_{}.png", task.name)), "JSD (nats)")
+        } else {
+            (
+                a.out.join(format!("l1_{}.png", task.name)),
+                "sum |P_T - p*|",
+            )
+        };
         curves_png(
             &file,
-            &format!("exact L1, {task_label} (mean of {} seeds)", a.seeds),
+            &format!("{metric}, {} (mean of {} seeds)", task.label, a.seeds),
             "trajectories",
-            "sum |P_T - p*|",
+            y,
             &curves,
             true,
         )?;
     }
     bar.finish_and_clear();
     println!(
-        "Final exact L1 (mean ± std over {} seeds; batch {}, {} trajectories) and the policy \
+        "Final metric (mean ± std over {} seeds: exact L1 on enumerable tasks, batch {}, {} \
+trajectories; grid JSD on the Gaussian mixture, batch {}, {} trajectories) and the policy \
 gradient's variance (trace of its covariance over {} batches; relative: over |E g|^2) at the \
 common initial parameters (@0, log Z = 0) and at the end of seed 0's training (@end)",
-        a.seeds, a.batch, a.trajectories, a.gradvar_batches
+        a.seeds, a.batch, a.trajectories, a.gmm_batch, a.gmm_trajectories, a.gradvar_batches
     );
     let width = methods
         .iter()
@@ -280,17 +400,18 @@ common initial parameters (@0, log Z = 0) and at the end of seed 0's training (@
         .max()
         .unwrap_or(6)
         .max(6);
-    for (task_label, _) in &tasks {
-        println!("\n{task_label}");
+    for task in &tasks {
+        let metric = if task.continuous { "JSD" } else { "exact L1" };
+        println!("\n{}", task.label);
         println!(
             "{:<width$}  {:>17}  {:>11}  {:>9}  {:>11}  {:>9}",
-            "method", "exact L1", "tr Cov@0", "rel@0", "tr Cov@end", "rel@end"
+            "method", metric, "tr Cov@0", "rel@0", "tr Cov@end", "rel@end"
         );
-        for c in cells.iter().filter(|c| &c.task == task_label) {
+        for c in cells.iter().filter(|c| c.task == task.label) {
             println!(
                 "{:<width$}  {:>17}  {:>11.3e}  {:>9.2}  {:>11.3e}  {:>9.2}",
                 c.method,
-                format!("{:.4} ± {:.4}", c.l1_mean, c.l1_std),
+                format!("{:.4} ± {:.4}", c.mean, c.std),
                 c.gradvar_trace,
                 c.gradvar_relative,
                 c.gradvar_trace_end,
@@ -303,7 +424,7 @@ common initial parameters (@0, log Z = 0) and at the end of seed 0's training (@
         serde_json::to_string_pretty(&cells)?.as_bytes(),
     )?;
     println!(
-        "\nwrote {} and l1_<task>.png there",
+        "\nwrote {} and the curves (l1_<task>.png, jsd_gmm.png) there",
         a.out.join("results.json").display()
     );
     Ok(ExitCode::SUCCESS)

@@ -13,6 +13,7 @@ use std::process::ExitCode;
   ftb train --set objective.divergence=reverse-kl    plain TB loss (D^2/2) with learned log Z
   ftb train --set objective.name=subtb --set objective.subtb_lambda=0.9
   ftb train --config configs/hypergrid.toml --out runs/h16 --set run.seed=3
+  ftb train --config configs/gmm.toml                continuous 9-mode GMM sampler (also banana, diffusion)
 
 Every key of the config (see configs/hypergrid.toml) can be set with --set SECTION.KEY=VALUE.
 The run directory holds config.toml (resolved), run.json (seed, version),
@@ -37,9 +38,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.run.threads)
         .build_global();
+    let continuous = crate::continuous::is_continuous(&cfg.env.kind);
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!(
-            "{}-{}-seed{}",
+            "{}{}-{}-seed{}",
+            if continuous {
+                format!("{}-", cfg.env.kind)
+            } else {
+                String::new()
+            },
             cfg.objective.name,
             cfg.objective.divergence.replace(':', "_"),
             cfg.run.seed
@@ -54,6 +61,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     });
     run_dir.write("run.json", serde_json::to_string_pretty(&meta)?.as_bytes())?;
 
+    if continuous {
+        crate::continuous::train::run_cli(cfg, &mut run_dir, args.quiet)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut trainer = Trainer::new(cfg.clone())?;
     let iterations = cfg.iterations();
     let bar = if args.quiet {

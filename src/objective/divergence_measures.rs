@@ -10,14 +10,20 @@
 //! `grad r = grad ln pi_F - grad ln P_B`,
 //! `Phi'(M) E_{pi_F}[ h(r) grad ln pi_F - g'(r) grad ln P_B ]` with `h = g + g'`.
 //! With `B` samples the estimator is
-//! `Phi'(M^) / B sum_i [ (h(r_i) - b_i) grad ln pi_F(tau_i) - g'(r_i) grad ln P_B(tau_i) ]`,
-//! where the baseline `b_i = mean_{n != i} h(r_n)` (leave-one-out: independent
-//! of `tau_i`, so the estimator stays unbiased) or `b_i = 0` (no control
-//! variate). The baseline covers the whole coefficient of the score
-//! `grad ln pi_F`, including the part of the pathwise term that acts through
-//! it (for reverse KL, `h = r + 1`: the `+1` cancels). With this choice Renyi
-//! with leave-one-out is, for the forward policy and batch by batch,
-//! `alpha B / (B - 1)` times the f-TB alpha loss with DevGrad (SPEC §2.3).
+//! `Phi'(M^) / B sum_i [ (g(r_i) - b_i) grad ln pi_F(tau_i) + g'(r_i) grad r_i ]`
+//! with one of three control variates:
+//!
+//! * `leave-one-out` (da Silva et al.): `b_i = mean_{n != i} g(r_n)` on the
+//!   REINFORCE term; independent of `tau_i`, so still unbiased;
+//! * `leave-one-out-score`: the baseline covers the *whole* coefficient of
+//!   `grad ln pi_F`, `h = g + g'` (the pathwise term acts through
+//!   `grad r = grad ln pi_F - grad ln P_B` too), `b_i = mean_{n != i} h(r_n)`.
+//!   Equally unbiased on-policy, and its forward-policy weights sum to zero
+//!   like DevGrad's: for reverse KL it is VarGrad, and for Renyi it is, batch
+//!   by batch, `alpha B / (B - 1)` times f-TB alpha with DevGrad (SPEC §2.3).
+//!   So, unlike the other two, it keeps the target as its fixed point on
+//!   stale or replayed samples (the asynchrony experiment shows the difference);
+//! * `none`: `b_i = 0`, plain REINFORCE.
 //!
 //! | measure | `Phi` | `g(r)` | `g'(r)` |
 //! |---|---|---|---|
@@ -41,10 +47,13 @@
 //! let m: DivergenceMeasure = "renyi:0.5".parse().unwrap();
 //! assert_eq!(m.measure, Measure::Renyi(0.5));
 //! assert_eq!(m.control, ControlVariate::LeaveOneOut);
-//! // The coefficients of one batch of residuals D~ (exact log Z = 0 here).
-//! let c = m.coefficients(&[0.3, -1.2, 2.0, 0.0], Some(0.0)).unwrap();
-//! // The leave-one-out score coefficients of Renyi sum to zero.
-//! assert!(c.forward.iter().sum::<f64>().abs() < 1e-12);
+//! // The coefficients of one batch of residuals D~ (Renyi needs no log Z).
+//! let d = [0.3, -1.2, 2.0, 0.0];
+//! let c = m.coefficients(&d, None).unwrap();
+//! assert!(c.forward.iter().all(|w| w.is_finite()));
+//! // With the baseline on the whole score, the forward weights sum to zero (like DevGrad).
+//! let s: DivergenceMeasure = "renyi:0.5/leave-one-out-score".parse().unwrap();
+//! assert!(s.coefficients(&d, None).unwrap().forward.iter().sum::<f64>().abs() < 1e-12);
 //! ```
 
 use super::surrogate::{NonFiniteResidual, check_finite, tensor_to_f64};
@@ -57,7 +66,7 @@ use std::str::FromStr;
 /// Measure names `objective.measure` accepts.
 pub const MEASURES: &str = "reverse-kl, forward-kl, renyi:<alpha>, tsallis:<alpha>";
 /// Control variates `objective.control_variate` accepts.
-pub const CONTROL_VARIATES: &str = "leave-one-out, none";
+pub const CONTROL_VARIATES: &str = "leave-one-out, leave-one-out-score, none";
 
 /// Which divergence between `pi_F` and `pi_B` is minimised.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -75,8 +84,10 @@ pub enum Measure {
 /// The baseline subtracted from the score-function term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ControlVariate {
-    /// `b_i = mean_{n != i} g(r_n)`.
+    /// `b_i = mean_{n != i} g(r_n)` on the REINFORCE term (da Silva et al.).
     LeaveOneOut,
+    /// `b_i = mean_{n != i} h(r_n)` on the whole score coefficient `h = g + g'`.
+    LeaveOneOutScore,
     /// `b_i = 0`: the plain REINFORCE estimator.
     None,
 }
@@ -131,6 +142,7 @@ impl fmt::Display for ControlVariate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ControlVariate::LeaveOneOut => "leave-one-out",
+            ControlVariate::LeaveOneOutScore => "leave-one-out-score",
             ControlVariate::None => "none",
         })
     }
@@ -139,8 +151,8 @@ impl fmt::Display for ControlVariate {
 impl fmt::Display for DivergenceMeasure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.measure)?;
-        if self.control == ControlVariate::None {
-            write!(f, "/none")?;
+        if self.control != ControlVariate::LeaveOneOut {
+            write!(f, "/{}", self.control)?;
         }
         Ok(())
     }
@@ -184,6 +196,7 @@ impl FromStr for ControlVariate {
     fn from_str(s: &str) -> Result<Self> {
         match s.trim() {
             "leave-one-out" | "loo" => Ok(ControlVariate::LeaveOneOut),
+            "leave-one-out-score" => Ok(ControlVariate::LeaveOneOutScore),
             "none" => Ok(ControlVariate::None),
             other => bail!("unknown control variate `{other}`; valid: {CONTROL_VARIATES}"),
         }
@@ -220,6 +233,9 @@ impl DivergenceMeasure {
         };
         match self.control {
             ControlVariate::LeaveOneOut => format!("{name} (REINFORCE, leave-one-out)"),
+            ControlVariate::LeaveOneOutScore => {
+                format!("{name} (REINFORCE, leave-one-out on the score)")
+            }
             ControlVariate::None => format!("{name} (REINFORCE, no control variate)"),
         }
     }
@@ -274,20 +290,24 @@ impl DivergenceMeasure {
                 (s, dg, 1.0 / (a - 1.0), log_m / (a - 1.0))
             }
         };
-        // h = g + g': the whole coefficient of grad ln pi_F.
+        // The baseline's subject: g (the REINFORCE term) or h = g + g' (the
+        // whole coefficient of grad ln pi_F).
         let h: Vec<f64> = g.iter().zip(&dg).map(|(g, d)| g + d).collect();
-        let total: f64 = h.iter().sum();
-        let forward: Vec<f64> = h
-            .iter()
-            .map(|hi| {
+        let subject = match self.control {
+            ControlVariate::LeaveOneOutScore => &h,
+            _ => &g,
+        };
+        let total: f64 = subject.iter().sum();
+        let forward: Vec<f64> = (0..b)
+            .map(|i| {
                 let baseline = match self.control {
-                    ControlVariate::LeaveOneOut if b > 1 => (total - hi) / (bf - 1.0),
-                    // One sample has no other to form a baseline from: its
-                    // score term has zero mean, so drop it.
-                    ControlVariate::LeaveOneOut => *hi,
                     ControlVariate::None => 0.0,
+                    _ if b > 1 => (total - subject[i]) / (bf - 1.0),
+                    // One sample has no other to form a baseline from: its
+                    // baselined term has zero mean, so drop it.
+                    _ => subject[i],
                 };
-                phi_prime * (hi - baseline) / bf
+                phi_prime * (h[i] - baseline) / bf
             })
             .collect();
         let backward: Vec<f64> = dg.iter().map(|d| phi_prime * d / bf).collect();

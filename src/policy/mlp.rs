@@ -2,7 +2,7 @@
 //! policy body: 2 x 256 hidden units in Malkin et al. and torchgfn).
 
 use burn::module::Module;
-use burn::nn::{LeakyRelu, LeakyReluConfig, Linear, LinearConfig};
+use burn::nn::{Initializer, LeakyRelu, LeakyReluConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 #[derive(Module, Debug)]
@@ -31,6 +31,21 @@ impl Mlp {
             layers,
             activation: LeakyReluConfig::new().init(),
         }
+    }
+
+    /// Replaces the output layer by a zero one, so the network starts as the
+    /// constant 0 (e.g. a Gaussian policy that starts as its reference process)
+    /// while its gradients stay non-zero.
+    pub fn zero_output(mut self) -> Self {
+        let last = self.layers.pop().expect("an output layer");
+        let [i, o] = last.weight.dims();
+        let device = last.weight.val().device();
+        self.layers.push(
+            LinearConfig::new(i, o)
+                .with_initializer(Initializer::Zeros)
+                .init(&device),
+        );
+        self
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {

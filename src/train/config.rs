@@ -27,6 +27,8 @@ pub struct TrainConfig {
     pub sampling: SamplingConfig,
     pub offpolicy: OffPolicyConfig,
     pub run: RunConfig,
+    /// Continuous samplers (`env.kind = gmm | banana | diffusion`).
+    pub continuous: crate::continuous::train::ContinuousConfig,
 }
 
 /// Off-policy and asynchronous training (all off by default).
@@ -59,7 +61,8 @@ pub struct OffPolicyConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvConfig {
-    /// Environment kind: `hypergrid`, `bitseq`, `set`, `sequence` or `ising`.
+    /// Environment kind: `hypergrid`, `bitseq`, `set`, `sequence` or `ising`;
+    /// continuous samplers: `gmm`, `banana` or `diffusion` (settings in `[continuous]`).
     pub kind: String,
     /// hypergrid: dimensions and height.
     pub dim: usize,
@@ -251,18 +254,24 @@ impl EnvConfig {
 impl TrainConfig {
     /// Checks values serde cannot (ranges, names), naming the key.
     pub fn validate(&self) -> Result<()> {
-        if !super::task::ENV_KINDS
-            .split(", ")
-            .any(|k| k == self.env.kind)
+        let continuous = crate::continuous::is_continuous(&self.env.kind);
+        if !continuous
+            && !super::task::ENV_KINDS
+                .split(", ")
+                .any(|k| k == self.env.kind)
         {
             bail!(
-                "env.kind = `{}`: unknown environment; valid: {}",
+                "env.kind = `{}`: unknown environment; valid: {}, {}",
                 self.env.kind,
-                super::task::ENV_KINDS
+                super::task::ENV_KINDS,
+                crate::continuous::CONTINUOUS_KINDS
             );
         }
         if self.env.kind == "ising" {
             self.env.validate_ising()?;
+        }
+        if continuous {
+            crate::continuous::train::validate(self)?;
         }
         self.member().context("objective.divergence")?;
         if self.objective.exponent_cap > F32_EXPONENT_CAP {
@@ -282,7 +291,7 @@ impl TrainConfig {
             );
         let leave_one_out = matches!(
             objective,
-            Objective::Measure(m) if m.control == crate::objective::divergence_measures::ControlVariate::LeaveOneOut
+            Objective::Measure(m) if m.control != crate::objective::divergence_measures::ControlVariate::None
         );
         if leave_one_out && self.sampling.batch < 2 {
             bail!(

@@ -102,6 +102,10 @@ impl Task {
                 // For J > 0, h = 0 the modes are the two aligned ground states.
                 Ok(Self::with_best_states(Arc::new(env), Arc::new(reward)))
             }
+            other if crate::continuous::is_continuous(other) => bail!(
+                "env.kind = `{other}` is a continuous sampler: it trains with `ftb train` \
+(crate::continuous::ContinuousTrainer), not with this enumerable-environment command; valid here: {ENV_KINDS}"
+            ),
             other => bail!("env.kind = `{other}`: unknown environment; valid: {ENV_KINDS}"),
         }
     }
