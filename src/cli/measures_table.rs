@@ -202,6 +202,10 @@ pub fn run(a: MeasuresExp) -> Result<ExitCode> {
             };
             // Gradient variance at the initial parameters: the same network for every method.
             let probe = Trainer::new(load(None, &settings(0))?)?;
+            // The table is of exact L1: refuse a task that is not enumerated.
+            probe
+                .task
+                .enumerated("ftb experiment measures (it reports the exact L1)")?;
             let gv = gradient_variance(
                 &probe,
                 a.gradvar_batches,
@@ -217,7 +221,10 @@ pub fn run(a: MeasuresExp) -> Result<ExitCode> {
                 let (s, points) = trainer
                     .run(None, |_, _| {})
                     .with_context(|| format!("{task_label}, {label}, seed {seed}"))?;
-                l1.push(s.l1_exact);
+                l1.push(
+                    s.l1_exact
+                        .expect("the probe checked the task is enumerated"),
+                );
                 runs_points.push(points);
                 bar.inc(1);
             }
@@ -226,7 +233,8 @@ pub fn run(a: MeasuresExp) -> Result<ExitCode> {
                 name: label.clone(),
                 points: (0..n)
                     .map(|k| {
-                        let v: Vec<f64> = runs_points.iter().map(|p| p[k].l1_exact).collect();
+                        let v: Vec<f64> =
+                            runs_points.iter().filter_map(|p| p[k].l1_exact).collect();
                         (runs_points[0][k].trajectories as f64, mean_std(&v).0)
                     })
                     .collect(),
