@@ -226,3 +226,123 @@ fn measures_experiment_prints_its_table_and_writes_results() {
     assert!(err.contains("measure:<measure>"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A lattice too large to enumerate trains from the binary with sample-based
+/// metrics: the exact entries are "-" in the table and null in summary.json.
+#[test]
+fn train_runs_an_ising_lattice_too_large_to_enumerate() {
+    let dir = std::env::temp_dir().join(format!("ftb-cli-ising6-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (code, stdout, err) = ftb(&[
+        "train",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+        "--set",
+        "env.kind=ising",
+        "--set",
+        "env.side=6",
+        "--set",
+        "run.trajectories=256",
+        "--set",
+        "sampling.batch=32",
+        "--set",
+        "policy.hidden=32",
+        "--set",
+        "run.eval_every=4",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    let exact_row = stdout
+        .lines()
+        .find(|l| l.starts_with("exact L1"))
+        .expect("an exact L1 row");
+    assert!(exact_row.trim_end().ends_with(" -"), "{exact_row}");
+    assert!(
+        stdout.contains("modes found") && stdout.contains("/ 2"),
+        "{stdout}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["trajectories"], 256);
+    assert_eq!(summary["exact"], false);
+    assert!(summary["l1_exact"].is_null() && summary["log_z_true"].is_null());
+    assert!(summary["samples"]["mean_log_reward"].as_f64().is_some());
+    assert_eq!(summary["n_modes"], 2);
+    for f in ["metrics.jsonl", "log_reward.png", "log_z.png"] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    assert!(
+        !dir.join("l1.png").exists(),
+        "no exact L1 curve without enumeration"
+    );
+    let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert!(last["l1_exact"].is_null() && last["distinct_terminals"].as_u64().unwrap() > 0);
+    let _ = std::fs::remove_dir_all(&dir);
+    // Requiring exact evaluation on it is an error naming the key and why.
+    let (code, _, err) = ftb(&[
+        "train",
+        "--set",
+        "env.kind=ising",
+        "--set",
+        "env.side=6",
+        "--set",
+        "run.exact=always",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("run.exact") && err.contains("too many to enumerate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bench_reports_every_field_for_an_ising_scenario() {
+    let (code, out, err) = ftb(&[
+        "bench",
+        "--scenario",
+        "ising-6x6",
+        "--batch",
+        "16",
+        "--iterations",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    let r = &rows[0];
+    assert_eq!(r["scenario"], "ising-6x6");
+    assert_eq!(r["env"], "ising-l6");
+    assert_eq!(r["batch"], 16);
+    for key in [
+        "ms_per_iter",
+        "trajectories_per_s",
+        "peak_rss_mb",
+        "rss_baseline_mb",
+        "gemm_gflops",
+        "learner_gflops",
+        "ms_sample",
+        "ms_loss",
+        "ms_backward",
+        "ms_optimiser",
+    ] {
+        let v = r[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing: {r}"));
+        assert!(v.is_finite() && v >= 0.0, "{key} = {v}");
+    }
+    assert!(r["ms_per_iter"].as_f64().unwrap() > 0.0);
+    assert!(r["peak_rss_mb"].as_f64().unwrap() >= r["rss_baseline_mb"].as_f64().unwrap());
+    assert!(["scenario", "process"].contains(&r["rss_scope"].as_str().unwrap()));
+    let (code, _, err) = ftb(&["bench", "--scenario", "ising-7x7"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("ising-10x10") && err.contains("all"), "{err}");
+}

@@ -337,16 +337,18 @@ fn ground_states_are_the_modes() {
         (cfg.env.side, cfg.env.coupling, cfg.env.field),
         (3, 1.0, 0.0)
     );
-    let task = Task::from_config(&cfg.env).unwrap();
-    let all = task.env.all_states();
-    let mut modes: Vec<Vec<i64>> = task.modes.iter().map(|&k| all.row(k).to_vec()).collect();
+    let task = Task::from_config(&cfg.env, cfg.run.exact).unwrap();
+    let e = task.enumeration.as_ref().unwrap();
+    let all = e.env.all_states();
+    let mut modes: Vec<Vec<i64>> = e.modes.iter().map(|&k| all.row(k).to_vec()).collect();
     modes.sort();
     assert_eq!(modes, [vec![DOWN; 9], vec![UP; 9]]);
     // A positive field breaks the symmetry: only all-up is left.
     let cfg = load(None, &["env.kind=ising".into(), "env.field=0.1".into()]).unwrap();
-    let task = Task::from_config(&cfg.env).unwrap();
-    assert_eq!(task.modes.len(), 1);
-    assert_eq!(all.row(task.modes[0]), [UP; 9]);
+    let task = Task::from_config(&cfg.env, cfg.run.exact).unwrap();
+    let modes = &task.enumeration.as_ref().unwrap().modes;
+    assert_eq!(modes.len(), 1);
+    assert_eq!(all.row(modes[0]), [UP; 9]);
 }
 
 /// 1000 iterations of the default objective (Hellinger f-TB, learned log Z
@@ -368,13 +370,22 @@ fn short_training_reduces_the_exact_l1() {
     .map(|s| s.to_string())
     .collect();
     let mut trainer = Trainer::new(load(None, &sets).unwrap()).unwrap();
-    let before = ftb::eval::metrics::l1_sum(&trainer.exact_distribution(), trainer.target());
+    let before = ftb::eval::metrics::l1_sum(
+        &trainer.exact_distribution().unwrap(),
+        trainer.target().unwrap(),
+    );
     let (s, _) = trainer.run(None, |_, _| {}).unwrap();
     eprintln!(
         "ising 3x3: exact L1 {before:.3} -> {:.4}, modes {}/{}",
-        s.l1_exact, s.modes_found, s.n_modes
+        s.l1_exact.unwrap(),
+        s.modes_found.unwrap(),
+        s.n_modes.unwrap()
     );
-    assert!(s.l1_exact < before / 2.0, "{} from {before}", s.l1_exact);
+    assert!(
+        s.l1_exact.unwrap() < before / 2.0,
+        "{} from {before}",
+        s.l1_exact.unwrap()
+    );
 }
 
 #[test]
@@ -393,11 +404,23 @@ fn invalid_ising_keys_are_named() {
         assert_ne!(code, 0, "{set} must be rejected");
         assert!(stderr.contains(key), "{set}: {stderr}");
     }
-    // Too large to enumerate: refused when the task is built, naming the key.
+    // Too large to enumerate: built without enumeration by default, refused
+    // when exact evaluation is required, naming the keys.
     let cfg = load(None, &["env.kind=ising".into(), "env.side=4".into()]).unwrap();
-    let msg = format!("{:#}", Task::from_config(&cfg.env).err().unwrap());
     assert!(
-        msg.contains("env.side") && msg.contains("too many"),
+        Task::from_config(&cfg.env, cfg.run.exact)
+            .unwrap()
+            .enumeration
+            .is_none()
+    );
+    let msg = format!(
+        "{:#}",
+        Task::from_config(&cfg.env, ftb::train::config::ExactEval::Always)
+            .err()
+            .unwrap()
+    );
+    assert!(
+        msg.contains("env.side") && msg.contains("run.exact") && msg.contains("too many"),
         "{msg}"
     );
     // The keys are ignored by the other kinds.

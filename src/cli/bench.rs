@@ -1,6 +1,10 @@
 //! `ftb bench`: milliseconds per training iteration on standard scenarios,
 //! with the time split, throughput, peak memory, and the learner's FLOP rate
 //! against the machine's measured f32 matrix-multiply rate.
+//!
+//! Scenarios carry torchgfn's names. Every one runs with `run.exact = "never"`:
+//! the bench times `Trainer::step` only, and listing the 1M states of
+//! `hypergrid-large` (or building its DAG) first would dominate the memory figure.
 
 use crate::train::config::load;
 use crate::train::trainer::Trainer;
@@ -13,14 +17,17 @@ use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  ftb bench --scenario hypergrid-small --batch 16,128 --json\n  ftb bench --set offpolicy.actors=1      learner with one actor thread sampling"
+    after_help = "Examples:\n  ftb bench --scenario hypergrid-small --batch 16,128 --json\n  ftb bench --scenario all\n  ftb bench --set offpolicy.actors=1      learner with one actor thread sampling\n\npeak_rss_mb is the resident-set high-water mark of the scenario: the kernel's mark (VmHWM) is reset before each scenario (/proc/self/clear_refs), so it is the scenario's own peak over a baseline of rss_baseline_mb still held from before; rss_scope says `scenario`, or `process` where the reset is unavailable (then the figure is the whole process's peak so far)."
 )]
 pub struct Args {
-    /// Scenarios to run (hypergrid-small: 2-D H=8; hypergrid-medium: 4-D H=16; hypergrid-large: 4-D H=32).
+    /// Scenarios to run, or `all`: hypergrid-small (2-D H=8), hypergrid-medium
+    /// (4-D H=16), hypergrid-large (4-D H=32), bitseq (n=120 bits in k=8-bit
+    /// words, 60 modes: the TB paper's setting), ising-6x6, ising-10x10
+    /// (J=1, h=0, beta=1).
     #[arg(long, value_delimiter = ',', default_values_t = ["hypergrid-small".to_string()])]
     scenario: Vec<String>,
     /// Batch sizes.
-    #[arg(long, value_delimiter = ',', default_values_t = [16usize, 128])]
+    #[arg(long, value_delimiter = ',', default_values_t = [16usize, 32, 128, 512])]
     batch: Vec<usize>,
     /// Timed iterations per repeat.
     #[arg(long, default_value_t = 50)]
@@ -43,26 +50,78 @@ pub struct Args {
     overrides: Vec<String>,
 }
 
-const SCENARIOS: &str = "hypergrid-small, hypergrid-medium, hypergrid-large";
+/// The scenario names, in the order `all` runs them.
+const SCENARIOS: [&str; 6] = [
+    "hypergrid-small",
+    "hypergrid-medium",
+    "hypergrid-large",
+    "bitseq",
+    "ising-6x6",
+    "ising-10x10",
+];
 
+/// The config overrides of a scenario: its environment, TB, and no enumeration.
 fn scenario_sets(name: &str) -> Result<Vec<String>> {
-    let (dim, height) = match name {
-        "hypergrid-small" => (2, 8),
-        "hypergrid-medium" => (4, 16),
-        "hypergrid-large" => (4, 32),
-        _ => bail!("unknown scenario `{name}`; valid: {SCENARIOS}"),
+    let hypergrid = |dim: usize, height: usize| {
+        vec![
+            "env.kind=\"hypergrid\"".to_string(),
+            format!("env.dim={dim}"),
+            format!("env.height={height}"),
+        ]
     };
-    Ok(vec![
-        format!("env.dim={dim}"),
-        format!("env.height={height}"),
-        "objective.name=\"tb\"".into(),
-    ])
+    let ising = |side: usize| {
+        vec![
+            "env.kind=\"ising\"".to_string(),
+            format!("env.side={side}"),
+            "env.coupling=1.0".into(),
+            "env.field=0.0".into(),
+            "env.beta=1.0".into(),
+        ]
+    };
+    let mut sets = match name {
+        "hypergrid-small" => hypergrid(2, 8),
+        "hypergrid-medium" => hypergrid(4, 16),
+        "hypergrid-large" => hypergrid(4, 32),
+        // Malkin et al. (2022), bit sequences: n = 120, k = 8, |M| = 60.
+        "bitseq" => vec![
+            "env.kind=\"bitseq\"".into(),
+            "env.bits=120".into(),
+            "env.word=8".into(),
+            "env.modes=60".into(),
+        ],
+        "ising-6x6" => ising(6),
+        "ising-10x10" => ising(10),
+        _ => bail!(
+            "--scenario `{name}`: unknown scenario; valid: {}, all",
+            SCENARIOS.join(", ")
+        ),
+    };
+    sets.extend(["objective.name=\"tb\"".into(), "run.exact=\"never\"".into()]);
+    Ok(sets)
+}
+
+/// `--scenario` with `all` expanded (in the order of [`SCENARIOS`]).
+fn expand_scenarios(names: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in names {
+        if n == "all" {
+            out.extend(SCENARIOS.iter().map(|s| s.to_string()));
+        } else {
+            out.push(n.clone());
+        }
+    }
+    out
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build_global();
+    let scenarios = expand_scenarios(&args.scenario);
+    // Unknown names fail before anything is timed.
+    for s in &scenarios {
+        scenario_sets(s)?;
+    }
     let gemm = gemm_gflops();
     if !args.json {
         println!(
@@ -84,11 +143,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "optim"
         );
     }
-    for scenario in &args.scenario {
+    for scenario in &scenarios {
         for &batch in &args.batch {
             let mut sets = scenario_sets(scenario)?;
             sets.push(format!("sampling.batch={batch}"));
             sets.extend(args.overrides.iter().cloned());
+            let scope = reset_peak_rss();
+            let rss_baseline = rss_mb("VmRSS:");
             let mut trainer = Trainer::new(load(None, &sets)?)?;
             let mut opt = trainer.optimisers();
             let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -126,7 +187,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "ms_per_iter_min": per_iter[0],
                 "ms_per_iter_max": per_iter[per_iter.len() - 1],
                 "trajectories_per_s": batch as f64 * 1e3 / median,
-                "peak_rss_mb": peak_rss_mb(),
+                "peak_rss_mb": rss_mb("VmHWM:"),
+                "rss_baseline_mb": rss_baseline,
+                "rss_scope": scope,
                 "gemm_gflops": gemm,
                 "learner_gflops": learner_gflops,
                 "learner_fraction_of_gemm": learner_gflops / gemm,
@@ -135,6 +198,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "ms_backward": split_ms[2],
                 "ms_optimiser": split_ms[3],
                 "threads": args.threads,
+                "env": trainer.task.env.name(),
                 "repeats": args.repeats,
                 "iterations": args.iterations,
             });
@@ -160,8 +224,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if !args.json {
         println!(
-            "ms/iter: median over repeats (spread: min-max); learner GFLOP/s counts 6 x MACs per evaluated state over loss + backward + optimiser time; peak RSS {:.0} MB",
-            peak_rss_mb()
+            "ms/iter: median over repeats (spread: min-max); learner GFLOP/s counts 6 x MACs per evaluated state over loss + backward + optimiser time; process peak RSS {:.0} MB (per-scenario peaks: --json)",
+            rss_mb("VmHWM:")
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -183,12 +247,24 @@ fn gemm_gflops() -> f64 {
     2.0 * (n * n * n) as f64 / best / 1e9
 }
 
-/// Peak resident set size (VmHWM) in MB, from /proc (0 where unavailable).
-fn peak_rss_mb() -> f64 {
+/// Resets the kernel's resident-set high-water mark (VmHWM) to the current
+/// RSS, so the next reading is this scenario's peak rather than the largest
+/// scenario's so far. Returns what the mark covers: `scenario`, or `process`
+/// where the reset is not available (non-Linux, restricted /proc).
+fn reset_peak_rss() -> &'static str {
+    match std::fs::write("/proc/self/clear_refs", "5") {
+        Ok(()) => "scenario",
+        Err(_) => "process",
+    }
+}
+
+/// A /proc/self/status memory line (`VmHWM:` peak, `VmRSS:` current) in MB
+/// (0 where unavailable).
+fn rss_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(key)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|v| v.parse::<f64>().ok())

@@ -5,7 +5,7 @@ use crate::numerics::median as median_of;
 use crate::plot::{Series, curves_png};
 use crate::train::config::load;
 use crate::train::trainer::{Summary, Trainer};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -146,7 +146,7 @@ fn hypergrid_alpha(a: HypergridAlpha) -> Result<ExitCode> {
                 format!("run.eval_every={}", u64::MAX / 2),
             ];
             sets.extend(a.overrides.iter().cloned());
-            let mut trainer = Trainer::new(load(None, &sets)?)?;
+            let mut trainer = exact_trainer(&sets)?;
             let (summary, _) = trainer.run(None, |_, _| {})?;
             runs.push(summary);
             bar.inc(1);
@@ -166,7 +166,7 @@ fn hypergrid_alpha(a: HypergridAlpha) -> Result<ExitCode> {
     let n_modes = results
         .first()
         .and_then(|(_, r)| r.first())
-        .map_or(0, |s| s.n_modes);
+        .map_or(0, |s| s.n_modes.unwrap_or(0));
     println!(
         "Hypergrid 2-D H={} R0={} ({} mode states), on-policy, learned log Z, batch {}, {} seeds: median over seeds",
         a.height, a.r0, n_modes, a.batch, a.seeds
@@ -196,7 +196,7 @@ fn hypergrid_alpha(a: HypergridAlpha) -> Result<ExitCode> {
         } else {
             "not reached".into()
         };
-        let l1 = median(runs.iter().map(|s| s.l1_exact).collect());
+        let l1 = median(runs.iter().map(exact_l1).collect());
         line += &format!(" {all_txt:>16} {l1:>12.4}");
         println!("{line}");
         let grid: Vec<u64> = (0..=64).map(|i| a.trajectories * i / 64).collect();
@@ -252,8 +252,27 @@ fn median(v: Vec<f64>) -> f64 {
 }
 
 fn train_quietly(sets: Vec<String>) -> Result<(Summary, Vec<crate::train::trainer::EvalPoint>)> {
-    let mut trainer = Trainer::new(load(None, &sets)?)?;
-    trainer.run(None, |_, _| {})
+    exact_trainer(&sets)?.run(None, |_, _| {})
+}
+
+/// A trainer for an experiment that reports exact L1 / log Z: its task must
+/// be enumerated, which is checked here so the tables never show made-up values.
+fn exact_trainer(sets: &[String]) -> Result<Trainer> {
+    let trainer = Trainer::new(load(None, sets)?)?;
+    trainer
+        .task
+        .enumerated("ftb experiment (it reports the exact L1 and log Z)")?;
+    Ok(trainer)
+}
+
+/// The exact L1 of a run of [`exact_trainer`].
+fn exact_l1(s: &Summary) -> f64 {
+    s.l1_exact.expect("experiment trainers are enumerated")
+}
+
+/// `|log Z - log Z_true|` of a run of [`exact_trainer`].
+fn log_z_error(s: &Summary) -> f64 {
+    (s.log_z - s.log_z_true.expect("experiment trainers are enumerated")).abs()
 }
 
 fn off_policy(a: OffPolicyExp) -> Result<ExitCode> {
@@ -266,10 +285,15 @@ fn off_policy(a: OffPolicyExp) -> Result<ExitCode> {
     let base = vec!["env.dim=2".to_string(), format!("env.height={}", a.height)];
     // The dataset is drawn from the target the runs train toward (overrides included).
     let probe_sets: Vec<String> = base.iter().chain(&a.overrides).cloned().collect();
-    let probe = Trainer::new(load(None, &probe_sets)?)?;
-    let all = probe.task.env.all_states();
-    let terminals = probe.dag_terminal_indices();
-    let target = probe.target().to_vec();
+    let probe =
+        exact_trainer(&probe_sets).context("the offline dataset is drawn from the exact target")?;
+    let all = probe
+        .task
+        .enumerated("the offline dataset")?
+        .env
+        .all_states();
+    let terminals = probe.dag_terminal_indices().expect("enumerated");
+    let target = probe.target().expect("enumerated").to_vec();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let mut rows = Vec::new();
     for _ in 0..a.dataset {
@@ -332,8 +356,8 @@ fn off_policy(a: OffPolicyExp) -> Result<ExitCode> {
             sets.extend(extra.iter().cloned());
             sets.extend(a.overrides.iter().cloned());
             let (s, _) = train_quietly(sets)?;
-            let z_err = (s.log_z - s.log_z_true).abs();
-            line += &format!(" {:>24}", format!("{:.4} / {:.4}", s.l1_exact, z_err));
+            let z_err = log_z_error(&s);
+            line += &format!(" {:>24}", format!("{:.4} / {:.4}", exact_l1(&s), z_err));
             json.push(serde_json::json!({"member": member, "mode": name, "l1_exact": s.l1_exact, "log_z_error": z_err}));
             bar.inc(1);
         }
@@ -414,7 +438,7 @@ fn asynchrony(a: AsynchronyExp) -> Result<ExitCode> {
                 sets.extend(extra.iter().cloned());
                 sets.extend(a.overrides.iter().cloned());
                 let (s, points) = train_quietly(sets)?;
-                l1s.push(s.l1_exact);
+                l1s.push(exact_l1(&s));
                 // Measured staleness of trained samples (lag plus queueing).
                 let (mut num, mut den) = (0u64, 0u64);
                 for p in &points {
@@ -436,7 +460,7 @@ fn asynchrony(a: AsynchronyExp) -> Result<ExitCode> {
                         .map(|k| {
                             (
                                 runs_points[0][k].trajectories as f64,
-                                median(runs_points.iter().map(|p| p[k].l1_exact).collect()),
+                                median(runs_points.iter().filter_map(|p| p[k].l1_exact).collect()),
                             )
                         })
                         .collect(),

@@ -80,10 +80,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     let (summary, points) = trainer.run(Some(&mut run_dir), |p, _| {
         bar.set_position(p.iteration);
-        bar.set_message(format!(
-            "L1 {:.4}  log Z {:.3}  modes {}",
-            p.l1_exact, p.log_z, p.modes_found
-        ));
+        bar.set_message(match p.l1_exact {
+            Some(l1) => format!(
+                "L1 {l1:.4}  log Z {:.3}  modes {}",
+                p.log_z,
+                or_dash(p.modes_found)
+            ),
+            None => format!(
+                "mean ln R {:.3}  log Z {:.3}  modes {}",
+                p.samples.mean_log_reward,
+                p.log_z,
+                or_dash(p.modes_found)
+            ),
+        });
     })?;
     bar.finish_and_clear();
     run_dir.write(
@@ -101,7 +110,12 @@ fn write_plots(
     points: &[EvalPoint],
     summary: &Summary,
 ) -> Result<()> {
-    if let Some((h, _)) = trainer.task.grid {
+    if let (Some((h, _)), Some(model), Some(target), Some(e)) = (
+        trainer.task.grid,
+        trainer.exact_distribution(),
+        trainer.target(),
+        trainer.task.enumeration.as_ref(),
+    ) {
         let panel = |title: &str, values: Vec<f64>| Heatmap {
             title: title.to_string(),
             width: h,
@@ -109,11 +123,10 @@ fn write_plots(
             values,
         };
         // Terminal states are all states; map enumeration order back to the grid.
-        let model = trainer.exact_distribution();
         let mut grid_model = vec![0.0; h * h];
         let mut grid_target = vec![0.0; h * h];
-        let all = trainer.task.env.all_states();
-        for (i, (m, t)) in model.iter().zip(trainer.target()).enumerate() {
+        let all = e.env.all_states();
+        for (i, (m, t)) in model.iter().zip(target).enumerate() {
             let r = all.row(i);
             let cell = r[0] as usize * h + r[1] as usize;
             grid_model[cell] = *m;
@@ -134,50 +147,99 @@ fn write_plots(
             .map(|p| (p.trajectories as f64, f(p)))
             .collect::<Vec<_>>()
     };
-    curves_png(
-        &run_dir.file("l1.png"),
-        &format!("exact L1 to target: {}", summary.objective),
-        "trajectories",
-        "sum |P_T - p*|",
-        &[Series {
-            name: summary.objective.clone(),
-            points: xy(|p| p.l1_exact),
-        }],
-        true,
-    )?;
+    if summary.exact {
+        curves_png(
+            &run_dir.file("l1.png"),
+            &format!("exact L1 to target: {}", summary.objective),
+            "trajectories",
+            "sum |P_T - p*|",
+            &[Series {
+                name: summary.objective.clone(),
+                points: xy(|p| p.l1_exact.unwrap_or(f64::NAN)),
+            }],
+            true,
+        )?;
+    } else {
+        // Without enumeration the curve to watch is the reward of what is sampled.
+        curves_png(
+            &run_dir.file("log_reward.png"),
+            &format!("log-reward of the samples: {}", summary.objective),
+            "trajectories",
+            "ln R",
+            &[
+                Series {
+                    name: "mean since previous evaluation".into(),
+                    points: xy(|p| p.samples.mean_log_reward),
+                },
+                Series {
+                    name: "max since previous evaluation".into(),
+                    points: xy(|p| p.samples.max_log_reward),
+                },
+            ],
+            false,
+        )?;
+    }
     let last_x = points.last().map_or(1.0, |p| p.trajectories as f64);
+    let mut log_z_series = vec![Series {
+        name: "log Z used by the loss".into(),
+        points: xy(|p| p.log_z),
+    }];
+    if let Some(z) = summary.log_z_true {
+        log_z_series.push(Series {
+            name: "true log Z".into(),
+            points: vec![(0.0, z), (last_x, z)],
+        });
+    }
     curves_png(
         &run_dir.file("log_z.png"),
         "log Z",
         "trajectories",
         "log Z",
-        &[
-            Series {
-                name: "log Z used by the loss".into(),
-                points: xy(|p| p.log_z),
-            },
-            Series {
-                name: "true log Z".into(),
-                points: vec![(0.0, summary.log_z_true), (last_x, summary.log_z_true)],
-            },
-        ],
+        &log_z_series,
         false,
     )?;
     Ok(())
 }
 
 fn print_summary(s: &Summary, run_dir: &RunDir) {
+    // Exact entries print "-" when the task was not enumerated (run.exact).
+    let exact = |f: fn(&crate::eval::Metrics) -> f64, digits: usize| {
+        s.metrics
+            .as_ref()
+            .map_or("-".into(), |m| format!("{:.digits$}", f(m)))
+    };
     let rows: Vec<(&str, String)> = vec![
         ("objective", s.objective.clone()),
         ("trajectories", s.trajectories.to_string()),
-        ("exact L1 (sum over states)", format!("{:.5}", s.l1_exact)),
-        ("exact TV", format!("{:.5}", s.metrics.tv)),
-        ("KL(P_T || p*)", format!("{:.5}", s.metrics.kl_model_target)),
-        ("KL(p* || P_T)", format!("{:.5}", s.metrics.kl_target_model)),
-        ("Spearman(P_T, R)", format!("{:.4}", s.metrics.spearman)),
+        ("exact L1 (sum over states)", exact(|m| m.l1_sum, 5)),
+        ("exact TV", exact(|m| m.tv, 5)),
+        ("KL(P_T || p*)", exact(|m| m.kl_model_target, 5)),
+        ("KL(p* || P_T)", exact(|m| m.kl_target_model, 5)),
+        ("Spearman(P_T, R)", exact(|m| m.spearman, 4)),
         ("log Z (learned / used)", format!("{:.5}", s.log_z)),
-        ("log Z (true)", format!("{:.5}", s.log_z_true)),
-        ("modes found", format!("{} / {}", s.modes_found, s.n_modes)),
+        (
+            "log Z (true)",
+            s.log_z_true.map_or("-".into(), |z| format!("{z:.5}")),
+        ),
+        (
+            "mean / max ln R (last eval)",
+            format!(
+                "{:.4} / {:.4} ({} samples)",
+                s.samples.mean_log_reward, s.samples.max_log_reward, s.samples.samples
+            ),
+        ),
+        (
+            "best ln R sampled",
+            format!("{:.4}", s.samples.best_log_reward),
+        ),
+        (
+            "distinct objects sampled",
+            s.samples.distinct_terminals.to_string(),
+        ),
+        (
+            "modes found",
+            format!("{} / {}", or_dash(s.modes_found), or_dash(s.n_modes)),
+        ),
         (
             "all modes found after",
             s.all_modes_at
@@ -196,4 +258,9 @@ fn print_summary(s: &Summary, run_dir: &RunDir) {
         println!("{k:<w$}  {v}");
     }
     println!("run directory: {}", run_dir.path.display());
+}
+
+/// A count, or "-" where it is not known.
+fn or_dash(v: Option<usize>) -> String {
+    v.map_or("-".into(), |n| n.to_string())
 }

@@ -537,6 +537,35 @@ impl HypergridReward {
         self.reward_of(row) == self.max_reward
     }
 
+    /// The number of modes without enumeration (`None` when it overflows).
+    /// The reward depends on a state only through whether every coordinate is
+    /// in the outer band and whether every one is in the inner ring, so the
+    /// states of each of the four combinations are counted per coordinate
+    /// (inclusion-exclusion) and those whose value is the maximum are summed.
+    pub fn mode_count(&self) -> Option<usize> {
+        let d = u32::try_from(self.dim).ok()?;
+        let count =
+            |f: fn(&(bool, bool)) -> bool| self.bands.iter().filter(|b| f(b)).count() as u128;
+        let pow = |n: u128| n.checked_pow(d);
+        let (all, outer, inner, both) = (
+            pow(self.height as u128)?,
+            pow(count(|b| b.0))?,
+            pow(count(|b| b.1))?,
+            pow(count(|b| b.0 && b.1))?,
+        );
+        let total = [
+            ((true, true), both),
+            ((true, false), outer - both),
+            ((false, true), inner - both),
+            ((false, false), all + both - outer - inner),
+        ]
+        .iter()
+        .filter(|((o, i), _)| self.family.value(*o, *i) == self.max_reward)
+        .map(|&(_, n)| n)
+        .sum::<u128>();
+        usize::try_from(total).ok()
+    }
+
     /// Positions in `env.all_states()` of every mode.
     pub fn mode_states(&self, env: &Hypergrid) -> Vec<usize> {
         self.check_env(env).unwrap_or_else(|e| panic!("{e}"));

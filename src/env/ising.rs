@@ -537,6 +537,37 @@ impl IsingReward {
         -self.beta * self.energy(row)
     }
 
+    /// The ground states without enumeration, where they are known in closed
+    /// form: `(max ln R, number of maximisers)`. With `b = beta J >= 0` the
+    /// aligned configurations maximise both terms, giving
+    /// `b |edges| + |beta h| N` (one state if `beta h != 0`, two if `h = 0`,
+    /// all `2^N` if also `b = 0`); with `b < 0`, `h = 0` and an even side the
+    /// two checkerboards give `|b| |edges|`. Odd antiferromagnets (frustrated)
+    /// and antiferromagnets in a field return `None`. The count is `None` when
+    /// it overflows `usize`.
+    pub fn ground_states(&self) -> Option<(f64, Option<usize>)> {
+        let (b_j, b_h) = (self.beta * self.coupling, self.beta * self.field);
+        let (n_sites, n_edges) = (self.side * self.side, self.edges.len() as f64);
+        if b_j >= 0.0 {
+            let max = b_j * n_edges + b_h.abs() * n_sites as f64;
+            let count = if b_h != 0.0 {
+                Some(1)
+            } else if b_j > 0.0 {
+                Some(2)
+            } else {
+                u32::try_from(n_sites)
+                    .ok()
+                    .and_then(|n| 1usize.checked_shl(n))
+                    .filter(|_| n_sites < usize::BITS as usize)
+            };
+            Some((max, count))
+        } else if b_h == 0.0 && self.side.is_multiple_of(2) {
+            Some((-b_j * n_edges, Some(2)))
+        } else {
+            None
+        }
+    }
+
     /// Errors when the reward was built for another lattice side.
     pub fn check_env(&self, env: &Ising) -> Result<(), IsingError> {
         if self.side != env.side {

@@ -551,6 +551,19 @@ impl SequenceReward {
             .sum()
     }
 
+    /// The number of full strings reaching [`SequenceReward::max_log_reward`]:
+    /// the product over positions of the tokens tied (to 1e-9) with the best
+    /// weight there. `None` when it overflows `usize`.
+    pub fn mode_count(&self) -> Option<usize> {
+        let tol = crate::eval::samples::MODE_TOLERANCE;
+        self.table
+            .chunks_exact(self.vocab)
+            .try_fold(1usize, |acc, r| {
+                let best = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                acc.checked_mul(r.iter().filter(|&&w| w >= best - tol).count())
+            })
+    }
+
     /// Errors when the reward was built for another `V` or `L`.
     pub fn check_env(&self, env: &SequenceGeneration) -> Result<(), SequenceError> {
         if (env.vocab, env.length) != (self.vocab, self.length) {

@@ -534,6 +534,22 @@ impl SetReward {
         v.iter().take(set_size).sum()
     }
 
+    /// The number of `set_size`-subsets reaching [`SetReward::max_log_reward`]:
+    /// the values strictly above the `set_size`-th largest are in every one,
+    /// and the rest are chosen among the values tied with it (to 1e-9).
+    /// `None` when the count overflows `usize`.
+    pub fn mode_count(&self, set_size: usize) -> Option<usize> {
+        let mut v = self.values.clone();
+        v.sort_by(|a, b| b.total_cmp(a));
+        let Some(&t) = v.get(set_size.checked_sub(1)?) else {
+            return Some(0);
+        };
+        let tol = crate::eval::samples::MODE_TOLERANCE;
+        let above = v.iter().filter(|&&x| x > t + tol).count();
+        let tied = v.iter().filter(|&&x| (x - t).abs() <= tol).count();
+        binomial(tied, set_size - above)
+    }
+
     /// Errors when the reward was built for another `|D|`.
     pub fn check_env(&self, env: &SetGeneration) -> Result<(), SetError> {
         if self.values.len() != env.n_elements {

@@ -7,7 +7,8 @@
 //!
 //! * [`exact`]: the transition table, `P_T` by DP, the target `p*` and `log Z`;
 //! * [`metrics`]: L1 / TV / KL / JSD / exact f-divergences between two distributions;
-//! * [`modes`]: which modes have been sampled, and after how many trajectories.
+//! * [`modes`]: which modes have been sampled, and after how many trajectories;
+//! * [`samples`]: sample-based metrics and modes for spaces too large to enumerate.
 //!
 //! ```
 //! use ftb::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
@@ -25,10 +26,12 @@
 pub mod exact;
 pub mod metrics;
 pub mod modes;
+pub mod samples;
 
 pub use exact::{Dag, target_distribution, terminating_distribution};
 pub use metrics::{Metrics, empirical_l1};
 pub use modes::ModesTracker;
+pub use samples::{ModeRule, SampleMetrics, SampleTracker};
 
 use crate::env::{Enumerable, LogReward};
 

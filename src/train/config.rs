@@ -148,12 +148,39 @@ pub struct RunConfig {
     /// Training trajectories in total.
     pub trajectories: u64,
     pub seed: u64,
-    /// Exact evaluation every this many iterations.
+    /// Evaluation (exact, or sample-based without enumeration) every this many iterations.
     pub eval_every: usize,
+    /// Whether to enumerate the state space for exact evaluation.
+    pub exact: ExactEval,
     /// Fresh samples for the empirical L1 at the end (0 = skip).
     pub empirical_samples: usize,
     /// Worker threads of the tensor backend.
     pub threads: usize,
+}
+
+/// `run.exact`: when the trainer enumerates the state space. Exact
+/// evaluation (the DAG, `P_T` by DP, exact L1 and `log Z`) needs every state
+/// listed, which large spaces (Ising 6x6, sets at |D| = 32) cannot afford;
+/// without it the trainer reports sample-based metrics instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExactEval {
+    /// Enumerate when the environment allows it.
+    Auto,
+    /// Enumerate, and fail (with the environment's reason) when it cannot.
+    Always,
+    /// Never enumerate, even when it is possible (benchmarks, large runs).
+    Never,
+}
+
+impl std::fmt::Display for ExactEval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExactEval::Auto => "auto",
+            ExactEval::Always => "always",
+            ExactEval::Never => "never",
+        })
+    }
 }
 
 /// Reads a TOML config (the embedded default when `path` is None) and applies

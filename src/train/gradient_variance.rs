@@ -51,7 +51,7 @@ pub fn gradient_variance(
             trainer.task.dynamics(),
             trainer.task.reward.as_ref(),
             &batch,
-            Some(trainer.log_z_true()),
+            trainer.log_z_true(),
             &trainer.device,
             version,
         )?;

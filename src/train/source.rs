@@ -5,7 +5,7 @@
 
 use super::config::OffPolicyConfig;
 use super::task::Task;
-use crate::env::{Environment, StateBatch};
+use crate::env::StateBatch;
 use crate::policy::GflowNetPolicy;
 use crate::sample::replay::{
     BufferSummary, FifoBuffer, PrioritizedBuffer, ReplayBuffer, ReplayStats, ShenBuffer, object_key,
@@ -17,7 +17,6 @@ use crate::sample::{
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use rand_chacha::ChaCha8Rng;
-use std::sync::Arc;
 
 /// The replay buffer kinds (`offpolicy.replay`).
 pub const REPLAY_KINDS: &str = "none, fifo, prioritized, shen";
@@ -75,7 +74,7 @@ impl BatchSource {
                 );
             }
             Some(ActorPool::start(
-                task.env.clone() as Arc<dyn Environment>,
+                task.env.clone(),
                 task.reward.clone(),
                 initial.clone(),
                 ActorSettings {

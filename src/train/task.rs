@@ -1,34 +1,69 @@
-//! A training task: an enumerable environment and its reward as trait
-//! objects, plus the mode states used for mode-discovery metrics. The
-//! trainer, sources and experiments see only this, so a new environment is
-//! one more arm of [`Task::from_config`].
+//! A training task: the environment's dynamics and its reward as trait
+//! objects, the enumeration used for exact evaluation when the space is small
+//! enough (and `run.exact` allows it), and a mode rule that works without
+//! enumeration. The trainer, sources and experiments see only this, so a new
+//! environment is one more arm of [`Task::from_config`].
 
-use super::config::EnvConfig;
+use super::config::{EnvConfig, ExactEval};
 use crate::env::bitseq::{BitSeq, BitSeqReward};
 use crate::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use crate::env::ising::{Ising, IsingReward};
 use crate::env::sequence::{SequenceGeneration, SequenceReward};
 use crate::env::set::{SetGeneration, SetReward};
 use crate::env::{Enumerable, Environment, LogReward};
+use crate::eval::ModeRule;
 use anyhow::{Context, Result, bail};
 use std::sync::Arc;
 
 /// Environment kinds `env.kind` accepts.
 pub const ENV_KINDS: &str = "hypergrid, bitseq, set, sequence, ising";
 
+/// The listed state space of an enumerated task.
 #[derive(Clone)]
-pub struct Task {
+pub struct Enumeration {
+    /// The same environment as [`Task::env`], with its state listing.
     pub env: Arc<dyn Enumerable>,
-    pub reward: Arc<dyn LogReward>,
     /// Enumeration indices of the states with maximal reward.
     pub modes: Vec<usize>,
+}
+
+#[derive(Clone)]
+pub struct Task {
+    /// The dynamics (every kind, however large).
+    pub env: Arc<dyn Environment>,
+    pub reward: Arc<dyn LogReward>,
+    /// The state listing for exact evaluation; `None` when the space is too
+    /// large or `run.exact = "never"`.
+    pub enumeration: Option<Enumeration>,
+    /// Recognises modes from a sampled object and its log-reward, for mode
+    /// discovery without enumeration (`None`: the modes are not known in
+    /// closed form, e.g. a frustrated Ising antiferromagnet).
+    pub mode_rule: Option<ModeRule>,
     /// Grid shape `(rows, cols)` and the coordinates of every state, for heatmaps
     /// of 2-D environments.
     pub grid: Option<(usize, usize)>,
 }
 
+/// Whether to enumerate under `run.exact`, given the environment's own
+/// verdict (`check`: its state count or why it cannot list them).
+fn wants_enumeration<E: std::fmt::Display>(
+    exact: ExactEval,
+    check: std::result::Result<usize, E>,
+) -> Result<bool> {
+    Ok(match (exact, check) {
+        (ExactEval::Never, _) => false,
+        (_, Ok(_)) => true,
+        (ExactEval::Auto, Err(_)) => false,
+        (ExactEval::Always, Err(e)) => bail!(
+            "run.exact = \"always\": {e}; set run.exact = \"auto\" or \"never\" to train \
+             with sample-based metrics instead"
+        ),
+    })
+}
+
 impl Task {
-    pub fn from_config(cfg: &EnvConfig) -> Result<Self> {
+    /// Builds the task of `cfg`, enumerating its states when `exact` says so.
+    pub fn from_config(cfg: &EnvConfig, exact: ExactEval) -> Result<Self> {
         match cfg.kind.as_str() {
             "hypergrid" => {
                 let env = Hypergrid::new(cfg.dim, cfg.height)?;
@@ -45,45 +80,49 @@ impl Task {
                     },
                 };
                 let reward = HypergridReward::new(&env, family)?;
-                env.check_enumerable()
-                    .context("exact evaluation needs an enumerable grid")?;
-                let modes = reward.mode_states(&env);
-                Ok(Self {
-                    grid: (cfg.dim == 2).then_some((cfg.height, cfg.height)),
-                    env: Arc::new(env),
-                    reward: Arc::new(reward),
-                    modes,
-                })
+                let enumeration = wants_enumeration(exact, env.check_enumerable())?
+                    .then(|| reward.mode_states(&env));
+                let count = reward.mode_count();
+                let rule_reward = reward.clone();
+                let rule = ModeRule::predicate(move |row, _| rule_reward.is_mode(row), count);
+                Ok(Self::assemble(
+                    env,
+                    reward,
+                    enumeration,
+                    Some(rule),
+                    (cfg.dim == 2).then_some((cfg.height, cfg.height)),
+                ))
             }
             "bitseq" => {
                 let env = BitSeq::new(cfg.bits, cfg.word).context("env.bits / env.word")?;
-                env.check_enumerable()
-                    .context("exact evaluation needs an enumerable bitseq")?;
                 let reward = BitSeqReward::random_modes(cfg.bits, cfg.modes, cfg.reward_seed)
                     .and_then(|r| r.with_beta(cfg.beta))
                     .context("env.modes / env.beta")?;
-                let modes = reward.mode_indices(&env);
-                Ok(Self {
-                    env: Arc::new(env),
-                    reward: Arc::new(reward),
-                    modes,
-                    grid: None,
-                })
+                let enumeration = wants_enumeration(exact, env.check_enumerable())?
+                    .then(|| reward.mode_indices(&env));
+                let count = Some(reward.n_modes());
+                let rule_reward = reward.clone();
+                let rule = ModeRule::predicate(
+                    move |row, _| rule_reward.min_distance_of_row(row) == 0,
+                    count,
+                );
+                Ok(Self::assemble(env, reward, enumeration, Some(rule), None))
             }
             "set" => {
                 let env = SetGeneration::new(cfg.elements, cfg.set_size)
                     .context("env.elements / env.set_size")?;
-                env.check_enumerable()
-                    .context("exact evaluation needs an enumerable set size")?;
                 let reward = SetReward::random(cfg.elements, cfg.reward_seed, cfg.reward_scale)
                     .context("env.reward_scale")?;
-                Ok(Self::with_best_states(Arc::new(env), Arc::new(reward)))
+                let rule = ModeRule::max_log_reward(
+                    reward.max_log_reward(cfg.set_size),
+                    reward.mode_count(cfg.set_size),
+                );
+                let enumerate = wants_enumeration(exact, env.check_enumerable())?;
+                Ok(Self::with_best_states(env, reward, enumerate, Some(rule)))
             }
             "sequence" => {
                 let env = SequenceGeneration::new(cfg.vocab, cfg.length)
                     .context("env.vocab / env.length")?;
-                env.check_enumerable()
-                    .context("exact evaluation needs an enumerable sequence space")?;
                 let reward = SequenceReward::random(
                     cfg.vocab,
                     cfg.length,
@@ -91,16 +130,22 @@ impl Task {
                     cfg.reward_scale,
                 )
                 .context("env.reward_scale")?;
-                Ok(Self::with_best_states(Arc::new(env), Arc::new(reward)))
+                let rule = ModeRule::max_log_reward(reward.max_log_reward(), reward.mode_count());
+                let enumerate = wants_enumeration(exact, env.check_enumerable())?;
+                Ok(Self::with_best_states(env, reward, enumerate, Some(rule)))
             }
             "ising" => {
                 let env = Ising::new(cfg.side).context("env.side")?;
-                env.check_enumerable()
-                    .context("env.side: exact evaluation needs an enumerable lattice")?;
                 let reward = IsingReward::new(&env, cfg.coupling, cfg.field, cfg.beta)
                     .context("env.coupling / env.field / env.beta")?;
-                // For J > 0, h = 0 the modes are the two aligned ground states.
-                Ok(Self::with_best_states(Arc::new(env), Arc::new(reward)))
+                // Ferromagnets (and even-side antiferromagnets at h = 0) have
+                // closed-form ground states; for J > 0, h = 0 the two aligned ones.
+                let rule = reward
+                    .ground_states()
+                    .map(|(max, count)| ModeRule::max_log_reward(max, count));
+                let enumerate =
+                    wants_enumeration(exact, env.check_enumerable()).context("env.side")?;
+                Ok(Self::with_best_states(env, reward, enumerate, rule))
             }
             other if crate::continuous::is_continuous(other) => bail!(
                 "env.kind = `{other}` is a continuous sampler: it trains with `ftb train` \
@@ -110,23 +155,55 @@ impl Task {
         }
     }
 
-    /// A task whose modes are its terminal states of maximal reward (to 1e-9).
-    fn with_best_states(env: Arc<dyn Enumerable>, reward: Arc<dyn LogReward>) -> Self {
-        let (log_p, _) = crate::eval::target_distribution(env.as_ref(), reward.as_ref());
-        let best = log_p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let modes = (0..log_p.len())
-            .filter(|&i| log_p[i] >= best - 1e-9)
-            .collect();
+    fn assemble<E: Enumerable + 'static, R: LogReward + 'static>(
+        env: E,
+        reward: R,
+        modes: Option<Vec<usize>>,
+        mode_rule: Option<ModeRule>,
+        grid: Option<(usize, usize)>,
+    ) -> Self {
+        let env: Arc<dyn Enumerable> = Arc::new(env);
         Self {
-            env,
-            reward,
-            modes,
-            grid: None,
+            env: env.clone(),
+            reward: Arc::new(reward),
+            enumeration: modes.map(|modes| Enumeration { env, modes }),
+            mode_rule,
+            grid,
         }
+    }
+
+    /// A task whose enumerated modes are its terminal states of maximal
+    /// reward (to 1e-9), found from the exact target.
+    fn with_best_states<E: Enumerable + 'static, R: LogReward + 'static>(
+        env: E,
+        reward: R,
+        enumerate: bool,
+        mode_rule: Option<ModeRule>,
+    ) -> Self {
+        let modes = enumerate.then(|| {
+            let (log_p, _) = crate::eval::target_distribution(&env, &reward);
+            let best = log_p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (0..log_p.len())
+                .filter(|&i| log_p[i] >= best - 1e-9)
+                .collect()
+        });
+        Self::assemble(env, reward, modes, mode_rule, None)
     }
 
     /// The environment as the dynamics-only trait object.
     pub fn dynamics(&self) -> &dyn Environment {
         self.env.as_ref()
+    }
+
+    /// The enumerated environment, or an error naming `run.exact` for
+    /// `what` (a feature that needs every state listed).
+    pub fn enumerated(&self, what: &str) -> Result<&Enumeration> {
+        self.enumeration.as_ref().with_context(|| {
+            format!(
+                "{what} needs the state space enumerated: the environment ({}) is too large to \
+                 list or run.exact = \"never\"",
+                self.env.name()
+            )
+        })
     }
 }

@@ -1,14 +1,18 @@
 //! The training loop: sample a batch on-policy (with optional exploration),
 //! evaluate the objective under the current model, step Adam for the policy
 //! and (separately, with its own learning rate) the learned log Z, and
-//! evaluate the exact terminating distribution every few iterations.
+//! evaluate every few iterations: the exact terminating distribution when the
+//! task is enumerated, sample-based metrics always.
 
 use super::config::TrainConfig;
 use super::run_dir::RunDir;
 use super::source::BatchSource;
 use super::task::Task;
-use crate::env::Enumerable;
-use crate::eval::{Dag, Metrics, ModesTracker, empirical_l1, target_distribution};
+use crate::divergence::partition::LogZMode;
+use crate::env::{Enumerable, StateBatch};
+use crate::eval::{
+    Dag, Metrics, ModesTracker, SampleMetrics, SampleTracker, empirical_l1, target_distribution,
+};
 use crate::objective::{Objective, compute};
 use crate::policy::BackwardPolicy;
 use crate::policy::{GflowNetPolicy, LogZ, PolicyShape, mask_tensor};
@@ -20,23 +24,29 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// What a run reached (written as `summary.json`).
+/// What a run reached (written as `summary.json`). The exact fields are
+/// `None` (`null`) when the task was not enumerated (`run.exact`); the
+/// sample metrics are always there.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub objective: String,
     /// Exact `sum_x |P_T(x) - p*(x)|` at the end.
-    pub l1_exact: f64,
-    pub metrics: Metrics,
-    /// The trained member's exact `D_f(P_T || p*)` (`None` for objectives without a member).
+    pub l1_exact: Option<f64>,
+    pub metrics: Option<Metrics>,
+    /// The trained member's exact `D_f(P_T || p*)` (`None` for objectives
+    /// without a member, or without enumeration).
     pub f_divergence: Option<f64>,
     /// The log Z the objective used last: learned, mean DevGrad offset, exact,
     /// or `ln F(s0)` for flow objectives (`null` for modified DB, which has none).
     pub log_z: f64,
-    pub log_z_true: f64,
-    pub modes_found: usize,
-    pub n_modes: usize,
+    pub log_z_true: Option<f64>,
+    /// Modes sampled (`None`: the modes are not known for this task).
+    pub modes_found: Option<usize>,
+    /// Number of modes (`None`: not known without enumeration).
+    pub n_modes: Option<usize>,
     /// Trajectories seen when the last mode was first sampled.
     pub all_modes_at: Option<u64>,
     /// `(trajectories, modes found)` each time a new mode was sampled.
@@ -46,6 +56,11 @@ pub struct Summary {
     /// Empirical sum-L1 from fresh samples (torchgfn's convention), if measured.
     pub l1_empirical: Option<f64>,
     pub empirical_samples: usize,
+    /// The sampler's draws: the last evaluation window, best log-reward and
+    /// distinct objects over the whole run.
+    pub samples: SampleMetrics,
+    /// Whether the exact fields were computed (the task was enumerated).
+    pub exact: bool,
     pub wall_seconds: f64,
     pub seed: u64,
     pub version: String,
@@ -58,8 +73,12 @@ pub struct EvalPoint {
     pub trajectories: u64,
     pub loss: f64,
     pub log_z: f64,
-    pub l1_exact: f64,
-    pub modes_found: usize,
+    /// Exact L1 (`None` without enumeration).
+    pub l1_exact: Option<f64>,
+    pub modes_found: Option<usize>,
+    /// The sampler's draws since the previous evaluation.
+    #[serde(flatten)]
+    pub samples: SampleMetrics,
     pub seconds: f64,
     /// Since the previous evaluation: share of trajectories not on-policy.
     pub off_policy_fraction: f64,
@@ -88,9 +107,9 @@ pub struct Optimisers {
 pub struct StepOutput {
     pub loss: f64,
     pub log_z: f64,
-    /// Enumeration indices of the terminal objects the sampler itself drew
-    /// this step (not replays or dataset objects): what mode discovery counts.
-    pub terminal_indices: Vec<usize>,
+    /// The terminal objects the sampler itself drew this step (not replays
+    /// or dataset objects): what mode discovery and sample metrics count.
+    pub terminals: StateBatch,
     /// Trajectories trained on.
     pub trained: usize,
     /// Rows (states) the learner evaluated.
@@ -116,7 +135,17 @@ pub fn effective_sample_fraction(log_w: &[f64]) -> f64 {
     (2.0 * a - b).exp() / log_w.len() as f64
 }
 
-/// A training run on an enumerable environment.
+/// What exact evaluation needs, built once for an enumerated task.
+struct Exact {
+    env: Arc<dyn Enumerable>,
+    dag: Dag,
+    /// `p*` over terminal states, in DAG terminal order.
+    target: Vec<f64>,
+    log_z_true: f64,
+    mode_indices: Vec<usize>,
+}
+
+/// A training run; exact evaluation when the task is enumerated.
 pub struct Trainer {
     pub cfg: TrainConfig,
     pub task: Task,
@@ -125,17 +154,30 @@ pub struct Trainer {
     pub policy: GflowNetPolicy,
     pub log_z: LogZ,
     source: BatchSource,
-    dag: Dag,
-    target: Vec<f64>,
-    log_z_true: f64,
-    mode_indices: Vec<usize>,
+    exact: Option<Exact>,
 }
 
 impl Trainer {
     pub fn new(cfg: TrainConfig) -> Result<Self> {
-        let task = Task::from_config(&cfg.env)?;
+        let task = Task::from_config(&cfg.env, cfg.run.exact)?;
         let (env, reward) = (task.env.clone(), task.reward.clone());
         let objective = cfg.objective()?;
+        if task.enumeration.is_none() {
+            if matches!(
+                objective,
+                Objective::FTb {
+                    log_z: LogZMode::Exact,
+                    ..
+                }
+            ) {
+                task.enumerated("objective.log_z = \"exact\" (the true log Z)")?;
+            }
+            if cfg.run.empirical_samples > 0 {
+                task.enumerated(
+                    "run.empirical_samples > 0 (the empirical L1 to the exact target)",
+                )?;
+            }
+        }
         let device = Device::flex().autodiff();
         device.seed(cfg.run.seed);
         let shape = PolicyShape {
@@ -156,11 +198,19 @@ impl Trainer {
             &policy.valid(),
             cfg.run.seed.wrapping_add(1),
         )?;
-        let dag = Dag::new(env.as_ref());
-        let (log_target, log_z_true) = target_distribution(env.as_ref(), reward.as_ref());
-        let target: Vec<f64> =
-            dag.terminal_values(&log_target.iter().map(|l| l.exp()).collect::<Vec<_>>());
-        let mode_indices = task.modes.clone();
+        let exact = task.enumeration.as_ref().map(|e| {
+            let dag = Dag::new(e.env.as_ref());
+            let (log_target, log_z_true) = target_distribution(e.env.as_ref(), reward.as_ref());
+            let target: Vec<f64> =
+                dag.terminal_values(&log_target.iter().map(|l| l.exp()).collect::<Vec<_>>());
+            Exact {
+                env: e.env.clone(),
+                dag,
+                target,
+                log_z_true,
+                mode_indices: e.modes.clone(),
+            }
+        });
         Ok(Self {
             cfg,
             task,
@@ -169,30 +219,38 @@ impl Trainer {
             policy,
             log_z,
             source,
-            dag,
-            target,
-            log_z_true,
-            mode_indices,
+            exact,
         })
     }
 
-    pub fn log_z_true(&self) -> f64 {
-        self.log_z_true
+    /// Whether exact evaluation is available (the task was enumerated).
+    pub fn is_exact(&self) -> bool {
+        self.exact.is_some()
     }
 
-    /// The exact terminating distribution of the current policy over terminal states.
-    pub fn exact_distribution(&self) -> Vec<f64> {
-        let p_t = exact_terminating(&self.policy.valid(), self.task.env.as_ref(), &self.dag);
-        self.dag.terminal_values(&p_t)
+    /// The true log Z (`None` without enumeration).
+    pub fn log_z_true(&self) -> Option<f64> {
+        self.exact.as_ref().map(|e| e.log_z_true)
     }
 
-    /// Enumeration indices of the terminal states, in the order of [`Trainer::target`].
-    pub fn dag_terminal_indices(&self) -> Vec<usize> {
-        self.dag.terminal_indices()
+    /// The exact terminating distribution of the current policy over terminal
+    /// states (`None` without enumeration).
+    pub fn exact_distribution(&self) -> Option<Vec<f64>> {
+        self.exact.as_ref().map(|e| {
+            let p_t = exact_terminating(&self.policy.valid(), e.env.as_ref(), &e.dag);
+            e.dag.terminal_values(&p_t)
+        })
     }
 
-    pub fn target(&self) -> &[f64] {
-        &self.target
+    /// Enumeration indices of the terminal states, in the order of
+    /// [`Trainer::target`] (`None` without enumeration).
+    pub fn dag_terminal_indices(&self) -> Option<Vec<usize>> {
+        self.exact.as_ref().map(|e| e.dag.terminal_indices())
+    }
+
+    /// `p*` over the terminal states (`None` without enumeration).
+    pub fn target(&self) -> Option<&[f64]> {
+        self.exact.as_ref().map(|e| e.target.as_slice())
     }
 
     /// Fresh Adam optimisers for the policy and the learned log Z.
@@ -239,9 +297,6 @@ impl Trainer {
             self.source
                 .next(it, &snapshot, &self.task, &self.device, rng)?
         };
-        let terminal_indices: Vec<usize> = (0..terminals.len())
-            .map(|i| self.task.env.state_index(&terminals, i))
-            .collect();
         let t1 = Instant::now();
         let out = compute(
             &self.objective,
@@ -250,7 +305,7 @@ impl Trainer {
             self.task.dynamics(),
             self.task.reward.as_ref(),
             &batch,
-            Some(self.log_z_true),
+            self.log_z_true(),
             &self.device,
             it,
         )
@@ -285,7 +340,7 @@ impl Trainer {
         Ok(StepOutput {
             loss: out.value,
             log_z: out.log_z.unwrap_or(f64::NAN),
-            terminal_indices,
+            terminals,
             trained: batch.len(),
             states_evaluated: batch.n_rows(),
             seconds: [t1 - t0, t2 - t1, t3 - t2, t4 - t3].map(|d| d.as_secs_f64()),
@@ -310,13 +365,29 @@ impl Trainer {
         let start = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
         let mut opt = self.optimisers();
-        let mut tracker = ModesTracker::new(self.mode_indices.iter().copied());
+        // Enumerated tasks count modes by state index (their exact mode
+        // list); the others by the task's mode rule.
+        let mut tracker = self
+            .exact
+            .as_ref()
+            .map(|e| ModesTracker::new(e.mode_indices.iter().copied()));
+        let mut samples = SampleTracker::new(if tracker.is_some() {
+            None
+        } else {
+            self.task.mode_rule.clone()
+        });
+        let modes_found = |t: &Option<ModesTracker>, s: &SampleTracker| match t {
+            Some(t) => Some(t.found()),
+            None => s.modes_found(),
+        };
         let iterations = cfg.iterations();
         let mut points = Vec::new();
         let mut trajectories = 0u64;
         let mut last_log_z = f64::NAN;
+        let mut last_window = None;
         let (mut seen, mut off, mut ess_sum, mut ess_n) = (0usize, 0usize, 0.0f64, 0usize);
         let mut hist: Vec<u64> = Vec::new();
+        let mut log_r = Vec::new();
         for it in 0..iterations {
             let out = self.step(it, &mut opt, &mut rng)?;
             trajectories += out.trained as u64;
@@ -333,19 +404,35 @@ impl Trainer {
                 }
                 hist[k] += 1;
             }
-            tracker.observe(&out.terminal_indices, trajectories);
+            log_r.resize(out.terminals.len(), 0.0);
+            self.task.reward.log_reward(&out.terminals, &mut log_r);
+            samples.observe(&out.terminals, &log_r, trajectories);
+            if let (Some(t), Some(e)) = (tracker.as_mut(), self.exact.as_ref()) {
+                let indices: Vec<usize> = (0..out.terminals.len())
+                    .map(|i| e.env.state_index(&out.terminals, i))
+                    .collect();
+                t.observe(&indices, trajectories);
+            }
             let last_loss = out.loss;
             last_log_z = out.log_z;
             let last = it + 1 == iterations;
             if (it + 1) % cfg.run.eval_every as u64 == 0 || last {
-                let l1 = crate::eval::metrics::l1_sum(&self.exact_distribution(), &self.target);
+                let l1 = self.exact.as_ref().map(|e| {
+                    crate::eval::metrics::l1_sum(
+                        &self.exact_distribution().expect("enumerated"),
+                        &e.target,
+                    )
+                });
+                let window = samples.take_window();
+                last_window = Some(window.clone());
                 let p = EvalPoint {
                     iteration: it + 1,
                     trajectories,
                     loss: last_loss,
                     log_z: last_log_z,
                     l1_exact: l1,
-                    modes_found: tracker.found(),
+                    modes_found: modes_found(&tracker, &samples),
+                    samples: window,
                     seconds: start.elapsed().as_secs_f64(),
                     off_policy_fraction: off as f64 / seen.max(1) as f64,
                     ess_fraction: if ess_n > 0 {
@@ -366,47 +453,68 @@ impl Trainer {
             }
         }
         let model = self.exact_distribution();
-        let metrics = Metrics::compute(&model, &self.target);
-        let l1_empirical = if cfg.run.empirical_samples > 0 {
-            let counts = sample_on_policy_counts(
-                self.task.env.as_ref(),
-                self.task.reward.as_ref(),
-                &self.policy.valid(),
-                cfg.run.empirical_samples,
-                4096,
-                self.dag.n_states(),
-                &self.device,
-                &mut rng,
-            )?;
-            let counts = self
-                .dag
-                .terminal_indices()
-                .iter()
-                .map(|&i| counts[i])
-                .collect::<Vec<u64>>();
-            Some(empirical_l1(&self.target, &counts))
-        } else {
-            None
+        let metrics = model
+            .as_ref()
+            .zip(self.target())
+            .map(|(m, t)| Metrics::compute(m, t));
+        let l1_empirical = match &self.exact {
+            Some(e) if cfg.run.empirical_samples > 0 => {
+                let counts = sample_on_policy_counts(
+                    e.env.as_ref(),
+                    self.task.reward.as_ref(),
+                    &self.policy.valid(),
+                    cfg.run.empirical_samples,
+                    4096,
+                    e.dag.n_states(),
+                    &self.device,
+                    &mut rng,
+                )?;
+                let counts = e
+                    .dag
+                    .terminal_indices()
+                    .iter()
+                    .map(|&i| counts[i])
+                    .collect::<Vec<u64>>();
+                Some(empirical_l1(&e.target, &counts))
+            }
+            _ => None,
         };
-        let all_modes_at = tracker.trajectories_to_find(tracker.n_modes());
+        let (n_modes, all_modes_at, mode_history) = match &tracker {
+            Some(t) => (
+                Some(t.n_modes()),
+                t.trajectories_to_find(t.n_modes()),
+                t.history(),
+            ),
+            None => (
+                samples.n_modes(),
+                samples
+                    .n_modes()
+                    .and_then(|n| samples.trajectories_to_find(n)),
+                samples.history(),
+            ),
+        };
         let summary = Summary {
             objective: self.objective.label(),
-            l1_exact: metrics.l1_sum,
+            l1_exact: metrics.as_ref().map(|m| m.l1_sum),
+            f_divergence: self.objective.member().and_then(|m| {
+                model
+                    .as_ref()
+                    .zip(self.target())
+                    .map(|(p, t)| crate::eval::metrics::f_divergence(m, p, t))
+            }),
             metrics,
-            f_divergence: self
-                .objective
-                .member()
-                .map(|m| crate::eval::metrics::f_divergence(m, &model, &self.target)),
             log_z: last_log_z,
-            log_z_true: self.log_z_true,
-            modes_found: tracker.found(),
-            n_modes: tracker.n_modes(),
+            log_z_true: self.log_z_true(),
+            modes_found: modes_found(&tracker, &samples),
+            n_modes,
             all_modes_at,
-            mode_history: tracker.history(),
+            mode_history,
             trajectories,
             iterations,
             l1_empirical,
             empirical_samples: cfg.run.empirical_samples,
+            samples: last_window.unwrap_or_else(|| samples.take_window()),
+            exact: self.exact.is_some(),
             wall_seconds: start.elapsed().as_secs_f64(),
             seed: cfg.run.seed,
             version: env!("CARGO_PKG_VERSION").to_string(),
