@@ -9,18 +9,20 @@
 
 #![allow(clippy::needless_range_loop)] // index-heavy math reads better with indices
 
+mod common;
+
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use ftb::divergence::{Divergence, partition::LogZMode};
+use ftb::env::Environment;
 use ftb::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
-use ftb::env::{Environment, LogReward, StateBatch};
 use ftb::eval::target_distribution;
 use ftb::objective::divergence_measures::{ControlVariate, DivergenceMeasure, Measure};
 use ftb::objective::evaluated::{evaluate, per_trajectory_sum};
 use ftb::objective::trajectory_balance::{ftb_loss, unnormalised_residuals};
 use ftb::policy::{BackwardPolicy, GflowNetPolicy, LogZ, PolicyShape, flat_gradients};
-use ftb::sample::{Exploration, Provenance, Sampler, Source, TrajectoryBatch};
+use ftb::sample::{Exploration, Sampler, TrajectoryBatch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -380,57 +382,6 @@ fn names_parse_and_bad_ones_list_the_valid_ones() {
 
 // ---------------------------------------------------------------- hypergrid
 
-/// Every complete trajectory of an exit-anywhere environment, by depth-first search.
-fn all_trajectories(env: &Hypergrid, reward: &dyn LogReward) -> TrajectoryBatch {
-    let width = env.state_width();
-    let (mut states, mut offsets, mut fwd, mut bwd) = (Vec::new(), vec![0], Vec::new(), Vec::new());
-    let mut stack = vec![(env.initial_states(1).data, Vec::<usize>::new(), vec![None])];
-    while let Some((rows, fa, ba)) = stack.pop() {
-        let last = StateBatch::new(rows[rows.len() - width..].to_vec(), width);
-        let mut mask = vec![false; env.n_actions()];
-        env.forward_mask(&last, &mut mask);
-        for a in (0..env.n_actions()).filter(|&a| mask[a]) {
-            let (mut f, mut b) = (fa.clone(), ba.clone());
-            f.push(a);
-            if a == env.exit_action() {
-                states.extend_from_slice(&rows);
-                fwd.extend(f);
-                bwd.extend(b);
-                offsets.push(states.len() / width);
-            } else {
-                let mut next = last.clone();
-                env.step(&mut next, &[Some(a)]);
-                let mut r = rows.clone();
-                r.extend_from_slice(&next.data);
-                b.push(Some(env.backward_action_of(&last, 0, a)));
-                stack.push((r, f, b));
-            }
-        }
-    }
-    let states = StateBatch::new(states, width);
-    let n = offsets.len() - 1;
-    let terminal: Vec<usize> = (0..n).map(|b| offsets[b + 1] - 1).collect();
-    let mut log_rewards = vec![0.0; n];
-    reward.log_reward(&states.select(&terminal), &mut log_rewards);
-    TrajectoryBatch {
-        states,
-        offsets,
-        forward_actions: fwd,
-        backward_actions: bwd,
-        log_rewards,
-        provenance: vec![
-            Provenance {
-                policy_version: 0,
-                source: Source::OnPolicy,
-                exploration: Exploration::default(),
-                behaviour_log_prob: 0.0,
-            };
-            n
-        ],
-        cached_log_pi_f: None,
-    }
-}
-
 struct Grid {
     env: Hypergrid,
     reward: HypergridReward,
@@ -472,7 +423,7 @@ fn grads(g: &Grid, loss: Tensor<1>) -> Vec<f64> {
 
 /// The exact divergence over all 19 trajectories as a differentiable tensor.
 fn exact_divergence_gradient(g: &Grid, m: Measure) -> Vec<f64> {
-    let batch = all_trajectories(&g.env, &g.reward);
+    let batch = common::all_trajectories(&g.env, &g.reward);
     let ev = evaluate(&g.policy, &g.env, &batch, &g.device);
     let log_pi_f = per_trajectory_sum(
         ev.log_pf.clone(),

@@ -65,12 +65,7 @@ pub fn trajectory_loss(
         Objective::Measure(m) => {
             // The divergence-measure estimators (REINFORCE, with or without
             // leave-one-out); the exact log Z where the measure needs one.
-            let z = if m.measure.needs_log_z() {
-                exact_log_z
-            } else {
-                None
-            };
-            let (loss, c) = m.surrogate(log_pf, d_tilde, z)?;
+            let (loss, c) = m.surrogate(log_pf, d_tilde, exact_log_z)?;
             LossOutput {
                 loss,
                 value: c.value,

@@ -523,40 +523,17 @@ pub fn gradient_variance(
     batches: usize,
     rng: &mut ChaCha8Rng,
 ) -> Result<GradientVariance> {
-    assert!(batches >= 2, "a variance needs at least two batches");
-    let (mut sum, mut sum_sq): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    for _ in 0..batches {
+    GradientVariance::from_batches(batches, trainer.cfg.sampling.batch, || {
         let traj = trainer.sample(
             trainer.cfg.sampling.batch,
             trainer.cfg.continuous.explore,
             rng,
         )?;
         let out = trainer.loss(&traj)?;
-        let g = flat_gradients(
+        Ok(flat_gradients(
             &trainer.policy,
             &GradientsParams::from_grads(out.loss.backward(), &trainer.policy),
-        );
-        if sum.is_empty() {
-            sum = vec![0.0; g.len()];
-            sum_sq = vec![0.0; g.len()];
-        }
-        for ((s, q), x) in sum.iter_mut().zip(sum_sq.iter_mut()).zip(&g) {
-            *s += x;
-            *q += x * x;
-        }
-    }
-    let n = batches as f64;
-    let trace = sum
-        .iter()
-        .zip(&sum_sq)
-        .map(|(s, q)| (q - s * s / n) / (n - 1.0))
-        .sum::<f64>();
-    let mean_norm_sq = sum.iter().map(|s| (s / n).powi(2)).sum();
-    Ok(GradientVariance {
-        trace,
-        mean_norm_sq,
-        batches,
-        batch_size: trainer.cfg.sampling.batch,
+        ))
     })
 }
 

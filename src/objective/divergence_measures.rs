@@ -322,7 +322,9 @@ impl DivergenceMeasure {
         })
     }
 
-    /// The scalar surrogate whose gradient is the estimator:
+    /// The scalar surrogate whose gradient is the estimator (`known_log_z`:
+    /// the task's exact `ln Z`, if it has one; used only by the measures that
+    /// need it, so the others behave the same whether or not it is known):
     /// `sum_i forward_i ln pi_F(tau_i) + backward_i (D~_i - ln pi_F(tau_i))`
     /// with detached coefficients (`D~ - ln pi_F = -ln P_B - ln R` carries the
     /// backward policy's gradient). `log_pi_f` and `d_tilde`
@@ -331,9 +333,10 @@ impl DivergenceMeasure {
         &self,
         log_pi_f: Tensor<1>,
         d_tilde: Tensor<1>,
-        log_z: Option<f64>,
+        known_log_z: Option<f64>,
     ) -> Result<(Tensor<1>, Coefficients), NonFiniteResidual> {
         let b = d_tilde.dims()[0];
+        let log_z = known_log_z.filter(|_| self.measure.needs_log_z());
         let c = self.coefficients(&tensor_to_f64(d_tilde.clone()), log_z)?;
         // Coefficients are cast to the tensors' dtype: in f32 they must stay in range.
         let limit = f32::MAX as f64 / 16.0;

@@ -246,12 +246,7 @@ pub fn compute(
                 batch.len(),
                 device,
             );
-            let z = if m.measure.needs_log_z() {
-                exact_log_z
-            } else {
-                None
-            };
-            let (loss, c) = m.surrogate(log_pi_f_t, d, z)?;
+            let (loss, c) = m.surrogate(log_pi_f_t, d, exact_log_z)?;
             LossOutput {
                 loss,
                 value: c.value,

@@ -29,14 +29,12 @@ pub fn gradient_variance(
     version: u64,
     rng: &mut ChaCha8Rng,
 ) -> Result<GradientVariance> {
-    assert!(batches >= 2, "a variance needs at least two batches");
     let sampler = crate::sample::Sampler::new(
         trainer.task.dynamics(),
         trainer.task.reward.as_ref(),
         trainer.device.clone(),
     );
-    let (mut sum, mut sum_sq): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    for _ in 0..batches {
+    GradientVariance::from_batches(batches, trainer.cfg.sampling.batch, || {
         let batch = sampler.sample(
             &trainer.policy.valid(),
             trainer.cfg.sampling.batch,
@@ -55,30 +53,46 @@ pub fn gradient_variance(
             &trainer.device,
             version,
         )?;
-        let g = flat_gradients(
+        Ok(flat_gradients(
             &trainer.policy,
             &GradientsParams::from_grads(out.loss.backward(), &trainer.policy),
-        );
-        if sum.is_empty() {
-            sum = vec![0.0; g.len()];
-            sum_sq = vec![0.0; g.len()];
-        }
-        for ((s, q), x) in sum.iter_mut().zip(sum_sq.iter_mut()).zip(&g) {
-            *s += x;
-            *q += x * x;
-        }
-    }
-    let n = batches as f64;
-    let trace = sum
-        .iter()
-        .zip(&sum_sq)
-        .map(|(s, q)| (q - s * s / n) / (n - 1.0))
-        .sum::<f64>();
-    let mean_norm_sq = sum.iter().map(|s| (s / n).powi(2)).sum();
-    Ok(GradientVariance {
-        trace,
-        mean_norm_sq,
-        batches,
-        batch_size: trainer.cfg.sampling.batch,
+        ))
     })
+}
+
+impl GradientVariance {
+    /// Moments of `batches` gradient vectors drawn by `next` (one per batch):
+    /// the unbiased trace of their covariance and the squared norm of their mean.
+    pub fn from_batches(
+        batches: usize,
+        batch_size: usize,
+        mut next: impl FnMut() -> Result<Vec<f64>>,
+    ) -> Result<Self> {
+        assert!(batches >= 2, "a variance needs at least two batches");
+        let (mut sum, mut sum_sq): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+        for _ in 0..batches {
+            let g = next()?;
+            if sum.is_empty() {
+                sum = vec![0.0; g.len()];
+                sum_sq = vec![0.0; g.len()];
+            }
+            for ((s, q), x) in sum.iter_mut().zip(sum_sq.iter_mut()).zip(&g) {
+                *s += x;
+                *q += x * x;
+            }
+        }
+        let n = batches as f64;
+        let trace = sum
+            .iter()
+            .zip(&sum_sq)
+            .map(|(s, q)| (q - s * s / n) / (n - 1.0))
+            .sum::<f64>();
+        let mean_norm_sq = sum.iter().map(|s| (s / n).powi(2)).sum();
+        Ok(GradientVariance {
+            trace,
+            mean_norm_sq,
+            batches,
+            batch_size,
+        })
+    }
 }

@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests.
+
+use ftb::env::{Environment, LogReward, StateBatch};
+use ftb::sample::{Exploration, Provenance, Source, TrajectoryBatch};
+
+/// Every complete trajectory of an exit-anywhere environment, by depth-first search.
+pub fn all_trajectories(env: &dyn Environment, reward: &dyn LogReward) -> TrajectoryBatch {
+    let width = env.state_width();
+    let mut states = Vec::new();
+    let mut offsets = vec![0];
+    let mut fwd = Vec::new();
+    let mut bwd = Vec::new();
+    // Stack of partial trajectories: (rows, forward actions, backward actions).
+    let mut stack = vec![(env.initial_states(1).data, Vec::<usize>::new(), vec![None])];
+    while let Some((rows, fa, ba)) = stack.pop() {
+        let last = StateBatch::new(rows[rows.len() - width..].to_vec(), width);
+        let mut mask = vec![false; env.n_actions()];
+        env.forward_mask(&last, &mut mask);
+        for a in (0..env.n_actions()).filter(|&a| mask[a]) {
+            if a == env.exit_action() {
+                states.extend_from_slice(&rows);
+                let mut f = fa.clone();
+                f.push(a);
+                fwd.extend(f);
+                bwd.extend(ba.clone());
+                offsets.push(states.len() / width);
+            } else {
+                let mut next = last.clone();
+                env.step(&mut next, &[Some(a)]);
+                let mut r = rows.clone();
+                r.extend_from_slice(&next.data);
+                let (mut f, mut b) = (fa.clone(), ba.clone());
+                f.push(a);
+                b.push(Some(env.backward_action_of(&last, 0, a)));
+                stack.push((r, f, b));
+            }
+        }
+    }
+    let states = StateBatch::new(states, width);
+    let n = offsets.len() - 1;
+    let terminal: Vec<usize> = (0..n).map(|b| offsets[b + 1] - 1).collect();
+    let mut log_rewards = vec![0.0; n];
+    reward.log_reward(&states.select(&terminal), &mut log_rewards);
+    TrajectoryBatch {
+        states,
+        offsets,
+        forward_actions: fwd,
+        backward_actions: bwd,
+        log_rewards,
+        provenance: vec![
+            Provenance {
+                policy_version: 0,
+                source: Source::OnPolicy,
+                exploration: Exploration::default(),
+                behaviour_log_prob: 0.0,
+            };
+            n
+        ],
+        cached_log_pi_f: None,
+    }
+}
