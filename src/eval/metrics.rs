@@ -179,6 +179,10 @@ pub struct Metrics {
     pub jsd: f64,
     /// Spearman rank correlation of `P_T(x)` and `p*(x)` (hence of `ln P_T`
     /// and `ln R`) over the objects: the TB paper's bit-sequence metric.
+    /// Ties in the reward share their rank, but a model's tiny differences
+    /// among tied objects do not, so with few reward levels (the hypergrid's
+    /// three) it stays below 1 even at a near-exact `P_T`: read it where
+    /// rewards take many values.
     pub spearman: f64,
 }
 
