@@ -112,12 +112,12 @@ impl<'a> BackwardSampler<'a> {
             } else {
                 feats.resize(m * features, 0.0);
                 env.encode(&sub, &mut feats);
-                let x = Tensor::<2>::from_data(
-                    TensorData::new(feats.clone(), [m, features]),
-                    &self.device,
-                );
+                // An inference snapshot: the inner (non-autodiff) device.
+                let device = self.device.clone().inner();
+                let x =
+                    Tensor::<2>::from_data(TensorData::new(feats.clone(), [m, features]), &device);
                 let lp = policy
-                    .backward_log_probs(x, mask_tensor(&mask, nb, &self.device))
+                    .backward_log_probs(x, mask_tensor(&mask, nb, &device))
                     .expect("a non-uniform backward policy has log-probabilities");
                 Some(lp.into_data().try_to_vec().expect("f32 log-probs"))
             };

@@ -64,6 +64,13 @@ impl<'a> Sampler<'a> {
         keep_graph: bool,
     ) -> Result<TrajectoryBatch> {
         let env = self.env;
+        // An inference snapshot runs on the inner (non-autodiff) device: the
+        // same kernels, without registering every op with the autodiff graph.
+        let device = if keep_graph {
+            self.device.clone()
+        } else {
+            self.device.clone().inner()
+        };
         let mut graph: Vec<(Tensor<1>, Vec<i64>)> = Vec::new();
         let (n_actions, features) = (env.n_actions(), env.feature_dim());
         let exit = env.exit_action();
@@ -95,10 +102,8 @@ impl<'a> Sampler<'a> {
             env.forward_mask(&sub, &mut mask);
             feats.resize(m * features, 0.0);
             env.encode(&sub, &mut feats);
-            let x =
-                Tensor::<2>::from_data(TensorData::new(feats.clone(), [m, features]), &self.device);
-            let log_probs =
-                policy.forward_log_probs(x, mask_tensor(&mask, n_actions, &self.device));
+            let x = Tensor::<2>::from_data(TensorData::new(feats.clone(), [m, features]), &device);
+            let log_probs = policy.forward_log_probs(x, mask_tensor(&mask, n_actions, &device));
             let kept = keep_graph.then(|| log_probs.clone());
             let log_probs: Vec<f32> = log_probs.into_data().try_to_vec().expect("f32 log-probs");
             actions.iter_mut().for_each(|a| *a = None);
@@ -122,7 +127,7 @@ impl<'a> Sampler<'a> {
                     .map(|&b| *forward[b].last().expect("an action") as i64)
                     .collect();
                 let idx =
-                    Tensor::<2, Int>::from_data(TensorData::new(chosen, [m, 1]), &self.device);
+                    Tensor::<2, Int>::from_data(TensorData::new(chosen, [m, 1]), &device);
                 graph.push((
                     lp.gather(1, idx).reshape([m]),
                     active.iter().map(|&b| b as i64).collect(),
