@@ -60,6 +60,19 @@ impl StateBatch {
         Self::new(data, self.width)
     }
 
+    /// Like [`select`](Self::select), into `out` (same width), reusing its
+    /// allocation: what a per-step loop wants.
+    pub fn select_into(&self, idx: &[usize], out: &mut StateBatch) {
+        assert_eq!(
+            out.width, self.width,
+            "selecting into a batch of another width"
+        );
+        out.data.clear();
+        for &i in idx {
+            out.data.extend_from_slice(self.row(i));
+        }
+    }
+
     pub fn push_row(&mut self, row: &[i64]) {
         assert_eq!(row.len(), self.width);
         self.data.extend_from_slice(row);

@@ -83,8 +83,10 @@ impl<'a> Sampler<'a> {
         let mut behaviour = vec![0.0f64; n];
         let mut active: Vec<usize> = (0..n).collect();
         let mut mask = Vec::new();
-        let mut feats = Vec::new();
         let mut actions: Vec<Option<usize>> = vec![None; n];
+        // Per-step buffers, reused: the active rows and the next step's active set.
+        let mut sub = StateBatch::zeros(0, width);
+        let mut still: Vec<usize> = Vec::with_capacity(n);
         for step in 0.. {
             if active.is_empty() {
                 break;
@@ -96,18 +98,19 @@ impl<'a> Sampler<'a> {
                     env.max_trajectory_length()
                 );
             }
-            let sub = states.select(&active);
+            states.select_into(&active, &mut sub);
             let m = active.len();
             mask.resize(m * n_actions, false);
             env.forward_mask(&sub, &mut mask);
-            feats.resize(m * features, 0.0);
+            // The tensor takes ownership of the features: one buffer per step, no copy.
+            let mut feats = vec![0.0f32; m * features];
             env.encode(&sub, &mut feats);
-            let x = Tensor::<2>::from_data(TensorData::new(feats.clone(), [m, features]), &device);
+            let x = Tensor::<2>::from_data(TensorData::new(feats, [m, features]), &device);
             let log_probs = policy.forward_log_probs(x, mask_tensor(&mask, n_actions, &device));
             let kept = keep_graph.then(|| log_probs.clone());
             let log_probs: Vec<f32> = log_probs.into_data().try_to_vec().expect("f32 log-probs");
             actions.iter_mut().for_each(|a| *a = None);
-            let mut still = Vec::with_capacity(m);
+            still.clear();
             for (j, &b) in active.iter().enumerate() {
                 let row_mask = &mask[j * n_actions..(j + 1) * n_actions];
                 let row_lp = &log_probs[j * n_actions..(j + 1) * n_actions];
@@ -126,8 +129,7 @@ impl<'a> Sampler<'a> {
                     .iter()
                     .map(|&b| *forward[b].last().expect("an action") as i64)
                     .collect();
-                let idx =
-                    Tensor::<2, Int>::from_data(TensorData::new(chosen, [m, 1]), &device);
+                let idx = Tensor::<2, Int>::from_data(TensorData::new(chosen, [m, 1]), &device);
                 graph.push((
                     lp.gather(1, idx).reshape([m]),
                     active.iter().map(|&b| b as i64).collect(),
@@ -137,7 +139,7 @@ impl<'a> Sampler<'a> {
             for &b in &still {
                 visited[b].extend_from_slice(states.row(b));
             }
-            active = still;
+            std::mem::swap(&mut active, &mut still);
         }
         // Flatten trajectory by trajectory.
         let mut offsets = Vec::with_capacity(n + 1);
