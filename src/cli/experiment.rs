@@ -36,9 +36,10 @@ enum Which {
     Asynchrony(AsynchronyExp),
     /// SPEC §6 item 6 (da Silva et al.'s Table 1): TB and f-TB members vs the
     /// divergence-measure estimators (Renyi, Tsallis, reverse/forward KL by
-    /// REINFORCE, with and without leave-one-out) on sets and sequences: mean ±
-    /// std of the final exact L1 over seeds and each objective's gradient
-    /// variance at the same initial parameters; L1 curves as PNG.
+    /// REINFORCE, three control variates) on sets, sequences and the continuous
+    /// Gaussian mixture: mean ± std over seeds of the final exact L1 (grid JSD
+    /// on the mixture), each objective's gradient variance at the same initial
+    /// parameters and at its trained ones; curves as PNG.
     Measures(super::measures_table::MeasuresExp),
 }
 

@@ -2,7 +2,7 @@
 //! for training GFlowNets"): Renyi-alpha, Tsallis-alpha, reverse and forward
 //! KL between `pi_F(tau)` and the target path measure
 //! `pi_B(tau) = R(x) P_B(tau | x) / Z`, estimated with the REINFORCE
-//! score-function estimator, with or without the leave-one-out control variate.
+//! score-function estimator and one of three control variates.
 //!
 //! Every measure is `Phi(E_{pi_F}[g(r)])` with `r = ln pi_F - ln pi_B = D~ + ln Z`,
 //! so its gradient is
@@ -38,9 +38,9 @@
 //! unbiased, with more variance, which is what a baseline removes). Forward
 //! KL and Tsallis need `ln Z`: the exact value when the task knows it,
 //! otherwise the batch importance-sampling estimate `ln mean_i e^{-D~_i}`
-//! (which makes forward KL self-normalised importance sampling). Renyi's `M^` is the batch mean, a
-//! ratio estimator: consistent, biased at small `B`, as in the paper. No
-//! learned `log Z` is needed by any of them.
+//! (which makes forward KL self-normalised importance sampling). Renyi's
+//! `M^` is the batch mean, a ratio estimator: consistent, biased at small
+//! `B`, as in the paper. No learned `log Z` is needed by any of them.
 //!
 //! ```
 //! use ftb::objective::divergence_measures::{ControlVariate, DivergenceMeasure, Measure};
