@@ -15,13 +15,12 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use ftb::divergence::{Divergence, partition::LogZMode};
-use ftb::env::Environment;
 use ftb::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use ftb::eval::target_distribution;
 use ftb::objective::divergence_measures::{ControlVariate, DivergenceMeasure, Measure};
 use ftb::objective::evaluated::{evaluate, per_trajectory_sum};
 use ftb::objective::trajectory_balance::{ftb_loss, unnormalised_residuals};
-use ftb::policy::{BackwardPolicy, GflowNetPolicy, LogZ, PolicyShape, flat_gradients};
+use ftb::policy::{BackwardPolicy, GflowNetPolicy, LogZ, flat_gradients};
 use ftb::sample::{Exploration, Sampler, TrajectoryBatch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -395,16 +394,7 @@ fn tiny_grid(backward: BackwardPolicy) -> Grid {
     let reward = HypergridReward::new(&env, RewardFamily::original()).unwrap();
     let (_, log_z) = target_distribution(&env, &reward);
     let device = Device::flex().autodiff();
-    device.seed(5);
-    let shape = PolicyShape {
-        features: env.feature_dim(),
-        n_actions: env.n_actions(),
-        n_backward_actions: env.n_backward_actions(),
-        hidden: 16,
-        layers: 2,
-        backward,
-    };
-    let policy = GflowNetPolicy::new(shape, &device);
+    let policy = common::small_policy(&env, 16, backward, &device, 5);
     Grid {
         env,
         reward,

@@ -6,13 +6,12 @@ mod common;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use ftb::divergence::{Divergence, Member};
-use ftb::env::Environment;
 use ftb::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use ftb::eval::target_distribution;
 use ftb::objective::evaluated::{constant, evaluate, per_trajectory_sum};
 use ftb::objective::surrogate::{surrogate, tensor_to_f64};
 use ftb::objective::trajectory_balance::unnormalised_residuals;
-use ftb::policy::{BackwardPolicy, GflowNetPolicy, PolicyShape, flat_gradients};
+use ftb::policy::{BackwardPolicy, flat_gradients};
 use ftb::train::{TrainConfig, Trainer, config::load};
 
 /// `f(u)` as tensor operations, written from the generator (never from `L'`).
@@ -43,16 +42,7 @@ fn theorem_a_on_a_tiny_hypergrid_with_all_trajectories() {
     // Monotone paths to (i, j), summed over the 3 x 3 grid: C(i+j, i).
     assert_eq!(batch.len(), 19, "trajectory count");
     let device = Device::flex().autodiff();
-    device.seed(11);
-    let shape = PolicyShape {
-        features: env.feature_dim(),
-        n_actions: env.n_actions(),
-        n_backward_actions: env.n_backward_actions(),
-        hidden: 16,
-        layers: 2,
-        backward: BackwardPolicy::Uniform,
-    };
-    let policy = GflowNetPolicy::new(shape, &device);
+    let policy = common::small_policy(&env, 16, BackwardPolicy::Uniform, &device, 11);
     let members = [
         "forward-kl",
         "hellinger",

@@ -112,14 +112,6 @@ pub struct Coefficients {
 }
 
 impl Measure {
-    /// The order `alpha` of Renyi and Tsallis.
-    pub fn alpha(&self) -> Option<f64> {
-        match self {
-            Measure::Renyi(a) | Measure::Tsallis(a) => Some(*a),
-            _ => None,
-        }
-    }
-
     /// Whether the estimator's value or gradient depends on `ln Z` beyond a
     /// zero-mean term.
     pub fn needs_log_z(&self) -> bool {

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 
+use burn::tensor::Device;
 use ftb::env::{Environment, LogReward, StateBatch};
+use ftb::policy::{BackwardPolicy, GflowNetPolicy, PolicyShape};
 use ftb::sample::{Exploration, Provenance, Source, TrajectoryBatch};
 
 /// Every complete trajectory of an exit-anywhere environment, by depth-first search.
@@ -58,4 +60,24 @@ pub fn all_trajectories(env: &dyn Environment, reward: &dyn LogReward) -> Trajec
         ],
         cached_log_pi_f: None,
     }
+}
+
+/// A small seeded MLP policy (2 layers of `hidden`) shaped for `env`.
+pub fn small_policy(
+    env: &dyn Environment,
+    hidden: usize,
+    backward: BackwardPolicy,
+    device: &Device,
+    seed: u64,
+) -> GflowNetPolicy {
+    device.seed(seed);
+    let shape = PolicyShape {
+        features: env.feature_dim(),
+        n_actions: env.n_actions(),
+        n_backward_actions: env.n_backward_actions(),
+        hidden,
+        layers: 2,
+        backward,
+    };
+    GflowNetPolicy::new(shape, device)
 }
