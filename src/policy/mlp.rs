@@ -53,7 +53,7 @@ impl Mlp {
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
             let h = layer.forward(h);
             if i < last {
-                self.activation.forward(h)
+                super::fused::leaky_relu(h, self.activation.negative_slope)
             } else {
                 h
             }

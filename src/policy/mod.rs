@@ -2,10 +2,10 @@
 //! (learned, shared-trunk, or fixed uniform), state flows `log F(s)` and the
 //! learned `log Z`, all evaluated on whole batches of states.
 
+pub mod fused;
 pub mod mlp;
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use mlp::Mlp;
 use std::fmt;
@@ -218,11 +218,11 @@ impl GflowNetPolicy {
     }
 }
 
-/// Log-softmax over allowed actions: masked logits are set to `-inf`. Callers
-/// must not pass all-masked rows (see [`mask_tensor`], which unmasks them:
-/// their values are never read, and an all `-inf` row would make NaN gradients).
+/// Log-softmax over allowed actions, masked entries `-inf`: one fused kernel
+/// forward and backward ([`fused::masked_log_softmax`]). Rows with no allowed
+/// action are all `-inf` (see [`mask_tensor`], which unmasks them anyway).
 pub fn masked_log_softmax(logits: Tensor<2>, allowed: Tensor<2, Bool>) -> Tensor<2> {
-    log_softmax(logits.mask_fill(allowed.bool_not(), f32::NEG_INFINITY), 1)
+    fused::masked_log_softmax(logits, allowed)
 }
 
 /// Builds a `[n, k]` mask tensor of allowed actions. Rows with no allowed
