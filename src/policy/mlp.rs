@@ -60,16 +60,6 @@ impl Mlp {
         })
     }
 
-    /// The layers, input to output (to restack them, see
-    /// [`super::stacked::StackedMlp`]).
-    pub fn into_layers(self) -> Vec<Linear> {
-        self.layers
-    }
-
-    pub fn negative_slope(&self) -> f64 {
-        self.activation.negative_slope
-    }
-
     /// Multiply-adds per input row (for FLOP accounting in benchmarks).
     pub fn macs_per_row(&self) -> usize {
         self.layers

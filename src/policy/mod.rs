@@ -4,12 +4,10 @@
 
 pub mod fused;
 pub mod mlp;
-pub mod stacked;
 
 use burn::module::{Module, Param};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use mlp::Mlp;
-use stacked::StackedMlp;
 use std::fmt;
 use std::str::FromStr;
 
@@ -65,27 +63,18 @@ pub struct PolicyShape {
     pub backward: BackwardPolicy,
 }
 
-/// The GFlowNet's networks. The forward network's output columns: forward
-/// logits, then `log F(s)`, then backward logits when the backward policy is
-/// shared. A learned backward policy is a second network of the same shape,
-/// stacked with the forward one so both run as one batched forward.
+/// The GFlowNet's networks. Output columns of the trunk: forward logits,
+/// then `log F(s)`, then backward logits when the backward policy is shared.
 #[derive(Module, Debug)]
 pub struct GflowNetPolicy {
-    networks: Networks,
+    trunk: Mlp,
+    backward_net: Option<Mlp>,
     #[module(skip)]
     n_actions: usize,
     #[module(skip)]
     n_backward_actions: usize,
     #[module(skip)]
     backward: BackwardPolicy,
-}
-
-/// The forward network alone (uniform or shared `P_B`), or stacked with a
-/// separate backward network (learned `P_B`).
-#[derive(Module, Debug)]
-enum Networks {
-    Single(Mlp),
-    Stacked(StackedMlp),
 }
 
 /// The learned `log Z`, a separate module so it gets its own optimiser and
@@ -127,16 +116,25 @@ impl GflowNetPolicy {
         } else {
             0
         };
-        let net = |outputs| Mlp::new(shape.features, shape.hidden, shape.layers, outputs, device);
-        let trunk = net(shape.n_actions + 1 + shared_extra);
-        let networks = match shape.backward {
-            BackwardPolicy::Learned => {
-                Networks::Stacked(StackedMlp::stack(trunk, net(shape.n_backward_actions)))
-            }
-            _ => Networks::Single(trunk),
-        };
+        let trunk = Mlp::new(
+            shape.features,
+            shape.hidden,
+            shape.layers,
+            shape.n_actions + 1 + shared_extra,
+            device,
+        );
+        let backward_net = (shape.backward == BackwardPolicy::Learned).then(|| {
+            Mlp::new(
+                shape.features,
+                shape.hidden,
+                shape.layers,
+                shape.n_backward_actions,
+                device,
+            )
+        });
         Self {
-            networks,
+            trunk,
+            backward_net,
             n_actions: shape.n_actions,
             n_backward_actions: shape.n_backward_actions,
             backward: shape.backward,
@@ -149,11 +147,9 @@ impl GflowNetPolicy {
 
     /// Only the forward log-probabilities (what sampling needs).
     pub fn forward_log_probs(&self, features: Tensor<2>, mask: Tensor<2, Bool>) -> Tensor<2> {
-        let out = match &self.networks {
-            Networks::Single(trunk) => trunk.forward(features),
-            Networks::Stacked(nets) => nets.forward_one(features, 0),
-        };
-        masked_log_softmax(out.narrow(1, 0, self.n_actions), mask)
+        let out = self.trunk.forward(features);
+        let logits = out.narrow(1, 0, self.n_actions);
+        masked_log_softmax(logits, mask)
     }
 
     /// Only the backward log-probabilities (what backward sampling needs):
@@ -165,20 +161,26 @@ impl GflowNetPolicy {
         features: Tensor<2>,
         backward_mask: Tensor<2, Bool>,
     ) -> Option<Tensor<2>> {
-        let logits = match (&self.networks, self.backward) {
-            (_, BackwardPolicy::Uniform) => return None,
-            (Networks::Stacked(nets), _) => nets.forward_one(features, 1),
-            (Networks::Single(trunk), _) => {
-                trunk
-                    .forward(features)
-                    .narrow(1, self.n_actions + 1, self.n_backward_actions)
+        match self.backward {
+            BackwardPolicy::Uniform => None,
+            BackwardPolicy::Shared => {
+                let out = self.trunk.forward(features);
+                Some(masked_log_softmax(
+                    out.narrow(1, self.n_actions + 1, self.n_backward_actions),
+                    backward_mask,
+                ))
             }
-        };
-        Some(masked_log_softmax(logits, backward_mask))
+            BackwardPolicy::Learned => {
+                let net = self
+                    .backward_net
+                    .as_ref()
+                    .expect("learned backward network");
+                Some(masked_log_softmax(net.forward(features), backward_mask))
+            }
+        }
     }
 
-    /// Forward and backward log-probabilities and flows for a batch, from one
-    /// forward pass (of the trunk, or of both stacked networks).
+    /// Forward and backward log-probabilities and flows for a batch.
     pub fn evaluate(
         &self,
         features: Tensor<2>,
@@ -186,35 +188,33 @@ impl GflowNetPolicy {
         backward_mask: Tensor<2, Bool>,
     ) -> PolicyOutput {
         let n = features.dims()[0];
-        let (out, backward_logits) = match &self.networks {
-            Networks::Single(trunk) => {
-                let out = trunk.forward(features);
-                let b = (self.backward == BackwardPolicy::Shared).then(|| {
-                    out.clone()
-                        .narrow(1, self.n_actions + 1, self.n_backward_actions)
-                });
-                (out, b)
-            }
-            Networks::Stacked(nets) => {
-                let [out, b] = nets.forward(features);
-                (out, Some(b))
+        let out = self.trunk.forward(features.clone());
+        let log_pf = masked_log_softmax(out.clone().narrow(1, 0, self.n_actions), forward_mask);
+        let log_flow = out.clone().narrow(1, self.n_actions, 1).reshape([n]);
+        let log_pb = match self.backward {
+            BackwardPolicy::Uniform => None,
+            BackwardPolicy::Shared => Some(masked_log_softmax(
+                out.narrow(1, self.n_actions + 1, self.n_backward_actions),
+                backward_mask,
+            )),
+            BackwardPolicy::Learned => {
+                let net = self
+                    .backward_net
+                    .as_ref()
+                    .expect("learned backward network");
+                Some(masked_log_softmax(net.forward(features), backward_mask))
             }
         };
-        let log_pf = masked_log_softmax(out.clone().narrow(1, 0, self.n_actions), forward_mask);
-        let log_flow = out.narrow(1, self.n_actions, 1).reshape([n]);
         PolicyOutput {
             log_pf,
             log_flow,
-            log_pb: backward_logits.map(|b| masked_log_softmax(b, backward_mask)),
+            log_pb,
         }
     }
 
     /// Multiply-adds of one full evaluation per state row.
     pub fn macs_per_row(&self) -> usize {
-        match &self.networks {
-            Networks::Single(trunk) => trunk.macs_per_row(),
-            Networks::Stacked(nets) => nets.macs_per_row(),
-        }
+        self.trunk.macs_per_row() + self.backward_net.as_ref().map_or(0, Mlp::macs_per_row)
     }
 }
 
