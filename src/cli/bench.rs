@@ -153,7 +153,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let mut trainer = Trainer::new(load(None, &sets)?)?;
             let mut opt = trainer.optimisers();
             let mut rng = ChaCha8Rng::seed_from_u64(0);
-            let macs = trainer.policy.macs_per_row() as f64;
+            let flops_per_row = trainer.policy.training_flops_per_row() as f64;
             let mut it = 0;
             for _ in 0..args.warmup {
                 trainer.step(it, &mut opt, &mut rng)?;
@@ -178,8 +178,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let median = per_iter[per_iter.len() / 2];
             let total_iters = (args.iterations * args.repeats as u64) as f64;
             let split_ms = split.map(|s| s * 1e3 / total_iters);
-            // Learner FLOPs: forward 2 x MACs per row, backward about twice that.
-            let learner_gflops = 6.0 * macs * rows as f64 / (split[1] + split[2] + split[3]) / 1e9;
+            // Learner FLOPs: forward and backward matmuls of every evaluated state.
+            let learner_gflops =
+                flops_per_row * rows as f64 / (split[1] + split[2] + split[3]) / 1e9;
             let row = serde_json::json!({
                 "scenario": scenario,
                 "batch": batch,
@@ -224,7 +225,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if !args.json {
         println!(
-            "ms/iter: median over repeats (spread: min-max); learner GFLOP/s counts 6 x MACs per evaluated state over loss + backward + optimiser time; process peak RSS {:.0} MB (per-scenario peaks: --json)",
+            "ms/iter: median over repeats (spread: min-max); learner GFLOP/s counts the forward and backward matmul FLOPs per evaluated state (6 x MACs, less the first layer's input gradient) over loss + backward + optimiser time; process peak RSS {:.0} MB (per-scenario peaks: --json)",
             rss_mb("VmHWM:")
         );
     }

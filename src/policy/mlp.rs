@@ -60,6 +60,17 @@ impl Mlp {
         })
     }
 
+    /// FLOPs per input row of one training pass: forward (2 x MACs), weight
+    /// gradients (2 x MACs), and input gradients of every layer but the first
+    /// (the features need none), for the benchmarks' FLOP rate.
+    pub fn training_flops_per_row(&self) -> usize {
+        let first = self.layers.first().map_or(0, |l| {
+            let [i, o] = l.weight.dims();
+            i * o
+        });
+        6 * self.macs_per_row() - 2 * first
+    }
+
     /// Multiply-adds per input row (for FLOP accounting in benchmarks).
     pub fn macs_per_row(&self) -> usize {
         self.layers
@@ -69,5 +80,22 @@ impl Mlp {
                 i * o
             })
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flop_accounting_counts_every_matmul_of_a_training_pass() {
+        let mlp = Mlp::new(16, 256, 2, 4, &Device::flex());
+        let macs = 16 * 256 + 256 * 256 + 256 * 4;
+        assert_eq!(mlp.macs_per_row(), macs);
+        // Forward, weight gradients, and input gradients except the first layer's.
+        assert_eq!(
+            mlp.training_flops_per_row(),
+            2 * macs + 2 * macs + 2 * (macs - 16 * 256)
+        );
     }
 }

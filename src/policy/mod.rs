@@ -212,6 +212,15 @@ impl GflowNetPolicy {
         }
     }
 
+    /// FLOPs of one training pass (forward and backward of every network) per state row.
+    pub fn training_flops_per_row(&self) -> usize {
+        self.trunk.training_flops_per_row()
+            + self
+                .backward_net
+                .as_ref()
+                .map_or(0, Mlp::training_flops_per_row)
+    }
+
     /// Multiply-adds of one full evaluation per state row.
     pub fn macs_per_row(&self) -> usize {
         self.trunk.macs_per_row() + self.backward_net.as_ref().map_or(0, Mlp::macs_per_row)
