@@ -16,12 +16,13 @@ use crate::objective::{LossOutput, Objective};
 use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
 use crate::policy::{LogZ, flat_gradients};
 use crate::train::TrainConfig;
+use crate::train::fused_adam::FusedAdam;
 use crate::train::gradient_variance::GradientVariance;
 use crate::train::run_dir::RunDir;
 use crate::train::trainer::Optimisers;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, grad_clipping::GradientClippingConfig};
+use burn::optim::{GradientsParams, grad_clipping::GradientClippingConfig};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -291,8 +292,8 @@ impl ContinuousTrainer {
             self.cfg.optim.clip_grad_norm as f32,
         ));
         Optimisers {
-            policy: AdamConfig::new().with_grad_clipping(clip.clone()).init(),
-            log_z: AdamConfig::new().with_grad_clipping(clip).init(),
+            policy: FusedAdam::init(clip.clone()),
+            log_z: FusedAdam::init(clip),
         }
     }
 

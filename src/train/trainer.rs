@@ -17,9 +17,10 @@ use crate::objective::{Objective, compute};
 use crate::policy::BackwardPolicy;
 use crate::policy::{GflowNetPolicy, LogZ, PolicyShape, mask_tensor};
 use crate::sample::{Sampler, sample_on_policy_counts};
+use crate::train::fused_adam::FusedAdam;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, grad_clipping::GradientClippingConfig};
+use burn::optim::{GradientsParams, grad_clipping::GradientClippingConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -259,8 +260,8 @@ impl Trainer {
             self.cfg.optim.clip_grad_norm as f32,
         ));
         Optimisers {
-            policy: AdamConfig::new().with_grad_clipping(clip.clone()).init(),
-            log_z: AdamConfig::new().with_grad_clipping(clip).init(),
+            policy: FusedAdam::init(clip.clone()),
+            log_z: FusedAdam::init(clip),
         }
     }
 
