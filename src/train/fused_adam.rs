@@ -40,8 +40,7 @@ pub trait FusedAdamOps: Backend {
 /// A contiguous f32 tensor this code may write: the same buffer when it is
 /// the only owner, otherwise a copy.
 fn owned(t: FlexTensor) -> FlexTensor {
-    let start = t.layout().start_offset();
-    if t.is_unique() && t.layout().is_contiguous() && start == 0 {
+    if t.is_unique() && t.layout().is_contiguous() {
         return t;
     }
     let c = t.to_contiguous();
@@ -52,6 +51,12 @@ fn owned(t: FlexTensor) -> FlexTensor {
         Layout::contiguous(c.shape()),
         DType::F32,
     )
+}
+
+/// The elements of a contiguous tensor (its buffer may be larger).
+fn elements_mut(t: &mut FlexTensor) -> &mut [f32] {
+    let (s, e) = t.layout().contiguous_offsets().expect("contiguous");
+    &mut t.storage_mut::<f32>()[s..e]
 }
 
 impl FusedAdamOps for Flex {
@@ -71,9 +76,9 @@ impl FusedAdamOps for Flex {
         let (gs, ge) = g.layout().contiguous_offsets().expect("contiguous");
         let g = &g.storage::<f32>()[gs..ge];
         let (f1, f2) = (1.0 - beta_1, 1.0 - beta_2);
-        let ps: &mut [f32] = p.storage_mut();
-        let ms: &mut [f32] = m.storage_mut();
-        let vs: &mut [f32] = v.storage_mut();
+        let ps = elements_mut(&mut p);
+        let ms = elements_mut(&mut m);
+        let vs = elements_mut(&mut v);
         assert!(
             ps.len() == g.len() && ms.len() == g.len() && vs.len() == g.len(),
             "adam: parameter, gradient and moments differ in size"
@@ -120,6 +125,17 @@ impl Default for FusedAdam {
 impl FusedAdam {
     /// A module optimiser with optional gradient clipping, as
     /// `AdamConfig::new().with_grad_clipping(clip).init()` gives.
+    ///
+    /// ```
+    /// use burn::optim::GradientsParams;
+    /// use burn::tensor::{Device, Distribution, Tensor};
+    /// let device = Device::flex().autodiff();
+    /// let mlp = ftb::policy::mlp::Mlp::new(3, 8, 1, 2, &device);
+    /// let mut optim = ftb::train::fused_adam::FusedAdam::init(None);
+    /// let x = Tensor::<2>::random([4, 3], Distribution::Default, &device);
+    /// let grads = GradientsParams::from_grads(mlp.forward(x).sum().backward(), &mlp);
+    /// let mlp = optim.step(1e-3, mlp, grads);
+    /// ```
     pub fn init(clip: Option<GradientClippingConfig>) -> ModuleOptimizer {
         let optim = ModuleOptimizer::from(Self::default());
         match clip {
