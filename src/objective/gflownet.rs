@@ -86,6 +86,15 @@ impl Objective {
     }
 
     /// A label for tables, marking non-TB uses of a member as extensions.
+    /// Whether the loss needs only per-trajectory `ln pi_F` and `D~` (see
+    /// [`trajectory_level_loss`]), not per-state flows or log-probabilities.
+    pub fn is_trajectory_level(&self) -> bool {
+        matches!(
+            self,
+            Self::FTb { .. } | Self::Tb | Self::VarGrad | Self::Measure(_)
+        )
+    }
+
     pub fn label(&self) -> String {
         let ext = |m: &Divergence| {
             if m.alpha_value() == Some(1.0) {
@@ -170,16 +179,21 @@ pub fn compute(
         return Ok(out);
     }
     let ev = evaluate(policy, env, batch, device);
-    let log_pi_f = super::surrogate::tensor_to_f64(super::evaluated::per_trajectory_sum(
+    let log_pi_f_t = per_trajectory_sum(
         ev.log_pf.clone(),
         ev.trajectory.clone(),
         batch.len(),
         device,
-    ));
+    );
+    let log_pi_f = super::surrogate::tensor_to_f64(log_pi_f_t.clone());
+    if objective.is_trajectory_level() {
+        let d = unnormalised_residuals(&ev, batch, device);
+        let out = trajectory_level_loss(objective, log_pi_f_t, log_pi_f, d, log_z, exact_log_z)?;
+        return Ok(out.expect("a trajectory-level objective"));
+    }
     // Flow-based objectives estimate log Z as ln F(s0).
     let flow_at_s0 =
         || Some(super::surrogate::tensor_to_f64(ev.log_flow.clone().narrow(0, 0, 1))[0]);
-    let rkl = Divergence::reverse_kl();
     let scaled = |s: super::Surrogate, k: f64, z: Option<f64>| LossOutput {
         loss: s.loss.mul_scalar(k),
         value: k * s.value,
@@ -187,23 +201,8 @@ pub fn compute(
         log_pi_f: log_pi_f.clone(),
     };
     Ok(match objective {
-        Objective::FTb {
-            member,
-            log_z: mode,
-        } => {
-            let d = unnormalised_residuals(&ev, batch, device);
-            let (s, z) = ftb_loss(member, d, *mode, log_z, exact_log_z)?;
-            scaled(s, 1.0, Some(z))
-        }
-        Objective::Tb => {
-            let d = unnormalised_residuals(&ev, batch, device);
-            let (s, z) = ftb_loss(&rkl, d, LogZMode::Learned, log_z, None)?;
-            scaled(s, 2.0, Some(z))
-        }
-        Objective::VarGrad => {
-            let d = unnormalised_residuals(&ev, batch, device);
-            let (s, z) = ftb_loss(&rkl, d, LogZMode::DevGrad, log_z, None)?;
-            scaled(s, 2.0, Some(z))
+        Objective::FTb { .. } | Objective::Tb | Objective::VarGrad | Objective::Measure(_) => {
+            unreachable!("trajectory-level objectives returned above")
         }
         Objective::Db { member } => {
             let r = db_residuals(&ev, batch, device);
@@ -237,22 +236,6 @@ pub fn compute(
                 2.0 / member_scale(member),
                 flow_at_s0(),
             )
-        }
-        Objective::Measure(m) => {
-            let d = unnormalised_residuals(&ev, batch, device);
-            let log_pi_f_t = per_trajectory_sum(
-                ev.log_pf.clone(),
-                ev.trajectory.clone(),
-                batch.len(),
-                device,
-            );
-            let (loss, c) = m.surrogate(log_pi_f_t, d, exact_log_z)?;
-            LossOutput {
-                loss,
-                value: c.value,
-                log_z: None,
-                log_pi_f: log_pi_f.clone(),
-            }
         }
         Objective::Fm { member } => {
             let mut row_log_r = vec![0.0; batch.n_rows()];
@@ -309,29 +292,59 @@ fn reuse_sampling_pass(
     // D~ = ln pi_F - sum ln P_B - ln R
     let d = cached.clone() - super::evaluated::constant(&constant, &device);
     let log_pi_f = super::surrogate::tensor_to_f64(cached.clone());
+    trajectory_level_loss(objective, cached.clone(), log_pi_f, d, log_z, exact_log_z)
+}
+
+/// The loss of a trajectory-level objective (f-TB, TB, VarGrad, a divergence
+/// measure) from `ln pi_F(tau)` (with graph, and its values) and
+/// `D~ = ln pi_F - ln P_B - ln R` per trajectory: the one place that maps
+/// these objectives to their estimators, for the discrete engine (fresh or
+/// reused forward) and the continuous samplers alike. `None` for the other
+/// objectives, which need per-state quantities.
+pub fn trajectory_level_loss(
+    objective: &Objective,
+    log_pi_f: Tensor<1>,
+    log_pi_f_values: Vec<f64>,
+    d_tilde: Tensor<1>,
+    log_z: &LogZ,
+    exact_log_z: Option<f64>,
+) -> Result<Option<LossOutput>> {
     let rkl = Divergence::reverse_kl();
+    // TB is `Delta^2`, twice the reverse-KL f-TB loss; VarGrad likewise with DevGrad.
     let (s, z, k) = match objective {
         Objective::FTb {
             member,
             log_z: mode,
         } => {
-            let (s, z) = ftb_loss(member, d, *mode, log_z, exact_log_z)?;
+            let (s, z) = ftb_loss(member, d_tilde, *mode, log_z, exact_log_z)?;
             (s, z, 1.0)
         }
         Objective::Tb => {
-            let (s, z) = ftb_loss(&rkl, d, LogZMode::Learned, log_z, None)?;
+            let (s, z) = ftb_loss(&rkl, d_tilde, LogZMode::Learned, log_z, None)?;
             (s, z, 2.0)
         }
-        _ => {
-            let (s, z) = ftb_loss(&rkl, d, LogZMode::DevGrad, log_z, None)?;
+        Objective::VarGrad => {
+            let (s, z) = ftb_loss(&rkl, d_tilde, LogZMode::DevGrad, log_z, None)?;
             (s, z, 2.0)
         }
+        Objective::Measure(m) => {
+            // REINFORCE estimators, with or without leave-one-out; the exact
+            // log Z where the measure needs one.
+            let (loss, c) = m.surrogate(log_pi_f, d_tilde, exact_log_z)?;
+            return Ok(Some(LossOutput {
+                loss,
+                value: c.value,
+                log_z: None,
+                log_pi_f: log_pi_f_values,
+            }));
+        }
+        _ => return Ok(None),
     };
     Ok(Some(LossOutput {
         loss: s.loss.mul_scalar(k),
         value: k * s.value,
         log_z: Some(z),
-        log_pi_f,
+        log_pi_f: log_pi_f_values,
     }))
 }
 

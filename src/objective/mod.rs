@@ -16,5 +16,5 @@ pub mod subtrajectory_balance;
 pub mod surrogate;
 pub mod trajectory_balance;
 
-pub use gflownet::{LossOutput, OBJECTIVES, Objective, compute};
+pub use gflownet::{LossOutput, OBJECTIVES, Objective, compute, trajectory_level_loss};
 pub use surrogate::{NonFiniteResidual, Surrogate, surrogate};
