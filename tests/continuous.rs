@@ -4,7 +4,6 @@
 
 use burn::module::Module;
 use burn::tensor::Device;
-use ftb::continuous::ContinuousTrainer;
 use ftb::continuous::diffusion::Diffusion;
 use ftb::continuous::metric::{Grid, jsd, jsd_floor};
 use ftb::continuous::policy::{BackwardKind, GaussianPolicy, GaussianShape};
@@ -13,6 +12,7 @@ use ftb::continuous::target::{
     Banana, GaussianMixture, Target2d, log_quadrature, standard_normal, widen,
 };
 use ftb::objective::surrogate::tensor_to_f64;
+use ftb::train::ContinuousTrainer;
 use ftb::train::TrainConfig;
 use ftb::train::config::load;
 use rand::SeedableRng;
@@ -44,10 +44,9 @@ fn perturbed_trainer(backward: &str) -> ContinuousTrainer {
         "continuous.bins=10",
     ]);
     let mut t = ContinuousTrainer::new(cfg).unwrap();
-    let mut opt = t.optimisers();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     for _ in 0..5 {
-        t.step(&mut opt, &mut rng).unwrap();
+        t.step(&mut rng).unwrap();
     }
     t
 }
@@ -55,7 +54,7 @@ fn perturbed_trainer(backward: &str) -> ContinuousTrainer {
 #[test]
 fn transition_log_densities_match_closed_form() {
     let t = perturbed_trainer("learned");
-    let policy = t.policy.clone();
+    let policy = t.learner.policy.clone();
     let (steps, dt, sigma) = (policy.steps(), policy.dt(), policy.sigma());
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let traj = sample_forward(&policy.valid(), 6, 0.7, &Device::flex(), &mut rng).unwrap();
@@ -428,7 +427,7 @@ fn gradient_variance_scales_inversely_with_batch_size() {
         let traces: Vec<f64> = (1..6)
             .map(|seed| {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                ftb::continuous::gradient_variance(&t, 100, &mut rng)
+                ftb::train::gradient_variance::gradient_variance(&t, 100, 0, &mut rng)
                     .unwrap()
                     .trace
             })

@@ -182,6 +182,7 @@ fn fm_residuals_match_a_direct_computation() {
             };
             3
         ],
+        groups: vec![0; 3],
         cached_log_pi_f: None,
     };
     let mut row_log_r = vec![0.0; 8];

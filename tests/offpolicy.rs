@@ -38,7 +38,7 @@ fn stale_batches_are_recomputed_under_the_current_model() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let old = sampler
         .sample(
-            &trainer.policy.valid(),
+            &trainer.learner.policy.valid(),
             32,
             Exploration::default(),
             0,
@@ -48,8 +48,8 @@ fn stale_batches_are_recomputed_under_the_current_model() {
     // On-policy right now: recomputed values equal the cached ones (f32 precision).
     let out = compute(
         &trainer.objective,
-        &trainer.policy,
-        &trainer.log_z,
+        &trainer.learner.policy,
+        &trainer.learner.log_z,
         trainer.task.dynamics(),
         trainer.task.reward.as_ref(),
         &old,
@@ -67,15 +67,14 @@ fn stale_batches_are_recomputed_under_the_current_model() {
     }
     assert!(old.log_probs_are_current(0));
     // Train 50 steps: the batch is now 50 versions stale.
-    let mut opt = trainer.optimisers();
     for it in 0..50 {
-        trainer.step(it, &mut opt, &mut rng).unwrap();
+        trainer.step(it, &mut rng).unwrap();
     }
     assert!(!old.log_probs_are_current(50));
     let out = compute(
         &trainer.objective,
-        &trainer.policy,
-        &trainer.log_z,
+        &trainer.learner.policy,
+        &trainer.learner.log_z,
         trainer.task.dynamics(),
         trainer.task.reward.as_ref(),
         &old,
@@ -199,14 +198,14 @@ fn reusing_the_sampling_pass_matches_recomputation() {
         );
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let batch = sampler
-            .sample_with_graph(&trainer.policy, 16, 0, &mut rng)
+            .sample_with_graph(&trainer.learner.policy, 16, 0, &mut rng)
             .unwrap();
         assert!(batch.cached_log_pi_f.is_some() && batch.log_probs_are_current(0));
         let run = |version: u64| {
             let out = compute(
                 &trainer.objective,
-                &trainer.policy,
-                &trainer.log_z,
+                &trainer.learner.policy,
+                &trainer.learner.log_z,
                 trainer.task.dynamics(),
                 trainer.task.reward.as_ref(),
                 &batch,
@@ -215,11 +214,11 @@ fn reusing_the_sampling_pass_matches_recomputation() {
                 version,
             )
             .unwrap();
-            let grads = GradientsParams::from_grads(out.loss.backward(), &trainer.policy);
+            let grads = GradientsParams::from_grads(out.loss.backward(), &trainer.learner.policy);
             (
                 out.value,
                 out.log_pi_f,
-                flat_gradients(&trainer.policy, &grads),
+                flat_gradients(&trainer.learner.policy, &grads),
             )
         };
         let (v_reuse, lp_reuse, g_reuse) = run(0); // current: reuses the cached pass

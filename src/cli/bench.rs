@@ -151,12 +151,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let scope = reset_peak_rss();
             let rss_baseline = rss_mb("VmRSS:");
             let mut trainer = Trainer::new(load(None, &sets)?)?;
-            let mut opt = trainer.optimisers();
             let mut rng = ChaCha8Rng::seed_from_u64(0);
-            let flops_per_row = trainer.policy.training_flops_per_row() as f64;
+            let flops_per_row = trainer.learner.policy.training_flops_per_row() as f64;
             let mut it = 0;
             for _ in 0..args.warmup {
-                trainer.step(it, &mut opt, &mut rng)?;
+                trainer.step(it, &mut rng)?;
                 it += 1;
             }
             let mut per_iter = Vec::new();
@@ -165,7 +164,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             for _ in 0..args.repeats {
                 let start = Instant::now();
                 for _ in 0..args.iterations {
-                    let out = trainer.step(it, &mut opt, &mut rng)?;
+                    let out = trainer.step(it, &mut rng)?;
                     it += 1;
                     rows += out.states_evaluated;
                     for (s, x) in split.iter_mut().zip(out.seconds) {

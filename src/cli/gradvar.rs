@@ -37,18 +37,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .build_global();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
     let (label, gv) = if crate::continuous::is_continuous(&cfg.env.kind) {
-        let mut trainer = crate::continuous::ContinuousTrainer::new(cfg.clone())?;
-        let mut opt = trainer.optimisers();
+        let mut trainer = crate::train::ContinuousTrainer::new(cfg.clone())?;
         for _ in 0..args.train_steps {
-            trainer.step(&mut opt, &mut rng)?;
+            trainer.step(&mut rng)?;
         }
-        let gv = crate::continuous::gradient_variance(&trainer, args.batches.max(2), &mut rng)?;
+        let gv = gradient_variance(&trainer, args.batches.max(2), args.train_steps, &mut rng)?;
         (trainer.objective.label(), gv)
     } else {
         let mut trainer = Trainer::new(cfg.clone())?;
-        let mut opt = trainer.optimisers();
         for it in 0..args.train_steps {
-            trainer.step(it, &mut opt, &mut rng)?;
+            trainer.step(it, &mut rng)?;
         }
         let gv = gradient_variance(&trainer, args.batches.max(2), args.train_steps, &mut rng)?;
         (trainer.objective.label(), gv)

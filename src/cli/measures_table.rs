@@ -6,8 +6,8 @@
 //! std of the final metric and the gradient variance of each objective at the
 //! same initial parameters and at its trained ones.
 
-use crate::continuous::ContinuousTrainer;
 use crate::plot::{Series, curves_png};
+use crate::train::ContinuousTrainer;
 use crate::train::config::load;
 use crate::train::gradient_variance::{GradientVariance, gradient_variance};
 use crate::train::trainer::Trainer;
@@ -212,19 +212,11 @@ fn run_method(
         if task.continuous {
             let mut t = ContinuousTrainer::new(cfg)?;
             if seed == 0 {
-                at_start = Some(crate::continuous::gradient_variance(
-                    &t,
-                    gradvar_batches,
-                    &mut rng(0),
-                )?);
+                at_start = Some(gradient_variance(&t, gradvar_batches, 0, &mut rng(0))?);
             }
             let (s, points) = t.run(None, |_, _| {})?;
             if seed == 0 {
-                at_end = Some(crate::continuous::gradient_variance(
-                    &t,
-                    gradvar_batches,
-                    &mut rng(1),
-                )?);
+                at_end = Some(gradient_variance(&t, gradvar_batches, 0, &mut rng(1))?);
             }
             finals.push(s.jsd);
             curves.push(

@@ -62,7 +62,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     run_dir.write("run.json", serde_json::to_string_pretty(&meta)?.as_bytes())?;
 
     if continuous {
-        crate::continuous::train::run_cli(cfg, &mut run_dir, args.quiet)?;
+        run_continuous(cfg, &mut run_dir, args.quiet)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut trainer = Trainer::new(cfg.clone())?;
@@ -263,4 +263,37 @@ fn print_summary(s: &Summary, run_dir: &RunDir) {
 /// A count, or "-" where it is not known.
 fn or_dash(v: Option<usize>) -> String {
     v.map_or("-".into(), |n| n.to_string())
+}
+
+/// `ftb train` for a continuous kind: trains, logs `metrics.jsonl`, writes the
+/// summary and plots into `run_dir`, and prints a short report.
+fn run_continuous(cfg: crate::train::TrainConfig, run_dir: &mut RunDir, quiet: bool) -> Result<()> {
+    let mut trainer = crate::train::ContinuousTrainer::new(cfg)?;
+    let (summary, points) = trainer.run(Some(run_dir), |p, total| {
+        if !quiet {
+            eprintln!(
+                "step {:>6}/{total}  JSD {:.4}  log Z {:.3}  loss {:.4}",
+                p.step, p.jsd, p.log_z, p.loss
+            );
+        }
+    })?;
+    trainer.write_outputs(run_dir, &summary, &points)?;
+    for (k, v) in [
+        ("target", summary.target.clone()),
+        ("objective", summary.objective.clone()),
+        ("trajectories", summary.trajectories.to_string()),
+        ("JSD initial", format!("{:.5}", summary.jsd_initial)),
+        ("JSD final", format!("{:.5}", summary.jsd)),
+        (
+            "JSD floor",
+            format!("{:.5} (perfect sampler)", summary.jsd_floor),
+        ),
+        ("log Z (used)", format!("{:.5}", summary.log_z)),
+        ("log Z (true)", format!("{:.5}", summary.log_z_true)),
+        ("wall time", format!("{:.1} s", summary.wall_seconds)),
+    ] {
+        println!("{k:<14}  {v}");
+    }
+    println!("run directory: {}", run_dir.path.display());
+    Ok(())
 }

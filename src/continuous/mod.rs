@@ -9,10 +9,13 @@
 //! * [`metric`]: grid Jensen-Shannon divergence to the target;
 //! * [`diffusion`]: a prior path measure tilted by a reward (no `P_B`);
 //! * [`objective`]: the loss from `(ln pi_F, ln P_B, ln R)`;
-//! * [`train`]: the config-driven trainer and gradient variance.
+//! * [`config`], [`problem`]: the `[continuous]` settings and what they build.
+//!
+//! The trainer is a task adapter of the shared training core,
+//! [`crate::train::continuous::ContinuousTrainer`]:
 //!
 //! ```
-//! use ftb::continuous::train::ContinuousTrainer;
+//! use ftb::train::continuous::ContinuousTrainer;
 //! use ftb::train::config::load;
 //! use rand::SeedableRng;
 //!
@@ -25,22 +28,24 @@
 //! let (summary, _points) = trainer.run(None, |_, _| {}).unwrap();
 //! assert!(summary.jsd.is_finite() && summary.jsd <= 2f64.ln());
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-//! let gv = ftb::continuous::train::gradient_variance(&trainer, 3, &mut rng).unwrap();
+//! let gv = ftb::train::gradient_variance::gradient_variance(&trainer, 3, 0, &mut rng).unwrap();
 //! assert!(gv.trace >= 0.0);
 //! ```
 
+pub mod config;
 pub mod diffusion;
 pub mod metric;
 pub mod objective;
 pub mod policy;
+pub mod problem;
 pub mod sample;
 pub mod target;
-pub mod train;
 
+pub use config::ContinuousConfig;
 pub use objective::{CONTINUOUS_OBJECTIVES, trajectory_loss};
-pub use train::{CONTINUOUS_KINDS, ContinuousTrainer, gradient_variance};
+pub use problem::{CONTINUOUS_KINDS, Problem};
 
-/// Whether `env.kind` names a continuous sampler (handled by [`train`]).
+/// Whether `env.kind` names a continuous sampler.
 pub fn is_continuous(kind: &str) -> bool {
     CONTINUOUS_KINDS.split(", ").any(|k| k == kind)
 }

@@ -36,7 +36,15 @@ pub fn trajectory_loss(
     let log_pi_f = tensor_to_f64(log_pf.clone());
     check_finite(&log_pi_f)?;
     let d_tilde = log_pf.clone() - log_pb - constant(log_r, &device);
-    match trajectory_level_loss(objective, log_pf, log_pi_f, d_tilde, log_z, exact_log_z)? {
+    match trajectory_level_loss(
+        objective,
+        log_pf,
+        log_pi_f,
+        d_tilde,
+        log_z,
+        exact_log_z,
+        None,
+    )? {
         Some(out) => Ok(out),
         None => bail!(
             "objective.name: `{}` has no continuous version; valid: {CONTINUOUS_OBJECTIVES}",

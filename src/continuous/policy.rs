@@ -98,6 +98,15 @@ pub struct GaussianPolicy {
 /// Per-point Gaussian moments: `[m1, m2, ln s1, ln s2]`.
 pub type Moments = [f64; 4];
 
+impl crate::policy::Policy for GaussianPolicy {
+    /// Samplers hold the whole (small) network without its autodiff graph.
+    type Snapshot = GaussianPolicy;
+
+    fn snapshot(&self) -> GaussianPolicy {
+        self.valid()
+    }
+}
+
 impl GaussianPolicy {
     pub fn new(shape: GaussianShape, device: &Device) -> Self {
         assert!(

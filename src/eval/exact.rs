@@ -8,6 +8,8 @@
 
 use crate::env::{Enumerable, LogReward};
 use crate::numerics::logsumexp;
+use crate::policy::StatePolicy;
+use burn::tensor::Device;
 
 const NO_CHILD: usize = usize::MAX;
 
@@ -226,6 +228,32 @@ pub fn log_terminating_distribution<E: Enumerable + ?Sized>(
     log_forward_probs: &[f64],
 ) -> Vec<f64> {
     Dag::new(env).log_terminating_distribution(log_forward_probs)
+}
+
+/// `P_T` over all states of an enumerable environment for a policy (an
+/// inference snapshot): one batched forward pass over every state on
+/// `device`, then the DAG recursion.
+pub fn exact_terminating<P: StatePolicy>(
+    policy: &P,
+    env: &dyn Enumerable,
+    dag: &Dag,
+    device: &Device,
+) -> Vec<f64> {
+    let all = env.all_states();
+    let na = env.n_actions();
+    let mut mask = vec![false; all.len() * na];
+    env.forward_mask(&all, &mut mask);
+    let lp: Vec<f64> = policy
+        .log_pf(env as &dyn crate::env::Environment, &all, &mask, device)
+        .into_data_as::<f64>()
+        .try_to_vec()
+        .expect("f64 data");
+    let probs: Vec<f64> = lp
+        .iter()
+        .zip(&mask)
+        .map(|(l, &m)| if m { l.exp() } else { 0.0 })
+        .collect();
+    dag.terminating_distribution(&probs)
 }
 
 /// The uniform forward policy (uniform over allowed actions, exit included):

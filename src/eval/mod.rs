@@ -28,7 +28,7 @@ pub mod metrics;
 pub mod modes;
 pub mod samples;
 
-pub use exact::{Dag, target_distribution, terminating_distribution};
+pub use exact::{Dag, exact_terminating, target_distribution, terminating_distribution};
 pub use metrics::{Metrics, empirical_l1};
 pub use modes::ModesTracker;
 pub use samples::{ModeRule, SampleMetrics, SampleTracker};

@@ -3,7 +3,7 @@
 //! All objectives (TB, DB, SubTB) build their residuals from this.
 
 use crate::env::Environment;
-use crate::policy::{GflowNetPolicy, mask_tensor};
+use crate::policy::StatePolicy;
 use crate::sample::TrajectoryBatch;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -22,26 +22,19 @@ pub struct EvaluatedBatch {
     pub trajectory: Tensor<1, Int>,
 }
 
-pub fn evaluate(
-    policy: &GflowNetPolicy,
+pub fn evaluate<P: StatePolicy>(
+    policy: &P,
     env: &dyn Environment,
     batch: &TrajectoryBatch,
     device: &Device,
 ) -> EvaluatedBatch {
     let n = batch.n_rows();
-    let (na, nb, nf) = (env.n_actions(), env.n_backward_actions(), env.feature_dim());
-    let mut feats = vec![0.0f32; n * nf];
-    env.encode(&batch.states, &mut feats);
+    let (na, nb) = (env.n_actions(), env.n_backward_actions());
     let mut fmask = vec![false; n * na];
     env.forward_mask(&batch.states, &mut fmask);
     let mut bmask = vec![false; n * nb];
     env.backward_mask(&batch.states, &mut bmask);
-    let x = Tensor::<2>::from_data(TensorData::new(feats, [n, nf]), device);
-    let out = policy.evaluate(
-        x,
-        mask_tensor(&fmask, na, device),
-        mask_tensor(&bmask, nb, device),
-    );
+    let out = policy.evaluate_states(env, &batch.states, &fmask, &bmask, device);
 
     let fa: Vec<i64> = batch.forward_actions.iter().map(|&a| a as i64).collect();
     let log_pf = gather_rows(out.log_pf.clone(), fa, device);

@@ -38,7 +38,7 @@
 use super::evaluated::{EvaluatedBatch, constant};
 use super::surrogate::tensor_to_f64;
 use crate::env::{Environment, StateBatch};
-use crate::policy::{GflowNetPolicy, mask_tensor};
+use crate::policy::StatePolicy;
 use crate::sample::TrajectoryBatch;
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
@@ -56,8 +56,8 @@ pub struct FmResiduals {
 /// Builds the flow-matching residuals of a batch (see the module docs).
 /// `ev` is the batch's evaluation under `policy`; `row_log_rewards` holds
 /// `ln R` of every row (only read on rows whose exit is allowed).
-pub fn fm_residuals(
-    policy: &GflowNetPolicy,
+pub fn fm_residuals<P: StatePolicy>(
+    policy: &P,
     env: &dyn Environment,
     ev: &EvaluatedBatch,
     batch: &TrajectoryBatch,
@@ -127,18 +127,11 @@ pub fn fm_residuals(
     // One policy evaluation over all parents: ln F(s) + ln P_F(s'|s).
     let parents = StateBatch::new(parent_data, batch.states.width);
     let m = parents.len();
-    let nf = env.feature_dim();
-    let mut feats = vec![0.0f32; m * nf];
-    env.encode(&parents, &mut feats);
     let mut pf_mask = vec![false; m * na];
     env.forward_mask(&parents, &mut pf_mask);
     let mut pb_mask = vec![false; m * nb];
     env.backward_mask(&parents, &mut pb_mask);
-    let out = policy.evaluate(
-        Tensor::<2>::from_data(TensorData::new(feats, [m, nf]), device),
-        mask_tensor(&pf_mask, na, device),
-        mask_tensor(&pb_mask, nb, device),
-    );
+    let out = policy.evaluate_states(env, &parents, &pf_mask, &pb_mask, device);
     let a_idx = Tensor::<2, Int>::from_data(TensorData::new(parent_action, [m, 1]), device);
     let edge = out.log_flow + out.log_pf.gather(1, a_idx).reshape([m]);
 

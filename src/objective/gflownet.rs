@@ -10,7 +10,7 @@ use super::surrogate::surrogate;
 use super::trajectory_balance::{ftb_loss, unnormalised_residuals};
 use crate::divergence::{Divergence, partition::LogZMode};
 use crate::env::{Environment, LogReward};
-use crate::policy::{GflowNetPolicy, LogZ};
+use crate::policy::{LogZ, StatePolicy};
 use crate::sample::TrajectoryBatch;
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
@@ -156,9 +156,9 @@ pub struct LossOutput {
 
 /// Evaluates `objective` on a batch under the current policy.
 #[allow(clippy::too_many_arguments)]
-pub fn compute(
+pub fn compute<P: StatePolicy>(
     objective: &Objective,
-    policy: &GflowNetPolicy,
+    policy: &P,
     log_z: &LogZ,
     env: &dyn Environment,
     reward: &dyn LogReward,
@@ -188,7 +188,15 @@ pub fn compute(
     let log_pi_f = super::surrogate::tensor_to_f64(log_pi_f_t.clone());
     if objective.is_trajectory_level() {
         let d = unnormalised_residuals(&ev, batch, device);
-        let out = trajectory_level_loss(objective, log_pi_f_t, log_pi_f, d, log_z, exact_log_z)?;
+        let out = trajectory_level_loss(
+            objective,
+            log_pi_f_t,
+            log_pi_f,
+            d,
+            log_z,
+            exact_log_z,
+            batch.group_ids(),
+        )?;
         return Ok(out.expect("a trajectory-level objective"));
     }
     // Flow-based objectives estimate log Z as ln F(s0).
@@ -260,9 +268,9 @@ pub fn compute(
 /// forward. Anything else (stale, explored, replayed, other objectives)
 /// returns `None` and is re-evaluated.
 #[allow(clippy::too_many_arguments)]
-fn reuse_sampling_pass(
+fn reuse_sampling_pass<P: StatePolicy>(
     objective: &Objective,
-    policy: &GflowNetPolicy,
+    policy: &P,
     log_z: &LogZ,
     env: &dyn Environment,
     batch: &TrajectoryBatch,
@@ -292,7 +300,15 @@ fn reuse_sampling_pass(
     // D~ = ln pi_F - sum ln P_B - ln R
     let d = cached.clone() - super::evaluated::constant(&constant, &device);
     let log_pi_f = super::surrogate::tensor_to_f64(cached.clone());
-    trajectory_level_loss(objective, cached.clone(), log_pi_f, d, log_z, exact_log_z)
+    trajectory_level_loss(
+        objective,
+        cached.clone(),
+        log_pi_f,
+        d,
+        log_z,
+        exact_log_z,
+        batch.group_ids(),
+    )
 }
 
 /// The loss of a trajectory-level objective (f-TB, TB, VarGrad, a divergence
@@ -300,7 +316,9 @@ fn reuse_sampling_pass(
 /// `D~ = ln pi_F - ln P_B - ln R` per trajectory: the one place that maps
 /// these objectives to their estimators, for the discrete engine (fresh or
 /// reused forward) and the continuous samplers alike. `None` for the other
-/// objectives, which need per-state quantities.
+/// objectives, which need per-state quantities. `groups` (one id per
+/// trajectory; `None`: a single group) gives log Z and DevGrad per group
+/// (see [`ftb_loss`]).
 pub fn trajectory_level_loss(
     objective: &Objective,
     log_pi_f: Tensor<1>,
@@ -308,6 +326,7 @@ pub fn trajectory_level_loss(
     d_tilde: Tensor<1>,
     log_z: &LogZ,
     exact_log_z: Option<f64>,
+    groups: Option<&[u32]>,
 ) -> Result<Option<LossOutput>> {
     let rkl = Divergence::reverse_kl();
     // TB is `Delta^2`, twice the reverse-KL f-TB loss; VarGrad likewise with DevGrad.
@@ -316,18 +335,25 @@ pub fn trajectory_level_loss(
             member,
             log_z: mode,
         } => {
-            let (s, z) = ftb_loss(member, d_tilde, *mode, log_z, exact_log_z)?;
+            let (s, z) = ftb_loss(member, d_tilde, *mode, log_z, exact_log_z, groups)?;
             (s, z, 1.0)
         }
         Objective::Tb => {
-            let (s, z) = ftb_loss(&rkl, d_tilde, LogZMode::Learned, log_z, None)?;
+            let (s, z) = ftb_loss(&rkl, d_tilde, LogZMode::Learned, log_z, None, groups)?;
             (s, z, 2.0)
         }
         Objective::VarGrad => {
-            let (s, z) = ftb_loss(&rkl, d_tilde, LogZMode::DevGrad, log_z, None)?;
+            let (s, z) = ftb_loss(&rkl, d_tilde, LogZMode::DevGrad, log_z, None, groups)?;
             (s, z, 2.0)
         }
         Objective::Measure(m) => {
+            if groups.is_some_and(|g| g.iter().any(|&x| x != g[0])) {
+                bail!(
+                    "{}: the divergence-measure estimators have one log Z and one baseline; \
+                     several groups need f-TB, TB or VarGrad",
+                    m.label()
+                );
+            }
             // REINFORCE estimators, with or without leave-one-out; the exact
             // log Z where the measure needs one.
             let (loss, c) = m.surrogate(log_pi_f, d_tilde, exact_log_z)?;

@@ -22,30 +22,43 @@ pub fn unnormalised_residuals(
 }
 
 /// The f-TB surrogate with the chosen source of log Z. Returns the surrogate
-/// and the log Z it used (the learned value, the mean DevGrad offset, or exact).
+/// and the log Z it used (the learned value, the mean DevGrad offset, or
+/// exact; the mean over groups when there are several).
+///
+/// `groups` (one id per trajectory, `None`: all in group 0) makes log Z per
+/// group: a learned table entry per group, and a DevGrad offset per group
+/// (each group's weights `L'(D~ + C_g)` sum to zero on their own). The exact
+/// log Z is a single value, so it needs a single group.
 pub fn ftb_loss(
     loss: &dyn ResidualLoss,
     d_tilde: Tensor<1>,
     mode: LogZMode,
     log_z: &LogZ,
     exact_log_z: Option<f64>,
+    groups: Option<&[u32]>,
 ) -> Result<(Surrogate, f64)> {
     let b = d_tilde.dims()[0];
     match mode {
         LogZMode::Learned => {
-            let residual = d_tilde + log_z.value.val().expand([b]);
+            let residual = d_tilde + log_z.for_trajectories(groups, b)?;
             Ok((surrogate(loss, residual, None, None)?, log_z.get()))
         }
         LogZMode::Exact => {
             let z = exact_log_z.ok_or_else(|| {
                 anyhow::anyhow!("log_z = \"exact\" needs an environment with a known log Z")
             })?;
+            if groups.is_some_and(|g| g.iter().any(|&x| x != g[0])) {
+                anyhow::bail!(
+                    "log_z = \"exact\" is one value: it cannot serve several groups (use learned or devgrad)"
+                );
+            }
             Ok((surrogate(loss, d_tilde, Some(&vec![z; b]), None)?, z))
         }
         LogZMode::DevGrad => {
             let values = super::surrogate::tensor_to_f64(d_tilde.clone());
             super::surrogate::check_finite(&values)?;
-            let offsets = mode.offsets(loss, &values, None, 0.0);
+            let ids: Option<Vec<u64>> = groups.map(|g| g.iter().map(|&x| u64::from(x)).collect());
+            let offsets = mode.offsets(loss, &values, ids.as_deref(), 0.0);
             let mean = offsets.iter().sum::<f64>() / b as f64;
             Ok((surrogate(loss, d_tilde, Some(&offsets), None)?, mean))
         }

@@ -1,10 +1,17 @@
-//! Neural policies for GFlowNets: forward policy `P_F`, backward policy `P_B`
-//! (learned, shared-trunk, or fixed uniform), state flows `log F(s)` and the
-//! learned `log Z`, all evaluated on whole batches of states.
+//! Policies: the traits every trainable model implements ([`Policy`] for the
+//! training core, [`StatePolicy`] for discrete environments), the MLP
+//! GFlowNet policy (forward `P_F`, backward `P_B` learned, shared-trunk or
+//! uniform, state flows `log F(s)`) and the learned `log Z` ([`log_z`]).
 
 pub mod fused;
+pub mod log_z;
 pub mod mlp;
+pub mod traits;
 
+pub use log_z::LogZ;
+pub use traits::{Policy, StatePolicy};
+
+use crate::env::{Environment, StateBatch};
 use burn::module::{Module, Param};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use mlp::Mlp;
@@ -77,33 +84,11 @@ pub struct GflowNetPolicy {
     backward: BackwardPolicy,
 }
 
-/// The learned `log Z`, a separate module so it gets its own optimiser and
-/// learning rate.
-#[derive(Module, Debug)]
-pub struct LogZ {
-    pub value: Param<Tensor<1>>,
-}
-
-impl LogZ {
-    pub fn new(init: f64, device: &Device) -> Self {
-        Self {
-            value: Param::from_tensor(Tensor::from_data(
-                TensorData::new(vec![init as f32], [1]),
-                device,
-            )),
-        }
-    }
-
-    pub fn get(&self) -> f64 {
-        self.value.val().into_scalar::<f64>()
-    }
-}
-
 /// Masked log-probabilities and flows for a batch of states.
 pub struct PolicyOutput {
     /// `[n, n_actions]` forward log-probabilities (masked actions ~ -inf).
     pub log_pf: Tensor<2>,
-    /// `[n]` state log-flows.
+    /// `[n]` state log-flows (what DB, SubTB and FM need).
     pub log_flow: Tensor<1>,
     /// `[n, n_backward_actions]` backward log-probabilities; `None` for a uniform `P_B`.
     pub log_pb: Option<Tensor<2>>,
@@ -139,10 +124,6 @@ impl GflowNetPolicy {
             n_backward_actions: shape.n_backward_actions,
             backward: shape.backward,
         }
-    }
-
-    pub fn backward_policy(&self) -> BackwardPolicy {
-        self.backward
     }
 
     /// Only the forward log-probabilities (what sampling needs).
@@ -224,6 +205,72 @@ impl GflowNetPolicy {
     /// Multiply-adds of one full evaluation per state row.
     pub fn macs_per_row(&self) -> usize {
         self.trunk.macs_per_row() + self.backward_net.as_ref().map_or(0, Mlp::macs_per_row)
+    }
+}
+
+/// The policy's input features for `states`, as a `[n, feature_dim]` tensor.
+fn features(env: &dyn Environment, states: &StateBatch, device: &Device) -> Tensor<2> {
+    let (n, nf) = (states.len(), env.feature_dim());
+    let mut feats = vec![0.0f32; n * nf];
+    env.encode(states, &mut feats);
+    Tensor::<2>::from_data(TensorData::new(feats, [n, nf]), device)
+}
+
+impl Policy for GflowNetPolicy {
+    type Snapshot = GflowNetPolicy;
+
+    fn snapshot(&self) -> Self::Snapshot {
+        self.valid()
+    }
+}
+
+impl StatePolicy for GflowNetPolicy {
+    fn log_pf(
+        &self,
+        env: &dyn Environment,
+        states: &StateBatch,
+        mask: &[bool],
+        device: &Device,
+    ) -> Tensor<2> {
+        let na = env.n_actions();
+        self.forward_log_probs(features(env, states, device), mask_tensor(mask, na, device))
+    }
+
+    fn log_pb(
+        &self,
+        env: &dyn Environment,
+        states: &StateBatch,
+        backward_mask: &[bool],
+        device: &Device,
+    ) -> Option<Tensor<2>> {
+        if self.backward == BackwardPolicy::Uniform {
+            return None;
+        }
+        let nb = env.n_backward_actions();
+        self.backward_log_probs(
+            features(env, states, device),
+            mask_tensor(backward_mask, nb, device),
+        )
+    }
+
+    fn evaluate_states(
+        &self,
+        env: &dyn Environment,
+        states: &StateBatch,
+        forward_mask: &[bool],
+        backward_mask: &[bool],
+        device: &Device,
+    ) -> PolicyOutput {
+        let (na, nb) = (env.n_actions(), env.n_backward_actions());
+        self.evaluate(
+            features(env, states, device),
+            mask_tensor(forward_mask, na, device),
+            mask_tensor(backward_mask, nb, device),
+        )
+    }
+
+    fn backward_policy(&self) -> BackwardPolicy {
+        self.backward
     }
 }
 

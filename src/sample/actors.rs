@@ -9,7 +9,7 @@
 
 use super::{Exploration, Sampler, Source, TrajectoryBatch};
 use crate::env::{Environment, LogReward};
-use crate::policy::GflowNetPolicy;
+use crate::policy::StatePolicy;
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 use rand::SeedableRng;
@@ -62,14 +62,14 @@ pub struct ActorStats {
 }
 
 /// Snapshots the learner has published, newest last (enough for any lag).
-struct Board {
-    snapshots: Mutex<VecDeque<(u64, GflowNetPolicy)>>,
+struct Board<S> {
+    snapshots: Mutex<VecDeque<(u64, S)>>,
     keep: usize,
     lag: u64,
 }
 
-impl Board {
-    fn publish(&self, version: u64, policy: GflowNetPolicy) {
+impl<S: Clone> Board<S> {
+    fn publish(&self, version: u64, policy: S) {
         let mut s = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
         s.push_back((version, policy));
         while s.len() > self.keep {
@@ -89,7 +89,7 @@ impl Board {
     }
 
     /// The newest snapshot at least `lag` versions behind the newest one.
-    fn for_actor(&self) -> (u64, GflowNetPolicy) {
+    fn for_actor(&self) -> (u64, S) {
         let s = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
         let newest = s.back().map_or(0, |(v, _)| *v);
         let wanted = newest.saturating_sub(self.lag);
@@ -104,10 +104,11 @@ impl Board {
 
 type Job = (Arc<dyn Environment>, Arc<dyn LogReward>);
 
-/// The running actors and the learner's end of their queue.
-pub struct ActorPool {
+/// The running actors and the learner's end of their queue. `S` is the
+/// policy snapshot actors sample with (see [`crate::policy::Policy::Snapshot`]).
+pub struct ActorPool<S> {
     settings: ActorSettings,
-    board: Arc<Board>,
+    board: Arc<Board<S>>,
     stop: Arc<AtomicBool>,
     sender: Option<SyncSender<TrajectoryBatch>>,
     receiver: Receiver<TrajectoryBatch>,
@@ -123,12 +124,12 @@ pub struct ActorPool {
 /// (every actor failing the same way, e.g. on a non-finite policy snapshot).
 const MAX_RESTARTS_WITHOUT_PROGRESS: u32 = 5;
 
-impl ActorPool {
+impl<S: StatePolicy> ActorPool<S> {
     /// Starts `settings.actors` threads sampling with `initial` (version 0).
     pub fn start(
         env: Arc<dyn Environment>,
         reward: Arc<dyn LogReward>,
-        initial: GflowNetPolicy,
+        initial: S,
         settings: ActorSettings,
     ) -> Result<Self> {
         if settings.actors == 0 || settings.batch == 0 || settings.sync_interval == 0 {
@@ -193,7 +194,7 @@ impl ActorPool {
     }
 
     /// Publishes the learner's policy after `version` steps, if it is a sync step.
-    pub fn maybe_publish(&self, version: u64, policy: &GflowNetPolicy) {
+    pub fn maybe_publish(&self, version: u64, policy: &S) {
         if version.is_multiple_of(self.settings.sync_interval) {
             self.board.publish(version, policy.clone());
         }
@@ -276,7 +277,9 @@ impl ActorPool {
         }
         Ok(())
     }
+}
 
+impl<S> ActorPool<S> {
     /// Stops and joins every actor.
     pub fn shutdown(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -293,7 +296,7 @@ impl ActorPool {
     }
 }
 
-impl Drop for ActorPool {
+impl<S> Drop for ActorPool<S> {
     fn drop(&mut self) {
         self.shutdown();
     }

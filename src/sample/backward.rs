@@ -24,9 +24,9 @@
 
 use super::{Exploration, Provenance, Source, TrajectoryBatch};
 use crate::env::{Environment, LogReward, StateBatch};
-use crate::policy::{BackwardPolicy, GflowNetPolicy, mask_tensor};
+use crate::policy::{BackwardPolicy, StatePolicy};
 use anyhow::{Context, Result, anyhow, bail};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use std::fmt::Write as _;
@@ -65,9 +65,9 @@ impl<'a> BackwardSampler<'a> {
     /// reachable from `s0` (see [`check_terminal_objects`]); and during
     /// sampling when a row other than `s0` has no allowed backward action or a
     /// trajectory exceeds `max_trajectory_length` steps.
-    pub fn sample(
+    pub fn sample<P: StatePolicy>(
         &self,
-        policy: &GflowNetPolicy,
+        policy: &P,
         objects: &StateBatch,
         version: u64,
         rng: &mut ChaCha8Rng,
@@ -76,7 +76,7 @@ impl<'a> BackwardSampler<'a> {
         check_terminal_objects(env, objects)?;
         let n = objects.len();
         let width = env.state_width();
-        let (nb, features) = (env.n_backward_actions(), env.feature_dim());
+        let nb = env.n_backward_actions();
         let uniform = policy.backward_policy() == BackwardPolicy::Uniform;
         let mut states = objects.clone();
         // Per trajectory, from the object back to s0: visited states (flat),
@@ -87,7 +87,6 @@ impl<'a> BackwardSampler<'a> {
         let mut behaviour = vec![0.0f64; n];
         let mut active: Vec<usize> = (0..n).filter(|&b| !env.is_initial(&states, b)).collect();
         let mut mask = Vec::new();
-        let mut feats = Vec::new();
         let mut actions: Vec<Option<usize>> = vec![None; n];
         for step in 0.. {
             if active.is_empty() {
@@ -110,14 +109,10 @@ impl<'a> BackwardSampler<'a> {
             let log_probs: Option<Vec<f32>> = if uniform {
                 None
             } else {
-                feats.resize(m * features, 0.0);
-                env.encode(&sub, &mut feats);
                 // An inference snapshot: the inner (non-autodiff) device.
                 let device = self.device.clone().inner();
-                let x =
-                    Tensor::<2>::from_data(TensorData::new(feats.clone(), [m, features]), &device);
                 let lp = policy
-                    .backward_log_probs(x, mask_tensor(&mask, nb, &device))
+                    .log_pb(env, &sub, &mask, &device)
                     .expect("a non-uniform backward policy has log-probabilities");
                 Some(lp.into_data().try_to_vec().expect("f32 log-probs"))
             };
@@ -183,6 +178,7 @@ impl<'a> BackwardSampler<'a> {
                     behaviour_log_prob,
                 })
                 .collect(),
+            groups: vec![0; n],
             cached_log_pi_f: None,
         })
     }

@@ -1,6 +1,7 @@
 //! The layout of a batch of complete trajectories: states of each trajectory
 //! in consecutive rows `s_0 .. s_n`, where `s_n` is the terminal object (the
-//! exit action is taken there).
+//! exit action is taken there), and per trajectory its reward, provenance
+//! and group (the prompt or condition whose `log Z` it shares).
 
 use super::Provenance;
 use crate::env::StateBatch;
@@ -18,6 +19,9 @@ pub struct TrajectoryBatch {
     pub log_rewards: Vec<f64>,
     /// Per trajectory: where it came from.
     pub provenance: Vec<Provenance>,
+    /// Per trajectory: its group (prompt, condition; 0 for an unconditional
+    /// task). Trajectories of a group share a `log Z` and a DevGrad offset.
+    pub groups: Vec<u32>,
     /// `ln pi_F(tau)` per trajectory with the autodiff graph of the sampling
     /// forward passes (see `Sampler::sample_with_graph`); valid for the loss
     /// only while [`TrajectoryBatch::log_probs_are_current`] holds.
@@ -33,6 +37,8 @@ pub struct Trajectory {
     pub backward_actions: Vec<Option<usize>>,
     pub log_reward: f64,
     pub provenance: Provenance,
+    /// Its group (see [`TrajectoryBatch::groups`]).
+    pub group: u32,
 }
 
 impl Trajectory {
@@ -78,6 +84,15 @@ impl TrajectoryBatch {
         out
     }
 
+    /// The group ids the objectives need: `None` when every trajectory is in
+    /// group 0 (an unconditional task: one `log Z`, one DevGrad offset).
+    pub fn group_ids(&self) -> Option<&[u32]> {
+        self.groups
+            .iter()
+            .any(|&g| g != 0)
+            .then_some(self.groups.as_slice())
+    }
+
     /// Whether every trajectory's cached log-probabilities are the current model's.
     pub fn log_probs_are_current(&self, current_version: u64) -> bool {
         self.provenance
@@ -98,6 +113,7 @@ impl TrajectoryBatch {
                         .to_vec(),
                     log_reward: self.log_rewards[b],
                     provenance: self.provenance[b],
+                    group: self.groups[b],
                 }
             })
             .collect()
@@ -115,6 +131,7 @@ impl TrajectoryBatch {
             backward_actions: Vec::new(),
             log_rewards: Vec::new(),
             provenance: Vec::new(),
+            groups: Vec::new(),
             cached_log_pi_f: None,
         };
         for t in trajectories {
@@ -131,6 +148,7 @@ impl TrajectoryBatch {
             out.backward_actions.extend_from_slice(&t.backward_actions);
             out.log_rewards.push(t.log_reward);
             out.provenance.push(t.provenance);
+            out.groups.push(t.group);
         }
         out
     }

@@ -4,7 +4,7 @@
 
 use super::{Exploration, Provenance, Source, TrajectoryBatch};
 use crate::env::{Enumerable, Environment, LogReward, StateBatch};
-use crate::policy::{GflowNetPolicy, mask_tensor};
+use crate::policy::StatePolicy;
 use anyhow::{Result, bail};
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use rand::RngExt;
@@ -28,9 +28,9 @@ impl<'a> Sampler<'a> {
 
     /// `n` trajectories from `policy` (an inference snapshot: `model.valid()`),
     /// with the given exploration. `version` is recorded in the provenance.
-    pub fn sample(
+    pub fn sample<P: StatePolicy>(
         &self,
-        policy: &GflowNetPolicy,
+        policy: &P,
         n: usize,
         exploration: Exploration,
         version: u64,
@@ -44,9 +44,9 @@ impl<'a> Sampler<'a> {
     /// trajectory-level loss at this same policy version needs no second
     /// forward pass. The objective reuses it only when the provenance says
     /// the batch is current ([`TrajectoryBatch::log_probs_are_current`]).
-    pub fn sample_with_graph(
+    pub fn sample_with_graph<P: StatePolicy>(
         &self,
-        policy: &GflowNetPolicy,
+        policy: &P,
         n: usize,
         version: u64,
         rng: &mut ChaCha8Rng,
@@ -54,9 +54,9 @@ impl<'a> Sampler<'a> {
         self.rollout(policy, n, Exploration::default(), version, rng, true)
     }
 
-    fn rollout(
+    fn rollout<P: StatePolicy>(
         &self,
-        policy: &GflowNetPolicy,
+        policy: &P,
         n: usize,
         exploration: Exploration,
         version: u64,
@@ -72,7 +72,7 @@ impl<'a> Sampler<'a> {
             self.device.clone().inner()
         };
         let mut graph: Vec<(Tensor<1>, Vec<i64>)> = Vec::new();
-        let (n_actions, features) = (env.n_actions(), env.feature_dim());
+        let n_actions = env.n_actions();
         let exit = env.exit_action();
         let mut states = env.initial_states(n);
         // Per trajectory: visited states (flat), forward actions, backward actions.
@@ -102,11 +102,7 @@ impl<'a> Sampler<'a> {
             let m = active.len();
             mask.resize(m * n_actions, false);
             env.forward_mask(&sub, &mut mask);
-            // The tensor takes ownership of the features: one buffer per step, no copy.
-            let mut feats = vec![0.0f32; m * features];
-            env.encode(&sub, &mut feats);
-            let x = Tensor::<2>::from_data(TensorData::new(feats, [m, features]), &device);
-            let log_probs = policy.forward_log_probs(x, mask_tensor(&mask, n_actions, &device));
+            let log_probs = policy.log_pf(env, &sub, &mask, &device);
             let kept = keep_graph.then(|| log_probs.clone());
             let log_probs: Vec<f32> = log_probs.into_data().try_to_vec().expect("f32 log-probs");
             actions.iter_mut().for_each(|a| *a = None);
@@ -181,6 +177,7 @@ impl<'a> Sampler<'a> {
                     behaviour_log_prob,
                 })
                 .collect(),
+            groups: vec![0; n],
             cached_log_pi_f,
         })
     }
@@ -257,10 +254,10 @@ fn sample_action(
 /// Samples `total` trajectories on-policy in chunks and counts terminal
 /// objects by enumeration index (for the empirical L1 of torchgfn's convention).
 #[allow(clippy::too_many_arguments)]
-pub fn sample_on_policy_counts(
+pub fn sample_on_policy_counts<P: StatePolicy>(
     env: &dyn Enumerable,
     reward: &dyn LogReward,
-    policy: &GflowNetPolicy,
+    policy: &P,
     total: usize,
     chunk: usize,
     n_states: usize,

@@ -28,20 +28,28 @@ pub struct TrainConfig {
     pub offpolicy: OffPolicyConfig,
     pub run: RunConfig,
     /// Continuous samplers (`env.kind = gmm | banana | diffusion`).
-    pub continuous: crate::continuous::train::ContinuousConfig,
+    pub continuous: crate::continuous::ContinuousConfig,
 }
 
 /// Off-policy and asynchronous training (all off by default).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OffPolicyConfig {
-    /// `none`, `fifo`, `prioritized` or `shen`.
+    /// `none`, `fifo`, `prioritized`, `shen` or `keyed`.
     pub replay: String,
     pub replay_capacity: usize,
     /// Share of each batch drawn from the buffer (once it has data).
     pub replay_fraction: f64,
-    /// `prioritized`: priority `R^replay_inv_temp`.
+    /// `prioritized`: priority `R^replay_inv_temp`; `keyed`: inverse
+    /// temperature of the reward softmax of non-recent groups.
     pub replay_inv_temp: f64,
+    /// `keyed` (TBA's buffer, groups keyed by the trajectory's group id):
+    /// trajectories replayed per group (`K`).
+    pub replay_group_size: usize,
+    /// `keyed`: probability that a replayed group is its newest `K` entries (`m`).
+    pub replay_recent_prob: f64,
+    /// `keyed`: entries kept per group (`replay_capacity` is then the number of groups).
+    pub replay_key_capacity: usize,
     /// File of terminal objects: train on their backward samples instead of forward sampling.
     pub offline_data: String,
     /// Actor threads sampling with policy snapshots (0: the learner samples).
@@ -56,6 +64,17 @@ pub struct OffPolicyConfig {
     pub stale: crate::sample::StalePolicy,
     /// Restart an actor whose thread panicked (otherwise training stops when none is left).
     pub restart_actors: bool,
+}
+
+impl OffPolicyConfig {
+    /// How the keyed buffer draws its groups (`replay = "keyed"`).
+    pub fn keyed_sampling(&self) -> crate::sample::replay::KeyedSampling {
+        crate::sample::replay::KeyedSampling {
+            group_size: self.replay_group_size,
+            recent_prob: self.replay_recent_prob,
+            inv_temp: self.replay_inv_temp,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -279,6 +298,21 @@ impl EnvConfig {
 }
 
 impl TrainConfig {
+    /// Checks a continuous sampler's settings and that the objective has a
+    /// continuous version (trajectory-level objectives only).
+    pub fn validate_continuous(&self) -> Result<()> {
+        self.continuous.validate(&self.env.kind)?;
+        let objective = self.objective().context("objective.name")?;
+        if !objective.is_trajectory_level() {
+            bail!(
+                "objective.name = `{}`: not available for continuous samplers; valid: {}",
+                self.objective.name,
+                crate::continuous::CONTINUOUS_OBJECTIVES
+            );
+        }
+        Ok(())
+    }
+
     /// Checks values serde cannot (ranges, names), naming the key.
     pub fn validate(&self) -> Result<()> {
         let continuous = crate::continuous::is_continuous(&self.env.kind);
@@ -298,7 +332,7 @@ impl TrainConfig {
             self.env.validate_ising()?;
         }
         if continuous {
-            crate::continuous::train::validate(self)?;
+            self.validate_continuous()?;
         }
         self.member().context("objective.divergence")?;
         if self.objective.exponent_cap > F32_EXPONENT_CAP {
@@ -359,7 +393,10 @@ impl TrainConfig {
             .validate()
             .map_err(|e| anyhow::anyhow!("sampling: {e}"))?;
         let o = &self.offpolicy;
-        if !["none", "fifo", "prioritized", "shen"].contains(&o.replay.as_str()) {
+        if !super::source::REPLAY_KINDS
+            .split(", ")
+            .any(|k| k == o.replay)
+        {
             bail!(
                 "offpolicy.replay = `{}`: unknown buffer; valid: {}",
                 o.replay,
@@ -377,6 +414,23 @@ impl TrainConfig {
         }
         if !(o.replay_inv_temp.is_finite() && o.replay_inv_temp >= 0.0) {
             bail!("offpolicy.replay_inv_temp must be finite and >= 0");
+        }
+        if o.replay == "keyed" {
+            o.keyed_sampling().validate().map_err(|e| {
+                anyhow::anyhow!("offpolicy.replay_group_size / replay_recent_prob: {e}")
+            })?;
+            if o.replay_key_capacity == 0 {
+                bail!("offpolicy.replay_key_capacity must be >= 1");
+            }
+            let replayed = (o.replay_fraction * self.sampling.batch as f64).round() as usize;
+            if o.replay_fraction > 0.0 && replayed < o.replay_group_size {
+                bail!(
+                    "offpolicy.replay = \"keyed\" replays whole groups of replay_group_size = {} \
+                     trajectories, but replay_fraction * sampling.batch = {replayed}: raise \
+                     replay_fraction or sampling.batch, or lower replay_group_size",
+                    o.replay_group_size
+                );
+            }
         }
         if o.sync_interval == 0 {
             bail!("offpolicy.sync_interval must be >= 1");

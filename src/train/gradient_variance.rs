@@ -2,12 +2,8 @@
 //! stochastic gradient over many independent batches (SPEC §4, §6 item 6).
 //! Lower variance at equal bias means faster, steadier training.
 
-use super::trainer::Trainer;
-use crate::objective::compute;
-use crate::policy::flat_gradients;
+use super::run_loop::TrainingTask;
 use anyhow::Result;
-use burn::module::Module;
-use burn::optim::GradientsParams;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
@@ -21,42 +17,19 @@ pub struct GradientVariance {
     pub batch_size: usize,
 }
 
-/// Samples `batches` batches with the trainer's current policy (parameters
-/// held fixed: no optimiser step) and measures the policy gradient's spread.
-pub fn gradient_variance(
-    trainer: &Trainer,
+/// Draws `batches` fresh batches from `task` at its current parameters (no
+/// optimiser step; `version` is recorded in their provenance) and measures
+/// the spread of the policy gradient. One function for every task.
+pub fn gradient_variance<T: TrainingTask>(
+    task: &T,
     batches: usize,
     version: u64,
     rng: &mut ChaCha8Rng,
 ) -> Result<GradientVariance> {
-    let sampler = crate::sample::Sampler::new(
-        trainer.task.dynamics(),
-        trainer.task.reward.as_ref(),
-        trainer.device.clone(),
-    );
-    GradientVariance::from_batches(batches, trainer.cfg.sampling.batch, || {
-        let batch = sampler.sample(
-            &trainer.policy.valid(),
-            trainer.cfg.sampling.batch,
-            trainer.cfg.exploration(),
-            version,
-            rng,
-        )?;
-        let out = compute(
-            &trainer.objective,
-            &trainer.policy,
-            &trainer.log_z,
-            trainer.task.dynamics(),
-            trainer.task.reward.as_ref(),
-            &batch,
-            trainer.log_z_true(),
-            &trainer.device,
-            version,
-        )?;
-        Ok(flat_gradients(
-            &trainer.policy,
-            &GradientsParams::from_grads(out.loss.backward(), &trainer.policy),
-        ))
+    GradientVariance::from_batches(batches, task.batch_size(), || {
+        Ok(task
+            .learner()
+            .policy_gradient(task.fresh_loss(version, rng)?))
     })
 }
 

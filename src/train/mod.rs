@@ -1,12 +1,26 @@
-//! Training: configuration, the training loop, and the run directory.
+//! Training: one core shared by every kind of model, and thin task adapters.
+//!
+//! * [`learner`]: a policy, its learned `log Z` and their optimisers; the step;
+//! * [`run_loop`]: the iterate / evaluate / log loop and the [`TrainingTask`] trait;
+//! * [`gradient_variance`]: gradient spread at fixed parameters, for any task;
+//! * [`trainer`]: the discrete GFlowNet adapter ([`Trainer`]) with its
+//!   [`task`] (environment, reward, enumeration) and batch [`source`];
+//! * [`continuous`]: the continuous-sampler adapter;
+//! * [`config`], [`run_dir`], [`fused_adam`]: settings, outputs, the optimiser.
 
 pub mod config;
+pub mod continuous;
 pub mod fused_adam;
 pub mod gradient_variance;
+pub mod learner;
 pub mod run_dir;
+pub mod run_loop;
 pub mod source;
 pub mod task;
 pub mod trainer;
 
 pub use config::TrainConfig;
+pub use continuous::ContinuousTrainer;
+pub use learner::Learner;
+pub use run_loop::{Schedule, TrainingTask, run_loop};
 pub use trainer::{Summary, Trainer};

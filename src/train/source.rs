@@ -6,9 +6,10 @@
 use super::config::OffPolicyConfig;
 use super::task::Task;
 use crate::env::StateBatch;
-use crate::policy::GflowNetPolicy;
+use crate::policy::StatePolicy;
 use crate::sample::replay::{
-    BufferSummary, FifoBuffer, PrioritizedBuffer, ReplayBuffer, ReplayStats, ShenBuffer, object_key,
+    BufferSummary, FifoBuffer, KeyedBuffer, KeyedSampling, PrioritizedBuffer, ReplayBuffer,
+    ReplayStats, ShenBuffer, object_key,
 };
 use crate::sample::{
     ActorPool, ActorSettings, BackwardSampler, Exploration, Sampler, Source, Trajectory,
@@ -19,32 +20,36 @@ use burn::tensor::Device;
 use rand_chacha::ChaCha8Rng;
 
 /// The replay buffer kinds (`offpolicy.replay`).
-pub const REPLAY_KINDS: &str = "none, fifo, prioritized, shen";
+pub const REPLAY_KINDS: &str = "none, fifo, prioritized, shen, keyed";
 
 enum Replay {
     /// Whole trajectories, replayed as they were sampled.
     Trajectories(Box<dyn ReplayBuffer<Trajectory>>),
     /// Terminal objects, re-sampled backward with the current `P_B` (Shen et al.).
     Objects(ShenBuffer<Vec<i64>>),
+    /// TBA's buffer: whole trajectories grouped by their group id (prompt,
+    /// condition), replayed as groups of `K` (newest, or reward-softmax).
+    Keyed(KeyedBuffer<Trajectory>, KeyedSampling),
 }
 
-/// Produces the batch of each training step.
-pub struct BatchSource {
+/// Produces the batch of each training step; `S` is the policy snapshot the
+/// learner and its actors sample with.
+pub struct BatchSource<S> {
     cfg: OffPolicyConfig,
     batch: usize,
     exploration: Exploration,
-    actors: Option<ActorPool>,
+    actors: Option<ActorPool<S>>,
     offline: Option<StateBatch>,
     replay: Option<Replay>,
 }
 
-impl BatchSource {
+impl<S: StatePolicy> BatchSource<S> {
     pub fn new(
         cfg: &OffPolicyConfig,
         batch: usize,
         exploration: Exploration,
         task: &Task,
-        initial: &GflowNetPolicy,
+        initial: &S,
         seed: u64,
     ) -> Result<Self> {
         let replay = match cfg.replay.as_str() {
@@ -57,6 +62,10 @@ impl BatchSource {
                 cfg.replay_inv_temp,
             )))),
             "shen" => Some(Replay::Objects(ShenBuffer::new(cfg.replay_capacity))),
+            "keyed" => Some(Replay::Keyed(
+                KeyedBuffer::with_key_capacity(cfg.replay_capacity, cfg.replay_key_capacity),
+                cfg.keyed_sampling(),
+            )),
             other => bail!("offpolicy.replay = `{other}`: unknown buffer; valid: {REPLAY_KINDS}"),
         };
         let offline = if cfg.offline_data.is_empty() {
@@ -109,7 +118,7 @@ impl BatchSource {
     pub fn next(
         &mut self,
         version: u64,
-        snapshot: &GflowNetPolicy,
+        snapshot: &S,
         task: &Task,
         device: &Device,
         rng: &mut ChaCha8Rng,
@@ -162,6 +171,19 @@ impl BatchSource {
                     }
                     TrajectoryBatch::from_trajectories(&items)
                 }
+                Replay::Keyed(buf, sampling) => {
+                    let mut items: Vec<Trajectory> = buf
+                        .sample(n_replay, sampling, rng)
+                        .into_iter()
+                        .flat_map(|g| g.items)
+                        .collect();
+                    for t in &mut items {
+                        if t.provenance.is_forward_sampled() {
+                            t.provenance.source = Source::Replay;
+                        }
+                    }
+                    TrajectoryBatch::from_trajectories(&items)
+                }
                 Replay::Objects(buf) => {
                     let rows = buf.sample(n_replay, rng);
                     let objects = StateBatch::new(rows.concat(), env.state_width());
@@ -186,9 +208,20 @@ impl BatchSource {
                 Replay::Objects(buf) => {
                     buf.insert(key, t.log_reward, t.terminal().to_vec());
                 }
+                Replay::Keyed(buf, _) => {
+                    buf.insert(
+                        u64::from(t.group),
+                        key,
+                        t.log_reward,
+                        t.provenance.policy_version,
+                        t.clone(),
+                    );
+                }
             }
         }
-        let keep = fresh.len() - n_replay;
+        // Keyed replay returns whole groups (a multiple of K): the fresh part
+        // fills the rest of the batch.
+        let keep = fresh.len() - replayed.as_ref().map_or(0, TrajectoryBatch::len);
         let mut parts: Vec<Trajectory> = fresh_parts.into_iter().take(keep).collect();
         if let Some(r) = replayed {
             parts.extend(r.split());
@@ -208,7 +241,7 @@ impl BatchSource {
 
     /// Tells the actors about the learner's new policy (a no-op without
     /// actors; the snapshot is only taken when one is needed).
-    pub fn after_step(&self, version: u64, snapshot: impl FnOnce() -> GflowNetPolicy) {
+    pub fn after_step(&self, version: u64, snapshot: impl FnOnce() -> S) {
         if let Some(pool) = &self.actors {
             pool.maybe_publish(version, &snapshot());
         }
@@ -219,6 +252,7 @@ impl BatchSource {
         self.replay.as_ref().map(|r| match r {
             Replay::Trajectories(b) => b.summary(),
             Replay::Objects(b) => b.summary(),
+            Replay::Keyed(b, _) => b.summary(),
         })
     }
 
@@ -232,5 +266,6 @@ fn replay_is_empty(r: &Replay) -> bool {
     match r {
         Replay::Trajectories(b) => b.is_empty(),
         Replay::Objects(b) => b.is_empty(),
+        Replay::Keyed(b, _) => b.is_empty(),
     }
 }

@@ -42,6 +42,9 @@ pub struct Task {
     /// Grid shape `(rows, cols)` and the coordinates of every state, for heatmaps
     /// of 2-D environments.
     pub grid: Option<(usize, usize)>,
+    /// Groups of trajectories with their own `log Z` (prompts, conditions;
+    /// 1 for an unconditional task): the size of the learned `log Z` table.
+    pub n_groups: usize,
 }
 
 /// Whether to enumerate under `run.exact`, given the environment's own
@@ -169,6 +172,7 @@ impl Task {
             enumeration: modes.map(|modes| Enumeration { env, modes }),
             mode_rule,
             grid,
+            n_groups: 1,
         }
     }
 

@@ -1,27 +1,27 @@
-//! The training loop: sample a batch on-policy (with optional exploration),
-//! evaluate the objective under the current model, step Adam for the policy
-//! and (separately, with its own learning rate) the learned log Z, and
-//! evaluate every few iterations: the exact terminating distribution when the
-//! task is enumerated, sample-based metrics always.
+//! The discrete GFlowNet task adapter: each iteration draws a batch from its
+//! [`BatchSource`] (the learner's sampler with exploration, actors, offline
+//! data, replay), evaluates the objective under the current policy and hands
+//! the loss to the shared [`Learner`]; evaluation computes the exact
+//! terminating distribution when the task is enumerated and sample-based
+//! metrics always. The loop itself is [`run_loop`]'s.
 
 use super::config::TrainConfig;
+use super::learner::Learner;
 use super::run_dir::RunDir;
+use super::run_loop::{Schedule, TrainingTask, run_loop};
 use super::source::BatchSource;
 use super::task::Task;
 use crate::divergence::partition::LogZMode;
 use crate::env::{Enumerable, StateBatch};
 use crate::eval::{
-    Dag, Metrics, ModesTracker, SampleMetrics, SampleTracker, empirical_l1, target_distribution,
+    Dag, Metrics, ModesTracker, SampleMetrics, SampleTracker, empirical_l1, exact_terminating,
+    target_distribution,
 };
-use crate::objective::{Objective, compute};
-use crate::policy::BackwardPolicy;
-use crate::policy::{GflowNetPolicy, LogZ, PolicyShape, mask_tensor};
+use crate::objective::{LossOutput, Objective, compute};
+use crate::policy::{BackwardPolicy, GflowNetPolicy, LogZ, Policy, PolicyShape, StatePolicy};
 use crate::sample::{Sampler, sample_on_policy_counts};
-use crate::train::fused_adam::FusedAdam;
-use anyhow::{Context, Result, bail};
-use burn::module::Module;
-use burn::optim::{GradientsParams, grad_clipping::GradientClippingConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use anyhow::Result;
+use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -98,12 +98,6 @@ pub struct EvalPoint {
 /// graphs cost more in backward than one batched forward).
 pub const REUSE_MIN_BATCH: usize = 128;
 
-/// The two optimisers (policy, learned log Z: separate learning rates).
-pub struct Optimisers {
-    pub policy: burn::optim::ModuleOptimizer,
-    pub log_z: burn::optim::ModuleOptimizer,
-}
-
 /// What one iteration did.
 pub struct StepOutput {
     pub loss: f64,
@@ -146,22 +140,65 @@ struct Exact {
     mode_indices: Vec<usize>,
 }
 
-/// A training run; exact evaluation when the task is enumerated.
-pub struct Trainer {
+/// Counters a run keeps between evaluation points.
+#[derive(Default)]
+struct Progress {
+    trajectories: u64,
+    last_loss: f64,
+    last_log_z: f64,
+    /// Since the previous evaluation: trajectories, off-policy ones, ESS sums.
+    seen: usize,
+    off: usize,
+    ess_sum: f64,
+    ess_n: usize,
+    hist: Vec<u64>,
+    log_r: Vec<f64>,
+    /// Enumerated tasks count modes by state index (their exact mode list);
+    /// the others by the task's mode rule.
+    modes: Option<ModesTracker>,
+    samples: Option<SampleTracker>,
+    last_window: Option<SampleMetrics>,
+}
+
+/// A discrete GFlowNet training run; exact evaluation when the task is
+/// enumerated. `P` is the policy (the MLP [`GflowNetPolicy`] unless built
+/// with [`Trainer::with_policy`]).
+pub struct Trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy = GflowNetPolicy> {
     pub cfg: TrainConfig,
     pub task: Task,
     pub objective: Objective,
     pub device: Device,
-    pub policy: GflowNetPolicy,
-    pub log_z: LogZ,
-    source: BatchSource,
+    pub learner: Learner<P>,
+    source: BatchSource<P::Snapshot>,
     exact: Option<Exact>,
+    progress: Progress,
 }
 
 impl Trainer {
+    /// A run of `cfg` with the MLP policy it describes.
     pub fn new(cfg: TrainConfig) -> Result<Self> {
         let task = Task::from_config(&cfg.env, cfg.run.exact)?;
-        let (env, reward) = (task.env.clone(), task.reward.clone());
+        let device = Device::flex().autodiff();
+        device.seed(cfg.run.seed);
+        let env = task.dynamics();
+        let shape = PolicyShape {
+            features: env.feature_dim(),
+            n_actions: env.n_actions(),
+            n_backward_actions: env.n_backward_actions(),
+            hidden: cfg.policy.hidden,
+            layers: cfg.policy.layers,
+            backward: cfg.policy.backward,
+        };
+        let policy = GflowNetPolicy::new(shape, &device);
+        Self::with_policy(cfg, task, policy, device)
+    }
+}
+
+impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
+    /// A run of `cfg` on `task` with a given policy (on `device`, an
+    /// autodiff device) and one learned log Z per group of the task.
+    pub fn with_policy(cfg: TrainConfig, task: Task, policy: P, device: Device) -> Result<Self> {
+        let reward = task.reward.clone();
         let objective = cfg.objective()?;
         if task.enumeration.is_none() {
             if matches!(
@@ -179,24 +216,14 @@ impl Trainer {
                 )?;
             }
         }
-        let device = Device::flex().autodiff();
-        device.seed(cfg.run.seed);
-        let shape = PolicyShape {
-            features: env.feature_dim(),
-            n_actions: env.n_actions(),
-            n_backward_actions: env.n_backward_actions(),
-            hidden: cfg.policy.hidden,
-            layers: cfg.policy.layers,
-            backward: cfg.policy.backward,
-        };
-        let policy = GflowNetPolicy::new(shape, &device);
-        let log_z = LogZ::new(0.0, &device);
+        let log_z = LogZ::per_group(task.n_groups, 0.0, &device);
+        let learner = Learner::new(policy, log_z, &cfg.optim);
         let source = BatchSource::new(
             &cfg.offpolicy,
             cfg.sampling.batch,
             cfg.exploration(),
             &task,
-            &policy.valid(),
+            &learner.snapshot(),
             cfg.run.seed.wrapping_add(1),
         )?;
         let exact = task.enumeration.as_ref().map(|e| {
@@ -217,10 +244,10 @@ impl Trainer {
             task,
             objective,
             device,
-            policy,
-            log_z,
+            learner,
             source,
             exact,
+            progress: Progress::default(),
         })
     }
 
@@ -238,7 +265,12 @@ impl Trainer {
     /// states (`None` without enumeration).
     pub fn exact_distribution(&self) -> Option<Vec<f64>> {
         self.exact.as_ref().map(|e| {
-            let p_t = exact_terminating(&self.policy.valid(), e.env.as_ref(), &e.dag);
+            let p_t = exact_terminating(
+                &self.learner.snapshot(),
+                e.env.as_ref(),
+                &e.dag,
+                &Device::flex(),
+            );
             e.dag.terminal_values(&p_t)
         })
     }
@@ -254,32 +286,31 @@ impl Trainer {
         self.exact.as_ref().map(|e| e.target.as_slice())
     }
 
-    /// Fresh Adam optimisers for the policy and the learned log Z.
-    pub fn optimisers(&self) -> Optimisers {
-        let clip = (self.cfg.optim.clip_grad_norm > 0.0).then_some(GradientClippingConfig::Norm(
-            self.cfg.optim.clip_grad_norm as f32,
-        ));
-        Optimisers {
-            policy: FusedAdam::init(clip.clone()),
-            log_z: FusedAdam::init(clip),
-        }
+    /// The objective of `batch` under the current model at policy `version`.
+    pub fn loss(&self, batch: &crate::sample::TrajectoryBatch, version: u64) -> Result<LossOutput> {
+        compute(
+            &self.objective,
+            &self.learner.policy,
+            &self.learner.log_z,
+            self.task.dynamics(),
+            self.task.reward.as_ref(),
+            batch,
+            self.log_z_true(),
+            &self.device,
+            version,
+        )
     }
 
     /// One training iteration: sample a batch with a snapshot of the policy,
-    /// evaluate the objective under the current policy, step both optimisers.
-    pub fn step(
-        &mut self,
-        it: u64,
-        opt: &mut Optimisers,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<StepOutput> {
+    /// evaluate the objective under the current policy, step the learner.
+    pub fn step(&mut self, it: u64, rng: &mut ChaCha8Rng) -> Result<StepOutput> {
         let t0 = Instant::now();
         // On-policy trajectory-level objectives with a uniform P_B sample with
         // the training model itself and reuse that pass in the loss, where
         // that is faster (measured: from batch 128 on, see BENCHMARKS.md).
         let reuse = self.cfg.sampling.batch >= REUSE_MIN_BATCH
             && self.source.is_plain_on_policy()
-            && self.policy.backward_policy() == BackwardPolicy::Uniform
+            && self.learner.policy.backward_policy() == BackwardPolicy::Uniform
             && matches!(
                 self.objective,
                 Objective::FTb { .. } | Objective::Tb | Objective::VarGrad
@@ -290,46 +321,22 @@ impl Trainer {
                 self.task.reward.as_ref(),
                 self.device.clone(),
             )
-            .sample_with_graph(&self.policy, self.cfg.sampling.batch, it, rng)?;
+            .sample_with_graph(
+                &self.learner.policy,
+                self.cfg.sampling.batch,
+                it,
+                rng,
+            )?;
             let t = b.terminal_states();
             (b, t)
         } else {
-            let snapshot = self.policy.valid();
+            let snapshot = self.learner.snapshot();
             self.source
                 .next(it, &snapshot, &self.task, &self.device, rng)?
         };
         let t1 = Instant::now();
-        let out = compute(
-            &self.objective,
-            &self.policy,
-            &self.log_z,
-            self.task.dynamics(),
-            self.task.reward.as_ref(),
-            &batch,
-            self.log_z_true(),
-            &self.device,
-            it,
-        )
-        .with_context(|| format!("iteration {it}"))?;
-        if !out.value.is_finite() {
-            bail!(
-                "iteration {it}: the loss is {} (not finite); lower optim.lr or set optim.clip_grad_norm",
-                out.value
-            );
-        }
-        let t2 = Instant::now();
-        let mut grads = out.loss.backward();
-        let t3 = Instant::now();
-        let gp = GradientsParams::from_module(&mut grads, &self.policy);
-        self.policy = opt.policy.step(self.cfg.optim.lr, self.policy.clone(), gp);
-        if self.objective.uses_learned_log_z() {
-            let gz = GradientsParams::from_module(&mut grads, &self.log_z);
-            self.log_z = opt
-                .log_z
-                .step(self.cfg.optim.lr_log_z, self.log_z.clone(), gz);
-        }
-        self.source.after_step(it + 1, || self.policy.valid());
-        let t4 = Instant::now();
+        let out = self.loss(&batch, it)?;
+        let (value, log_z) = (out.value, out.log_z);
         // Importance weights of forward-sampled trajectories: model over behaviour.
         let log_w: Vec<f64> = batch
             .provenance
@@ -338,13 +345,25 @@ impl Trainer {
             .filter(|(p, _)| p.is_forward_sampled())
             .map(|(p, lp)| lp - p.behaviour_log_prob)
             .collect();
+        let t2 = Instant::now();
+        let times = self
+            .learner
+            .step(out, self.objective.uses_learned_log_z())?;
+        let t3 = Instant::now();
+        let learner = &self.learner;
+        self.source.after_step(it + 1, || learner.snapshot());
         Ok(StepOutput {
-            loss: out.value,
-            log_z: out.log_z.unwrap_or(f64::NAN),
+            loss: value,
+            log_z: log_z.unwrap_or(f64::NAN),
             terminals,
             trained: batch.len(),
             states_evaluated: batch.n_rows(),
-            seconds: [t1 - t0, t2 - t1, t3 - t2, t4 - t3].map(|d| d.as_secs_f64()),
+            seconds: [
+                (t1 - t0).as_secs_f64(),
+                (t2 - t1).as_secs_f64(),
+                times.backward,
+                times.optimiser + t3.elapsed().as_secs_f64(),
+            ],
             staleness: batch.provenance.iter().map(|p| p.staleness(it)).collect(),
             off_policy: batch
                 .provenance
@@ -355,104 +374,61 @@ impl Trainer {
         })
     }
 
-    /// Trains for the configured number of trajectories. `on_eval` sees every
-    /// evaluation point (for progress bars and logs).
+    /// Trains for the configured number of trajectories (fresh optimiser
+    /// state, fresh counters). `on_eval` sees every evaluation point (for
+    /// progress bars and logs).
     pub fn run(
         &mut self,
-        mut run_dir: Option<&mut RunDir>,
-        mut on_eval: impl FnMut(&EvalPoint, u64),
+        run_dir: Option<&mut RunDir>,
+        on_eval: impl FnMut(&EvalPoint, u64),
     ) -> Result<(Summary, Vec<EvalPoint>)> {
         let cfg = self.cfg.clone();
         let start = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
-        let mut opt = self.optimisers();
-        // Enumerated tasks count modes by state index (their exact mode
-        // list); the others by the task's mode rule.
-        let mut tracker = self
+        self.learner.reset_optimisers();
+        let modes = self
             .exact
             .as_ref()
             .map(|e| ModesTracker::new(e.mode_indices.iter().copied()));
-        let mut samples = SampleTracker::new(if tracker.is_some() {
+        let samples = SampleTracker::new(if modes.is_some() {
             None
         } else {
             self.task.mode_rule.clone()
         });
-        let modes_found = |t: &Option<ModesTracker>, s: &SampleTracker| match t {
-            Some(t) => Some(t.found()),
-            None => s.modes_found(),
+        self.progress = Progress {
+            last_loss: f64::NAN,
+            last_log_z: f64::NAN,
+            modes,
+            samples: Some(samples),
+            ..Progress::default()
         };
         let iterations = cfg.iterations();
-        let mut points = Vec::new();
-        let mut trajectories = 0u64;
-        let mut last_log_z = f64::NAN;
-        let mut last_window = None;
-        let (mut seen, mut off, mut ess_sum, mut ess_n) = (0usize, 0usize, 0.0f64, 0usize);
-        let mut hist: Vec<u64> = Vec::new();
-        let mut log_r = Vec::new();
-        for it in 0..iterations {
-            let out = self.step(it, &mut opt, &mut rng)?;
-            trajectories += out.trained as u64;
-            seen += out.staleness.len();
-            off += out.off_policy;
-            if out.ess_fraction.is_finite() {
-                ess_sum += out.ess_fraction;
-                ess_n += 1;
-            }
-            for &k in &out.staleness {
-                let k = k as usize;
-                if hist.len() <= k {
-                    hist.resize(k + 1, 0);
-                }
-                hist[k] += 1;
-            }
-            log_r.resize(out.terminals.len(), 0.0);
-            self.task.reward.log_reward(&out.terminals, &mut log_r);
-            samples.observe(&out.terminals, &log_r, trajectories);
-            if let (Some(t), Some(e)) = (tracker.as_mut(), self.exact.as_ref()) {
-                let indices: Vec<usize> = (0..out.terminals.len())
-                    .map(|i| e.env.state_index(&out.terminals, i))
-                    .collect();
-                t.observe(&indices, trajectories);
-            }
-            let last_loss = out.loss;
-            last_log_z = out.log_z;
-            let last = it + 1 == iterations;
-            if (it + 1) % cfg.run.eval_every as u64 == 0 || last {
-                let l1 = self.exact.as_ref().map(|e| {
-                    crate::eval::metrics::l1_sum(
-                        &self.exact_distribution().expect("enumerated"),
-                        &e.target,
-                    )
-                });
-                let window = samples.take_window();
-                last_window = Some(window.clone());
-                let p = EvalPoint {
-                    iteration: it + 1,
-                    trajectories,
-                    loss: last_loss,
-                    log_z: last_log_z,
-                    l1_exact: l1,
-                    modes_found: modes_found(&tracker, &samples),
-                    samples: window,
-                    seconds: start.elapsed().as_secs_f64(),
-                    off_policy_fraction: off as f64 / seen.max(1) as f64,
-                    ess_fraction: if ess_n > 0 {
-                        ess_sum / ess_n as f64
-                    } else {
-                        f64::NAN
-                    },
-                    staleness_histogram: std::mem::take(&mut hist),
-                    buffer: self.source.buffer_summary(),
-                    actors: self.source.actor_stats(),
-                };
-                (seen, off, ess_sum, ess_n) = (0, 0, 0.0, 0);
-                if let Some(rd) = run_dir.as_deref_mut() {
-                    rd.log(&serde_json::to_value(&p)?)?;
-                }
-                on_eval(&p, iterations);
-                points.push(p);
-            }
+        let schedule = Schedule {
+            iterations,
+            eval_every: cfg.run.eval_every as u64,
+            eval_at_start: false,
+        };
+        let points = run_loop(self, schedule, &mut rng, run_dir, on_eval)?;
+        let summary = self.summary(iterations, &mut rng, start)?;
+        Ok((summary, points))
+    }
+
+    fn modes_found(&self) -> Option<usize> {
+        let p = &self.progress;
+        match &p.modes {
+            Some(t) => Some(t.found()),
+            None => p.samples.as_ref().and_then(SampleTracker::modes_found),
         }
+    }
+
+    /// The end-of-run summary (the empirical L1 draws from `rng`).
+    fn summary(
+        &mut self,
+        iterations: u64,
+        rng: &mut ChaCha8Rng,
+        start: Instant,
+    ) -> Result<Summary> {
+        let cfg = &self.cfg;
         let model = self.exact_distribution();
         let metrics = model
             .as_ref()
@@ -463,12 +439,12 @@ impl Trainer {
                 let counts = sample_on_policy_counts(
                     e.env.as_ref(),
                     self.task.reward.as_ref(),
-                    &self.policy.valid(),
+                    &self.learner.snapshot(),
                     cfg.run.empirical_samples,
                     4096,
                     e.dag.n_states(),
                     &self.device,
-                    &mut rng,
+                    rng,
                 )?;
                 let counts = e
                     .dag
@@ -480,7 +456,10 @@ impl Trainer {
             }
             _ => None,
         };
-        let (n_modes, all_modes_at, mode_history) = match &tracker {
+        let modes_found = self.modes_found();
+        let p = &mut self.progress;
+        let samples = p.samples.as_mut().expect("a running trainer");
+        let (n_modes, all_modes_at, mode_history) = match &p.modes {
             Some(t) => (
                 Some(t.n_modes()),
                 t.trajectories_to_find(t.n_modes()),
@@ -494,23 +473,24 @@ impl Trainer {
                 samples.history(),
             ),
         };
-        let summary = Summary {
+        let last_window = p.last_window.take();
+        Ok(Summary {
             objective: self.objective.label(),
             l1_exact: metrics.as_ref().map(|m| m.l1_sum),
             f_divergence: self.objective.member().and_then(|m| {
                 model
                     .as_ref()
-                    .zip(self.target())
-                    .map(|(p, t)| crate::eval::metrics::f_divergence(m, p, t))
+                    .zip(self.exact.as_ref())
+                    .map(|(p, e)| crate::eval::metrics::f_divergence(m, p, &e.target))
             }),
             metrics,
-            log_z: last_log_z,
-            log_z_true: self.log_z_true(),
-            modes_found: modes_found(&tracker, &samples),
+            log_z: p.last_log_z,
+            log_z_true: self.exact.as_ref().map(|e| e.log_z_true),
+            modes_found,
             n_modes,
             all_modes_at,
             mode_history,
-            trajectories,
+            trajectories: p.trajectories,
             iterations,
             l1_empirical,
             empirical_samples: cfg.run.empirical_samples,
@@ -519,37 +499,103 @@ impl Trainer {
             wall_seconds: start.elapsed().as_secs_f64(),
             seed: cfg.run.seed,
             version: env!("CARGO_PKG_VERSION").to_string(),
-        };
-        Ok((summary, points))
+        })
     }
 }
 
-/// `P_T` over all states of an enumerable environment for an inference
-/// policy: one batched forward pass over every state, then the DAG recursion.
-pub fn exact_terminating<E: Enumerable + ?Sized>(
-    policy: &GflowNetPolicy,
-    env: &E,
-    dag: &Dag,
-) -> Vec<f64> {
-    let all = env.all_states();
-    let n = all.len();
-    let (na, nf) = (env.n_actions(), env.feature_dim());
-    let device = Device::flex();
-    let mut feats = vec![0.0f32; n * nf];
-    env.encode(&all, &mut feats);
-    let mut mask = vec![false; n * na];
-    env.forward_mask(&all, &mut mask);
-    let x = Tensor::<2>::from_data(TensorData::new(feats, [n, nf]), &device);
-    let policy = policy.clone().to_device(&device);
-    let lp: Vec<f64> = policy
-        .forward_log_probs(x, mask_tensor(&mask, na, &device))
-        .into_data_as::<f64>()
-        .try_to_vec()
-        .expect("f64 data");
-    let probs: Vec<f64> = lp
-        .iter()
-        .zip(&mask)
-        .map(|(l, &m)| if m { l.exp() } else { 0.0 })
-        .collect();
-    dag.terminating_distribution(&probs)
+impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P> {
+    type Policy = P;
+    type Point = EvalPoint;
+
+    fn learner(&self) -> &Learner<P> {
+        &self.learner
+    }
+
+    fn batch_size(&self) -> usize {
+        self.cfg.sampling.batch
+    }
+
+    fn iterate(&mut self, it: u64, rng: &mut ChaCha8Rng) -> Result<()> {
+        let out = self.step(it, rng)?;
+        let p = &mut self.progress;
+        p.trajectories += out.trained as u64;
+        p.seen += out.staleness.len();
+        p.off += out.off_policy;
+        if out.ess_fraction.is_finite() {
+            p.ess_sum += out.ess_fraction;
+            p.ess_n += 1;
+        }
+        for &k in &out.staleness {
+            let k = k as usize;
+            if p.hist.len() <= k {
+                p.hist.resize(k + 1, 0);
+            }
+            p.hist[k] += 1;
+        }
+        p.log_r.resize(out.terminals.len(), 0.0);
+        self.task.reward.log_reward(&out.terminals, &mut p.log_r);
+        p.samples.as_mut().expect("a running trainer").observe(
+            &out.terminals,
+            &p.log_r,
+            p.trajectories,
+        );
+        if let (Some(t), Some(e)) = (p.modes.as_mut(), self.exact.as_ref()) {
+            let indices: Vec<usize> = (0..out.terminals.len())
+                .map(|i| e.env.state_index(&out.terminals, i))
+                .collect();
+            t.observe(&indices, p.trajectories);
+        }
+        p.last_loss = out.loss;
+        p.last_log_z = out.log_z;
+        Ok(())
+    }
+
+    fn fresh_loss(&self, version: u64, rng: &mut ChaCha8Rng) -> Result<LossOutput> {
+        let batch = Sampler::new(
+            self.task.dynamics(),
+            self.task.reward.as_ref(),
+            self.device.clone(),
+        )
+        .sample(
+            &self.learner.snapshot(),
+            self.cfg.sampling.batch,
+            self.cfg.exploration(),
+            version,
+            rng,
+        )?;
+        self.loss(&batch, version)
+    }
+
+    fn evaluate(&mut self, done: u64, seconds: f64) -> Result<EvalPoint> {
+        let l1 = self.exact.as_ref().map(|e| {
+            crate::eval::metrics::l1_sum(&self.exact_distribution().expect("enumerated"), &e.target)
+        });
+        let modes_found = self.modes_found();
+        let buffer = self.source.buffer_summary();
+        let actors = self.source.actor_stats();
+        let p = &mut self.progress;
+        let window = p.samples.as_mut().expect("a running trainer").take_window();
+        p.last_window = Some(window.clone());
+        let point = EvalPoint {
+            iteration: done,
+            trajectories: p.trajectories,
+            loss: p.last_loss,
+            log_z: p.last_log_z,
+            l1_exact: l1,
+            modes_found,
+            samples: window,
+            seconds,
+            off_policy_fraction: p.off as f64 / p.seen.max(1) as f64,
+            ess_fraction: if p.ess_n > 0 {
+                p.ess_sum / p.ess_n as f64
+            } else {
+                f64::NAN
+            },
+            staleness_histogram: std::mem::take(&mut p.hist),
+            buffer,
+            actors,
+        };
+        (p.seen, p.off, p.ess_sum, p.ess_n) = (0, 0, 0.0, 0);
+        Ok(point)
+    }
 }

@@ -58,6 +58,7 @@ pub fn all_trajectories(env: &dyn Environment, reward: &dyn LogReward) -> Trajec
             };
             n
         ],
+        groups: vec![0; n],
         cached_log_pi_f: None,
     }
 }

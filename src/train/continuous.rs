@@ -1,0 +1,367 @@
+//! The continuous-sampler task adapter (`env.kind = gmm | banana |
+//! diffusion`, settings in `[continuous]`): each iteration samples a batch
+//! on-policy (plus optional exploration noise), scores it at the fixed
+//! sampled points, builds the objective with [`trajectory_loss`] and hands it
+//! to the shared [`Learner`]. Evaluation measures the grid JSD to the exact
+//! terminal target from `continuous.eval_samples` fresh samples, before
+//! training and every `run.eval_every` iterations; the loop is [`run_loop`]'s.
+
+use super::config::TrainConfig;
+use super::learner::Learner;
+use super::run_dir::RunDir;
+use super::run_loop::{Schedule, TrainingTask, run_loop};
+use crate::continuous::metric::{Grid, jsd, jsd_floor};
+use crate::continuous::policy::{GaussianPolicy, GaussianShape};
+use crate::continuous::problem::Problem;
+use crate::continuous::sample::{Trajectories, sample_forward};
+use crate::continuous::target::Point;
+use crate::continuous::trajectory_loss;
+use crate::objective::{LossOutput, Objective};
+use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
+use crate::policy::LogZ;
+use anyhow::Result;
+use burn::tensor::Device;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::time::Instant;
+
+/// One evaluation point (a line of `metrics.jsonl`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ContinuousEvalPoint {
+    pub step: u64,
+    pub trajectories: u64,
+    /// Mean loss over the iterations since the previous point (NaN, `null` in JSON, at step 0).
+    pub loss: f64,
+    pub log_z: f64,
+    pub jsd: f64,
+    pub seconds: f64,
+}
+
+/// What a run reached (`summary.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ContinuousSummary {
+    pub kind: String,
+    pub target: String,
+    pub objective: String,
+    /// JSD of the untrained policy (same grid and sample count).
+    pub jsd_initial: f64,
+    pub jsd: f64,
+    /// JSD of a perfect sampler with the same number of samples (sampling noise).
+    pub jsd_floor: f64,
+    pub log_z: f64,
+    pub log_z_true: f64,
+    pub loss: f64,
+    pub iterations: u64,
+    pub trajectories: u64,
+    pub eval_samples: usize,
+    pub grid: Grid,
+    pub wall_seconds: f64,
+    pub seed: u64,
+    pub version: String,
+    /// The resolved configuration.
+    pub config: TrainConfig,
+}
+
+/// What one iteration did.
+#[derive(Clone, Debug)]
+pub struct ContinuousStep {
+    pub loss: f64,
+    /// The log Z the objective used (learned, DevGrad mean, exact; NaN if none).
+    pub log_z: f64,
+}
+
+/// A continuous GFlowNet training run.
+pub struct ContinuousTrainer {
+    pub cfg: TrainConfig,
+    pub problem: Problem,
+    pub objective: Objective,
+    pub device: Device,
+    pub learner: Learner<GaussianPolicy>,
+    pub grid: Grid,
+    target_mass: Vec<f64>,
+    last_histogram: Option<Vec<f64>>,
+    /// Evaluation draws from its own stream, so the training sequence does not depend on it.
+    eval_rng: ChaCha8Rng,
+    /// Since the previous evaluation point: summed loss and iterations.
+    loss_sum: f64,
+    loss_n: usize,
+    last: ContinuousStep,
+    last_jsd: f64,
+    /// JSD of a perfect sampler at the same sample count (measured with the
+    /// initial evaluation).
+    floor: f64,
+}
+
+impl ContinuousTrainer {
+    /// Builds the problem, policy (untrained = Brownian with `continuous.sigma`),
+    /// learned log Z (0) and the metric grid from a validated config.
+    pub fn new(cfg: TrainConfig) -> Result<Self> {
+        cfg.validate_continuous()?;
+        let c = &cfg.continuous;
+        let problem = Problem::from_config(&cfg.env.kind, c)?;
+        let objective = cfg.objective()?;
+        let device = Device::flex().autodiff();
+        device.seed(cfg.run.seed);
+        let shape = GaussianShape {
+            steps: c.steps,
+            sigma: c.sigma,
+            log_std_range: c.log_std_range,
+            harmonics: c.time_harmonics,
+            hidden: cfg.policy.hidden,
+            layers: cfg.policy.layers,
+            backward: c.backward.parse().map_err(anyhow::Error::msg)?,
+        };
+        let policy = GaussianPolicy::new(shape, &device);
+        let learner = Learner::new(policy, LogZ::new(0.0, &device), &cfg.optim);
+        let target = problem.terminal_target();
+        let grid = Grid::new(target.bounds(), c.bins, c.bins);
+        let target_mass = grid.target_mass(target.as_ref(), 4);
+        let eval_rng = ChaCha8Rng::seed_from_u64(cfg.run.seed ^ 0x5eed_e7a1);
+        Ok(Self {
+            cfg,
+            problem,
+            objective,
+            device,
+            learner,
+            grid,
+            target_mass,
+            last_histogram: None,
+            eval_rng,
+            loss_sum: 0.0,
+            loss_n: 0,
+            last: ContinuousStep {
+                loss: f64::NAN,
+                log_z: f64::NAN,
+            },
+            last_jsd: f64::NAN,
+            floor: f64::NAN,
+        })
+    }
+
+    /// The target's probability of every grid cell (overflow last).
+    pub fn target_mass(&self) -> &[f64] {
+        &self.target_mass
+    }
+
+    /// `n` rollouts of the current policy (no graph), with extra noise std `explore`.
+    pub fn sample(&self, n: usize, explore: f64, rng: &mut ChaCha8Rng) -> Result<Trajectories> {
+        sample_forward(&self.learner.snapshot(), n, explore, &Device::flex(), rng)
+    }
+
+    /// The objective on given trajectories under the current model.
+    pub fn loss(&self, traj: &Trajectories) -> Result<LossOutput> {
+        let s = self.problem.score(&self.learner.policy, traj, &self.device);
+        trajectory_loss(
+            &self.objective,
+            s.log_pf,
+            s.log_pb,
+            &s.log_r,
+            &self.learner.log_z,
+            Some(self.problem.log_z()),
+        )
+    }
+
+    /// One iteration: sample, score, step the learner.
+    pub fn step(&mut self, rng: &mut ChaCha8Rng) -> Result<ContinuousStep> {
+        let traj = self.sample(self.cfg.sampling.batch, self.cfg.continuous.explore, rng)?;
+        let out = self.loss(&traj)?;
+        let step = ContinuousStep {
+            loss: out.value,
+            log_z: out.log_z.unwrap_or(f64::NAN),
+        };
+        self.learner
+            .step(out, self.objective.uses_learned_log_z())?;
+        Ok(step)
+    }
+
+    /// Terminal points of `n` fresh on-policy samples (in chunks, to bound memory).
+    pub fn terminal_samples(&self, n: usize, rng: &mut ChaCha8Rng) -> Result<Vec<Point>> {
+        let snapshot = self.learner.snapshot();
+        let device = Device::flex();
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let m = (n - out.len()).min(8192);
+            out.extend(sample_forward(&snapshot, m, 0.0, &device, rng)?.terminals());
+        }
+        Ok(out)
+    }
+
+    /// Grid JSD (nats) between `n` fresh samples and the exact terminal target.
+    pub fn jsd(&mut self, n: usize, rng: &mut ChaCha8Rng) -> Result<f64> {
+        let h = self.grid.histogram(&self.terminal_samples(n, rng)?);
+        let d = jsd(&h, &self.target_mass);
+        self.last_histogram = Some(h);
+        Ok(d)
+    }
+
+    /// Trains for `run.trajectories / sampling.batch` iterations (fresh
+    /// optimiser state), evaluating the JSD at the start, every
+    /// `run.eval_every` iterations and at the end.
+    pub fn run(
+        &mut self,
+        run_dir: Option<&mut RunDir>,
+        on_eval: impl FnMut(&ContinuousEvalPoint, u64),
+    ) -> Result<(ContinuousSummary, Vec<ContinuousEvalPoint>)> {
+        let cfg = self.cfg.clone();
+        let start = Instant::now();
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
+        self.eval_rng = ChaCha8Rng::seed_from_u64(cfg.run.seed ^ 0x5eed_e7a1);
+        self.learner.reset_optimisers();
+        let n_eval = cfg.continuous.eval_samples;
+        (self.loss_sum, self.loss_n) = (0.0, 0);
+        let log_z = self.learner.log_z.get();
+        self.last = ContinuousStep {
+            loss: f64::NAN,
+            log_z,
+        };
+        let iterations = cfg.iterations();
+        let schedule = Schedule {
+            iterations,
+            eval_every: cfg.run.eval_every as u64,
+            eval_at_start: true,
+        };
+        let points = run_loop(self, schedule, &mut rng, run_dir, on_eval)?;
+        let jsd_initial = points.first().map_or(f64::NAN, |p| p.jsd);
+        let summary = ContinuousSummary {
+            kind: cfg.env.kind.clone(),
+            target: self.problem.terminal_target().name(),
+            objective: self.objective.label(),
+            jsd_initial,
+            jsd: self.last_jsd,
+            jsd_floor: self.floor,
+            log_z: self.last.log_z,
+            log_z_true: self.problem.log_z(),
+            loss: self.last.loss,
+            iterations,
+            trajectories: iterations * cfg.sampling.batch as u64,
+            eval_samples: n_eval,
+            grid: self.grid.clone(),
+            wall_seconds: start.elapsed().as_secs_f64(),
+            seed: cfg.run.seed,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            config: cfg.clone(),
+        };
+        Ok((summary, points))
+    }
+
+    /// Writes `summary.json`, `distribution.png` (last evaluation's histogram
+    /// vs the target's cell mass), `jsd.png` and `log_z.png` into the run directory.
+    pub fn write_outputs(
+        &self,
+        run_dir: &RunDir,
+        summary: &ContinuousSummary,
+        points: &[ContinuousEvalPoint],
+    ) -> Result<()> {
+        run_dir.write(
+            "summary.json",
+            serde_json::to_string_pretty(summary)?.as_bytes(),
+        )?;
+        let (nx, ny) = (self.grid.nx, self.grid.ny);
+        let inside = |v: &[f64]| v[..nx * ny].to_vec();
+        let mut panels = Vec::new();
+        if let Some(h) = &self.last_histogram {
+            panels.push(Heatmap {
+                title: format!("sampler ({} samples)", summary.eval_samples),
+                width: nx,
+                height: ny,
+                values: inside(h),
+            });
+        }
+        panels.push(Heatmap {
+            title: format!("target {}", summary.target),
+            width: nx,
+            height: ny,
+            values: inside(&self.target_mass),
+        });
+        heatmaps_png(&run_dir.file("distribution.png"), &panels, 2)?;
+        let xy = |f: fn(&ContinuousEvalPoint) -> f64| {
+            points
+                .iter()
+                .map(|p| (p.trajectories as f64, f(p)))
+                .collect::<Vec<_>>()
+        };
+        curves_png(
+            &run_dir.file("jsd.png"),
+            &format!("grid JSD to target: {}", summary.objective),
+            "trajectories",
+            "JSD (nats)",
+            &[Series {
+                name: summary.objective.clone(),
+                points: xy(|p| p.jsd),
+            }],
+            true,
+        )?;
+        let last_x = points.last().map_or(1.0, |p| p.trajectories as f64);
+        curves_png(
+            &run_dir.file("log_z.png"),
+            "log Z",
+            "trajectories",
+            "log Z",
+            &[
+                Series {
+                    name: "log Z used by the loss".into(),
+                    points: xy(|p| p.log_z),
+                },
+                Series {
+                    name: "true log Z".into(),
+                    points: vec![(0.0, summary.log_z_true), (last_x, summary.log_z_true)],
+                },
+            ],
+            false,
+        )?;
+        Ok(())
+    }
+}
+
+impl TrainingTask for ContinuousTrainer {
+    type Policy = GaussianPolicy;
+    type Point = ContinuousEvalPoint;
+
+    fn learner(&self) -> &Learner<GaussianPolicy> {
+        &self.learner
+    }
+
+    fn batch_size(&self) -> usize {
+        self.cfg.sampling.batch
+    }
+
+    fn iterate(&mut self, _it: u64, rng: &mut ChaCha8Rng) -> Result<()> {
+        let s = self.step(rng)?;
+        self.loss_sum += s.loss;
+        self.loss_n += 1;
+        self.last = s;
+        Ok(())
+    }
+
+    fn fresh_loss(&self, _version: u64, rng: &mut ChaCha8Rng) -> Result<LossOutput> {
+        let traj = self.sample(self.cfg.sampling.batch, self.cfg.continuous.explore, rng)?;
+        self.loss(&traj)
+    }
+
+    fn evaluate(&mut self, done: u64, seconds: f64) -> Result<ContinuousEvalPoint> {
+        let mut rng = std::mem::replace(&mut self.eval_rng, ChaCha8Rng::seed_from_u64(0));
+        let n = self.cfg.continuous.eval_samples;
+        let d = self.jsd(n, &mut rng);
+        if done == 0 {
+            // The sampling-noise floor draws right after the initial JSD.
+            self.floor = jsd_floor(&self.target_mass, n, &mut rng);
+        }
+        self.eval_rng = rng;
+        self.last_jsd = d?;
+        let loss = if self.loss_n > 0 {
+            self.loss_sum / self.loss_n as f64
+        } else {
+            f64::NAN
+        };
+        (self.loss_sum, self.loss_n) = (0.0, 0);
+        Ok(ContinuousEvalPoint {
+            step: done,
+            trajectories: done * self.cfg.sampling.batch as u64,
+            loss,
+            log_z: self.last.log_z,
+            jsd: self.last_jsd,
+            seconds,
+        })
+    }
+}
