@@ -15,6 +15,11 @@ pub mod ising;
 pub mod sequence;
 pub mod set;
 
+/// Log-rewards within this of the known maximum count as modes: the same
+/// tolerance the enumerated path applies to `ln p*`. It lives here because
+/// the rewards' closed-form mode counts use it too.
+pub const MODE_TOLERANCE: f64 = 1e-9;
+
 /// A batch of states, one row of `width` integers per state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StateBatch {

@@ -555,7 +555,7 @@ impl SequenceReward {
     /// the product over positions of the tokens tied (to 1e-9) with the best
     /// weight there. `None` when it overflows `usize`.
     pub fn mode_count(&self) -> Option<usize> {
-        let tol = crate::eval::samples::MODE_TOLERANCE;
+        let tol = super::MODE_TOLERANCE;
         self.table
             .chunks_exact(self.vocab)
             .try_fold(1usize, |acc, r| {

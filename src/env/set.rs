@@ -544,7 +544,7 @@ impl SetReward {
         let Some(&t) = v.get(set_size.checked_sub(1)?) else {
             return Some(0);
         };
-        let tol = crate::eval::samples::MODE_TOLERANCE;
+        let tol = super::MODE_TOLERANCE;
         let above = v.iter().filter(|&&x| x > t + tol).count();
         let tied = v.iter().filter(|&&x| (x - t).abs() <= tol).count();
         binomial(tied, set_size - above)
