@@ -127,6 +127,36 @@ pub trait Environment: Send + Sync {
     fn exit_action(&self) -> usize {
         self.n_actions() - 1
     }
+
+    /// The canonical identity of the terminal object in row `i`: equal
+    /// objects must get equal keys (replay buffers deduplicate by it). The
+    /// default hashes the row ([`row_key`]); an environment whose objects
+    /// have several equivalent rows (symmetries) overrides it to hash a
+    /// canonical representative.
+    fn object_key(&self, states: &StateBatch, i: usize) -> u64 {
+        row_key(states.row(i))
+    }
+}
+
+/// FNV-1a (64-bit) over the little-endian bytes of a row's values.
+///
+/// Why FNV-1a and not `std`'s `DefaultHasher`: its algorithm is fixed by
+/// specification, so keys are identical across runs, platforms and Rust
+/// releases (a resumed run, or buffers written to disk, see the same keys).
+/// It is not collision-resistant against adversaries, which dedup of
+/// environment objects does not need; two distinct objects colliding (chance
+/// about `n^2 / 2^65`) would merely drop one of them from a buffer.
+pub fn row_key(row: &[i64]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    for v in row {
+        for b in v.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    h
 }
 
 /// A reward over terminal objects, separate from the dynamics.
@@ -146,5 +176,26 @@ pub trait Enumerable: Environment {
         let mut mask = vec![false; states.len() * self.n_actions()];
         self.forward_mask(states, &mut mask);
         mask[i * self.n_actions() + self.exit_action()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default object key is the replay buffers' historical key, so
+    /// switching them to [`Environment::object_key`] changes no stored key.
+    #[test]
+    fn default_object_key_is_the_replay_key() {
+        let env = hypergrid::Hypergrid::new(3, 5).unwrap();
+        let states = StateBatch::new(vec![0, 0, 0, 1, 4, 2, -3, 7, 0], 3);
+        for i in 0..states.len() {
+            assert_eq!(
+                env.object_key(&states, i),
+                crate::sample::replay::object_key(states.row(i))
+            );
+        }
+        // FNV-1a's offset basis: the key of no bytes is fixed by the specification.
+        assert_eq!(row_key(&[]), 0xcbf2_9ce4_8422_2325);
     }
 }
