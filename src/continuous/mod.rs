@@ -38,9 +38,10 @@ pub mod target;
 pub mod train;
 
 pub use objective::{CONTINUOUS_OBJECTIVES, trajectory_loss};
-pub use train::{CONTINUOUS_KINDS, ContinuousTrainer, gradient_variance};
+pub use train::{ContinuousTrainer, gradient_variance};
 
-/// Whether `env.kind` names a continuous sampler (handled by [`train`]).
+/// Whether `env.kind` names a continuous sampler (handled by [`train`]), as
+/// registered in [`crate::train::env_kind`].
 pub fn is_continuous(kind: &str) -> bool {
-    CONTINUOUS_KINDS.split(", ").any(|k| k == kind)
+    crate::train::env_kind::lookup(kind).is_some_and(|k| k.is_continuous())
 }

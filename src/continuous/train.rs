@@ -16,6 +16,7 @@ use crate::objective::{LossOutput, Objective};
 use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
 use crate::policy::{LogZ, flat_gradients};
 use crate::train::TrainConfig;
+use crate::train::env_kind::CONTINUOUS_KINDS;
 use crate::train::fused_adam::FusedAdam;
 use crate::train::gradient_variance::GradientVariance;
 use crate::train::run_dir::RunDir;
@@ -182,9 +183,6 @@ impl Problem {
         }
     }
 }
-
-/// Environment kinds handled by the continuous trainer.
-pub const CONTINUOUS_KINDS: &str = "gmm, banana, diffusion";
 
 /// One evaluation point (a line of `metrics.jsonl`).
 #[derive(Clone, Debug, Serialize)]
