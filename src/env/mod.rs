@@ -10,6 +10,7 @@
 
 pub mod bitseq;
 pub mod conformance;
+pub mod enumeration;
 pub mod hypergrid;
 pub mod ising;
 pub mod sequence;
