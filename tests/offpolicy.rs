@@ -130,6 +130,54 @@ fn replay_only_training_reaches_the_target() {
     );
 }
 
+/// TBA's keyed buffer through the trainer: half of every batch is replayed
+/// as whole groups of `K` trajectories (one group here: the hypergrid is
+/// unconditional), deduplicated by the environment's object key.
+#[test]
+fn keyed_replay_training_reaches_the_target() {
+    let mut t = Trainer::new(
+        load(
+            None,
+            &small(&[
+                "offpolicy.replay=\"keyed\"",
+                "offpolicy.replay_fraction=0.5",
+                "offpolicy.replay_group_size=16",
+                "offpolicy.replay_key_capacity=40",
+            ]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (s, points) = t.run(None, |_, _| {}).unwrap();
+    eprintln!(
+        "keyed replay: exact L1 {:.4}, log Z {:.3} (true {:.3})",
+        s.l1_exact.unwrap(),
+        s.log_z,
+        s.log_z_true.unwrap()
+    );
+    assert!(s.l1_exact.unwrap() < 0.3, "L1 {}", s.l1_exact.unwrap());
+    let last = points.last().unwrap();
+    // 32 of 64 per batch are replays (two groups of 16) once the buffer has data.
+    assert!(
+        (last.off_policy_fraction - 0.5).abs() < 0.01,
+        "{}",
+        last.off_policy_fraction
+    );
+    let buffer = last.buffer.unwrap();
+    assert_eq!(buffer.len, 40, "one group, capped at replay_key_capacity");
+    // Whole groups only: a replay share smaller than a group is refused.
+    let e = load(
+        None,
+        &small(&[
+            "offpolicy.replay=\"keyed\"",
+            "offpolicy.replay_fraction=0.1",
+            "offpolicy.replay_group_size=16",
+        ]),
+    )
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("replay_group_size = 16"), "{e:#}");
+}
+
 #[test]
 fn offline_backward_training_reaches_the_target() {
     // Every cell once: a dataset with full support.

@@ -38,7 +38,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.run.threads)
         .build_global();
-    let continuous = crate::continuous::is_continuous(&cfg.env.kind);
+    let continuous = crate::train::env_kind::is_continuous(&cfg.env.kind);
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!(
             "{}{}-{}-seed{}",

@@ -43,9 +43,4 @@ pub mod target;
 
 pub use config::ContinuousConfig;
 pub use objective::{CONTINUOUS_OBJECTIVES, trajectory_loss};
-pub use problem::{CONTINUOUS_KINDS, Problem};
-
-/// Whether `env.kind` names a continuous sampler.
-pub fn is_continuous(kind: &str) -> bool {
-    CONTINUOUS_KINDS.split(", ").any(|k| k == kind)
-}
+pub use problem::Problem;

@@ -21,34 +21,27 @@ pub enum Problem {
 }
 
 impl Problem {
-    pub fn from_config(kind: &str, c: &ContinuousConfig) -> Result<Self> {
-        let gmm = || -> Result<Arc<dyn Target2d>> {
-            Ok(Arc::new(
-                GaussianMixture::grid9(c.gmm_spacing, c.gmm_std)
-                    .context("continuous.gmm_spacing / continuous.gmm_std")?,
-            ))
+    /// The nine-mode Gaussian mixture (`env.kind = "gmm"`).
+    pub fn gmm(c: &ContinuousConfig) -> Result<Self> {
+        Ok(Problem::Target(gmm_target(c)?))
+    }
+
+    /// The banana density (`env.kind = "banana"`).
+    pub fn banana(c: &ContinuousConfig) -> Result<Self> {
+        Ok(Problem::Target(banana_target(c)?))
+    }
+
+    /// The Brownian prior tilted by the `continuous.reward` log-density
+    /// (`env.kind = "diffusion"`).
+    pub fn diffusion(c: &ContinuousConfig) -> Result<Self> {
+        let reward = match c.reward.as_str() {
+            "gmm" => gmm_target(c)?,
+            "banana" => banana_target(c)?,
+            other => bail!("continuous.reward = `{other}`: unknown reward; valid: gmm, banana"),
         };
-        let banana = || -> Result<Arc<dyn Target2d>> {
-            Ok(Arc::new(
-                Banana::new(c.banana_scale, c.banana_curvature)
-                    .context("continuous.banana_scale / continuous.banana_curvature")?,
-            ))
-        };
-        Ok(match kind {
-            "gmm" => Problem::Target(gmm()?),
-            "banana" => Problem::Target(banana()?),
-            "diffusion" => {
-                let reward = if c.reward == "banana" {
-                    banana()?
-                } else {
-                    gmm()?
-                };
-                Problem::Diffusion(Diffusion::new(reward, c.sigma, c.steps, c.beta)?)
-            }
-            other => {
-                bail!("env.kind = `{other}`: not a continuous sampler; valid: {CONTINUOUS_KINDS}")
-            }
-        })
+        Ok(Problem::Diffusion(Diffusion::new(
+            reward, c.sigma, c.steps, c.beta,
+        )?))
     }
 
     /// The exact distribution of `x_T` the sampler should reach.
@@ -76,5 +69,16 @@ impl Problem {
     }
 }
 
-/// Environment kinds handled by the continuous trainer.
-pub const CONTINUOUS_KINDS: &str = "gmm, banana, diffusion";
+fn gmm_target(c: &ContinuousConfig) -> Result<Arc<dyn Target2d>> {
+    Ok(Arc::new(
+        GaussianMixture::grid9(c.gmm_spacing, c.gmm_std)
+            .context("continuous.gmm_spacing / continuous.gmm_std")?,
+    ))
+}
+
+fn banana_target(c: &ContinuousConfig) -> Result<Arc<dyn Target2d>> {
+    Ok(Arc::new(
+        Banana::new(c.banana_scale, c.banana_curvature)
+            .context("continuous.banana_scale / continuous.banana_curvature")?,
+    ))
+}

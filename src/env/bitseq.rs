@@ -36,20 +36,16 @@
 //! assert_eq!(reward.n_modes(), 3);
 //! ```
 
+/// The limits of the listing (every prefix: `n = 21, k = 1` fits, about
+/// four million states, `n = 22, k = 1` does not) and of the one-hot features
+/// (`(n/k) * (2^k + 1)`).
+pub use super::enumeration::{MAX_ENUMERABLE_STATES, MAX_FEATURE_DIM};
 use super::sequence::SequenceGeneration;
 use super::{Enumerable, Environment, LogReward, StateBatch};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashSet;
 use std::fmt;
-
-/// Largest number of states (all prefixes) that [`Enumerable`] will list:
-/// `n = 21, k = 1` fits (about four million states), `n = 22, k = 1` does not.
-pub const MAX_ENUMERABLE_STATES: usize = 1 << 22;
-
-/// Largest one-hot feature vector (`(n/k) * (2^k + 1)`) accepted: a bigger
-/// one is almost certainly a configuration mistake.
-pub const MAX_FEATURE_DIM: usize = 1 << 20;
 
 /// The value of a word slot that has not been written yet.
 pub const EMPTY: i64 = -1;

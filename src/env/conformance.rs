@@ -22,7 +22,7 @@
 use super::{Enumerable, Environment, LogReward, StateBatch};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// What a passing [`check`] saw (for logs; the checks themselves are pass/fail).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -57,6 +57,8 @@ fn fmt_row(states: &StateBatch, i: usize) -> String {
 ///   non-exit action is allowed once they reach it);
 /// * uniform backward sampling reaches `s0` within `max_trajectory_length`
 ///   steps, and `is_initial` holds only there;
+/// * equal terminal objects get equal [`Environment::object_key`]s, whatever
+///   their row position;
 /// * log-rewards of terminal states are finite; `encode` writes every feature
 ///   and all are finite.
 pub fn check<E: Environment + ?Sized>(
@@ -94,8 +96,8 @@ pub fn check<E: Environment + ?Sized>(
     }
 
     let mut seen: HashSet<Vec<i64>> = HashSet::new();
-    let mut visited = StateBatch::zeros(0, states.width);
-    let mut terminals = StateBatch::zeros(0, states.width);
+    let mut visited = StateBatch::empty(states.width);
+    let mut terminals = StateBatch::empty(states.width);
     let mut lengths = vec![0usize; n_rollouts];
     let mut active: Vec<bool> = vec![true; n_rollouts];
     let mut transitions = 0usize;
@@ -165,6 +167,7 @@ pub fn check<E: Environment + ?Sized>(
     check_backward_inverses(env, &visited, nb)?;
     let max_backward_length = check_backward_rollouts(env, &visited, &mut rng)?;
     check_outputs(env, reward, &terminals, &visited)?;
+    check_object_keys(env, &terminals)?;
 
     let max_length = lengths.iter().copied().max().unwrap_or(0);
     let mean_length = if n_rollouts == 0 {
@@ -406,6 +409,38 @@ fn check_outputs<E: Environment + ?Sized>(
             fmt_row(visited, k / f),
             feats[k]
         ));
+    }
+    Ok(())
+}
+
+/// Equal terminal rows get equal object keys: across the rollouts that ended
+/// on the same object, and for the same row at another batch position.
+fn check_object_keys<E: Environment + ?Sized>(
+    env: &E,
+    terminals: &StateBatch,
+) -> Result<(), String> {
+    let n = terminals.len();
+    let rev: Vec<usize> = (0..n).rev().collect();
+    let reversed = terminals.select(&rev);
+    let mut key_of: HashMap<&[i64], u64> = HashMap::with_capacity(n);
+    for i in 0..n {
+        let key = env.object_key(terminals, i);
+        let moved = env.object_key(&reversed, n - 1 - i);
+        if moved != key {
+            return Err(format!(
+                "object_key: depends on the row position: object {} gives {key:#x} at row {i} and \
+                 {moved:#x} at row {}",
+                fmt_row(terminals, i),
+                n - 1 - i
+            ));
+        }
+        let first = *key_of.entry(terminals.row(i)).or_insert(key);
+        if first != key {
+            return Err(format!(
+                "object_key: equal objects {} get different keys {first:#x} and {key:#x}",
+                fmt_row(terminals, i)
+            ));
+        }
     }
     Ok(())
 }

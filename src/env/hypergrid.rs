@@ -18,19 +18,11 @@
 //! assert_eq!(reward.mode_states(&env).len(), 4);
 //! ```
 
+use super::enumeration::{LazyListing, Listed, check_width};
+pub use super::enumeration::{MAX_ENUMERABLE_STATES, MAX_FEATURE_DIM};
 use super::{Enumerable, Environment, LogReward, StateBatch};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
-
-/// Largest grid that [`Enumerable`] will list (`H^D`): 4-D `H = 32` (about a
-/// million states) fits; beyond a few million states the tables cost
-/// hundreds of megabytes and exact evaluation is no longer cheap.
-pub const MAX_ENUMERABLE_STATES: usize = 1 << 22;
-
-/// Largest one-hot feature vector (`H * D`) accepted: a bigger one is almost
-/// certainly a configuration mistake.
-pub const MAX_FEATURE_DIM: usize = 1 << 20;
 
 /// The reward families [`RewardFamily::from_str`] accepts.
 pub const VALID_FAMILIES: &str = "original, sparse";
@@ -59,21 +51,14 @@ pub enum HypergridError {
     RewardMismatch { expected: String, got: String },
 }
 
-/// The listed grid: states in topological order and the map back to it.
-struct Enumeration {
-    states: StateBatch,
-    /// `topo_of_radix[radix index] = position in `states``.
-    topo_of_radix: Vec<u32>,
-}
-
 /// The `D`-dimensional hypergrid of height `H`.
 #[derive(Clone)]
 pub struct Hypergrid {
     dim: usize,
     height: usize,
-    /// `H^D` when it is at most [`MAX_ENUMERABLE_STATES`].
-    n_states: Option<usize>,
-    tables: OnceLock<Arc<Enumeration>>,
+    /// `H^D` states when at most [`MAX_ENUMERABLE_STATES`]; the rank table
+    /// maps a radix index to the listing position.
+    listing: LazyListing<Vec<u32>>,
 }
 
 impl fmt::Debug for Hypergrid {
@@ -107,8 +92,7 @@ impl Hypergrid {
         Ok(Self {
             dim,
             height,
-            n_states,
-            tables: OnceLock::new(),
+            listing: LazyListing::new(n_states),
         })
     }
 
@@ -122,10 +106,12 @@ impl Hypergrid {
 
     /// `H^D`, or an error when the grid is too large to enumerate.
     pub fn check_enumerable(&self) -> Result<usize, HypergridError> {
-        self.n_states.ok_or(HypergridError::NotEnumerable {
-            dim: self.dim,
-            height: self.height,
-        })
+        self.listing
+            .n_states()
+            .ok_or(HypergridError::NotEnumerable {
+                dim: self.dim,
+                height: self.height,
+            })
     }
 
     /// The mixed-radix index of a state (coordinate 0 most significant).
@@ -142,17 +128,17 @@ impl Hypergrid {
         })
     }
 
-    fn tables(&self) -> &Enumeration {
-        self.tables.get_or_init(|| {
-            let n = self.check_enumerable().unwrap_or_else(|e| panic!("{e}"));
-            Arc::new(self.enumerate(n))
-        })
+    fn tables(&self) -> &Listed<Vec<u32>> {
+        self.listing.get(
+            |n| self.enumerate(n),
+            || self.check_enumerable().unwrap_err(),
+        )
     }
 
     /// Lists the grid sorted by coordinate sum (ties by radix index): a
     /// topological order, since every action changes the sum by one. A
     /// counting sort over sums keeps it O(H^D).
-    fn enumerate(&self, n: usize) -> Enumeration {
+    fn enumerate(&self, n: usize) -> Listed<Vec<u32>> {
         let (d, h) = (self.dim, self.height);
         let max_sum = d * (h - 1);
         let sum_of = |mut r: usize| {
@@ -183,17 +169,17 @@ impl Hypergrid {
                 rem /= h;
             }
         }
-        Enumeration {
+        Listed {
             states: StateBatch::new(data, d),
-            topo_of_radix,
+            rank: topo_of_radix,
         }
     }
 
     fn check_width(&self, states: &StateBatch) {
-        assert_eq!(
-            states.width, self.dim,
-            "state batch width {} does not match the {}-D hypergrid",
-            states.width, self.dim
+        check_width(
+            states,
+            self.dim,
+            format_args!("the {}-D hypergrid", self.dim),
         );
     }
 }
@@ -346,7 +332,7 @@ impl Enumerable for Hypergrid {
 
     fn state_index(&self, states: &StateBatch, i: usize) -> usize {
         let r = self.radix_index(states.row(i));
-        self.tables().topo_of_radix[r] as usize
+        self.tables().rank[r] as usize
     }
 
     fn is_terminal(&self, _states: &StateBatch, _i: usize) -> bool {

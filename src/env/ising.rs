@@ -54,13 +54,11 @@
 //! assert!(Ising::new(4).unwrap().check_enumerable().is_err());
 //! ```
 
+/// Largest number of states (`3^N`) that [`Enumerable`] will list: it admits `L <= 3`.
+pub use super::enumeration::MAX_ENUMERABLE_STATES;
+use super::enumeration::{LazyListing, Listed, check_width};
 use super::{Enumerable, Environment, LogReward, StateBatch};
 use std::fmt;
-use std::sync::{Arc, OnceLock};
-
-/// Largest number of states (`3^N`) that [`Enumerable`] will list: the
-/// hypergrid's limit, which admits `L <= 3`.
-pub const MAX_ENUMERABLE_STATES: usize = super::hypergrid::MAX_ENUMERABLE_STATES;
 
 /// Largest lattice side accepted: the `3N` features stay within the shared
 /// feature limit.
@@ -97,9 +95,8 @@ pub enum IsingError {
     RewardMismatch { expected: usize, got: usize },
 }
 
-/// The listed states and what `state_index` needs to rank one.
-struct Enumeration {
-    states: StateBatch,
+/// What `state_index` needs to rank a state.
+struct Ranks {
     /// `offset[k]`: position of the first state with `k` assigned sites.
     offset: Vec<usize>,
     /// `binom[m * (N + 1) + j] = C(m, j)` for `m < N`, `j <= N`.
@@ -113,9 +110,8 @@ pub struct Ising {
     n_sites: usize,
     /// Distinct neighbour pairs `[i, j]`, `i < j`, sorted.
     edges: Vec<[u32; 2]>,
-    /// `3^N` when it is at most [`MAX_ENUMERABLE_STATES`].
-    n_states: Option<usize>,
-    tables: OnceLock<Arc<Enumeration>>,
+    /// `3^N` states when at most [`MAX_ENUMERABLE_STATES`].
+    listing: LazyListing<Ranks>,
 }
 
 impl fmt::Debug for Ising {
@@ -168,8 +164,7 @@ impl Ising {
             side,
             n_sites,
             edges: torus_edges(side),
-            n_states,
-            tables: OnceLock::new(),
+            listing: LazyListing::new(n_states),
         })
     }
 
@@ -195,7 +190,7 @@ impl Ising {
 
     /// The number of states `3^N`, or an error when there are too many to list.
     pub fn check_enumerable(&self) -> Result<usize, IsingError> {
-        self.n_states.ok_or(IsingError::NotEnumerable {
+        self.listing.n_states().ok_or(IsingError::NotEnumerable {
             side: self.side,
             n_sites: self.n_sites,
         })
@@ -216,11 +211,11 @@ impl Ising {
             .sum()
     }
 
-    fn tables(&self) -> &Enumeration {
-        self.tables.get_or_init(|| {
-            let n = self.check_enumerable().unwrap_or_else(|e| panic!("{e}"));
-            Arc::new(self.enumerate(n))
-        })
+    fn tables(&self) -> &Listed<Ranks> {
+        self.listing.get(
+            |n| self.enumerate(n),
+            || self.check_enumerable().unwrap_err(),
+        )
     }
 
     /// Lists the states by number of assigned sites `k` (a topological order:
@@ -230,7 +225,7 @@ impl Ising {
     /// assigned site is `-1`). The position of a state is then
     /// `offset[k] + colex_rank * 2^k + signs`, with
     /// `colex_rank = sum_j C(c_j, j + 1)` over its sites `c_0 < c_1 < ...`.
-    fn enumerate(&self, n_states: usize) -> Enumeration {
+    fn enumerate(&self, n_states: usize) -> Listed<Ranks> {
         let n = self.n_sites;
         let w = n + 1;
         let mut binom = vec![0usize; n * w];
@@ -259,18 +254,17 @@ impl Ising {
             }
         }
         debug_assert_eq!(data.len(), n_states * n);
-        Enumeration {
+        Listed {
             states: StateBatch::new(data, n),
-            offset,
-            binom,
+            rank: Ranks { offset, binom },
         }
     }
 
     fn check_width(&self, states: &StateBatch) {
-        assert_eq!(
-            states.width, self.n_sites,
-            "state batch width {} does not match N = {} sites",
-            states.width, self.n_sites
+        check_width(
+            states,
+            self.n_sites,
+            format_args!("N = {} sites", self.n_sites),
         );
     }
 }
@@ -425,7 +419,7 @@ impl Enumerable for Ising {
     /// a state.
     fn state_index(&self, states: &StateBatch, i: usize) -> usize {
         self.check_width(states);
-        let t = self.tables();
+        let t = &self.tables().rank;
         let w = self.n_sites + 1;
         let (mut k, mut colex, mut signs) = (0usize, 0usize, 0usize);
         for (c, &x) in states.row(i).iter().enumerate() {

@@ -29,23 +29,14 @@
 //! assert_eq!(SequenceGeneration::default().check_enumerable().unwrap(), 299_593);
 //! ```
 
+use super::enumeration::{LazyListing, Listed, check_width};
+/// The limits of the listing (`V^0 + ... + V^L` states, times `L` integers)
+/// and of the one-hot features (`L * (V + 1)`).
+pub use super::enumeration::{MAX_ENUMERABLE_ENTRIES, MAX_ENUMERABLE_STATES, MAX_FEATURE_DIM};
 use super::{Enumerable, Environment, LogReward, StateBatch};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
-
-/// Largest number of states (`V^0 + ... + V^L`) that [`Enumerable`] will
-/// list: the same limit as the hypergrid's.
-pub const MAX_ENUMERABLE_STATES: usize = super::hypergrid::MAX_ENUMERABLE_STATES;
-
-/// Largest listing (states times `L` integers) that [`Enumerable`] will build
-/// (512 MiB of `i64`).
-pub const MAX_ENUMERABLE_ENTRIES: usize = 1 << 26;
-
-/// Largest one-hot feature vector (`L * (V + 1)`) accepted: a bigger one is
-/// almost certainly a configuration mistake.
-pub const MAX_FEATURE_DIM: usize = super::hypergrid::MAX_FEATURE_DIM;
 
 /// The papers' vocabulary size `V`.
 pub const DEFAULT_VOCAB: usize = 8;
@@ -80,22 +71,15 @@ pub enum SequenceError {
     RewardMismatch { expected: String, got: String },
 }
 
-/// The listed prefixes and the map back to them.
-struct Enumeration {
-    states: StateBatch,
-    /// `offset[k]`: position of the first prefix of length `k`.
-    offset: Vec<usize>,
-}
-
 /// Strings of exactly `L` tokens from a vocabulary of `V`, appended left to right.
 #[derive(Clone)]
 pub struct SequenceGeneration {
     vocab: usize,
     length: usize,
-    /// `V^0 + ... + V^L` when it is at most [`MAX_ENUMERABLE_STATES`] and the
-    /// listing at most [`MAX_ENUMERABLE_ENTRIES`] integers.
-    n_states: Option<usize>,
-    tables: OnceLock<Arc<Enumeration>>,
+    /// `V^0 + ... + V^L` states when at most [`MAX_ENUMERABLE_STATES`] and
+    /// the listing at most [`MAX_ENUMERABLE_ENTRIES`] integers; the rank
+    /// table holds `offset[k]`, the position of the first prefix of length `k`.
+    listing: LazyListing<Vec<usize>>,
 }
 
 impl fmt::Debug for SequenceGeneration {
@@ -157,8 +141,7 @@ impl SequenceGeneration {
         Ok(Self {
             vocab,
             length,
-            n_states,
-            tables: OnceLock::new(),
+            listing: LazyListing::new(n_states),
         })
     }
 
@@ -174,7 +157,7 @@ impl SequenceGeneration {
 
     /// `V^0 + ... + V^L`, or an error when there are too many to enumerate.
     pub fn check_enumerable(&self) -> Result<usize, SequenceError> {
-        self.n_states.ok_or(SequenceError::NotEnumerable {
+        self.listing.n_states().ok_or(SequenceError::NotEnumerable {
             vocab: self.vocab,
             length: self.length,
         })
@@ -199,18 +182,18 @@ impl SequenceGeneration {
         k
     }
 
-    fn tables(&self) -> &Enumeration {
-        self.tables.get_or_init(|| {
-            let n = self.check_enumerable().unwrap_or_else(|e| panic!("{e}"));
-            Arc::new(self.enumerate(n))
-        })
+    fn tables(&self) -> &Listed<Vec<usize>> {
+        self.listing.get(
+            |n| self.enumerate(n),
+            || self.check_enumerable().unwrap_err(),
+        )
     }
 
     /// Lists the prefixes by length (a topological order: every action
     /// changes the length by one), each length in lexicographic order, so a
     /// prefix of length `k` sits at `offset[k]` plus its base-`V` value
     /// (first token most significant).
-    fn enumerate(&self, n: usize) -> Enumeration {
+    fn enumerate(&self, n: usize) -> Listed<Vec<usize>> {
         let (v, l) = (self.vocab, self.length);
         let mut data = vec![EMPTY; n * l];
         let mut offset = Vec::with_capacity(l + 1);
@@ -232,18 +215,14 @@ impl SequenceGeneration {
             }
         }
         debug_assert_eq!(pos, n);
-        Enumeration {
+        Listed {
             states: StateBatch::new(data, l),
-            offset,
+            rank: offset,
         }
     }
 
     fn check_width(&self, states: &StateBatch) {
-        assert_eq!(
-            states.width, self.length,
-            "state batch width {} does not match L = {}",
-            states.width, self.length
-        );
+        check_width(states, self.length, format_args!("L = {}", self.length));
     }
 }
 
@@ -411,7 +390,7 @@ impl Enumerable for SequenceGeneration {
         let r = row[..k]
             .iter()
             .fold(0usize, |acc, &t| acc * self.vocab + t as usize);
-        self.tables().offset[k] + r
+        self.tables().rank[k] + r
     }
 
     fn is_terminal(&self, states: &StateBatch, i: usize) -> bool {
@@ -555,7 +534,7 @@ impl SequenceReward {
     /// the product over positions of the tokens tied (to 1e-9) with the best
     /// weight there. `None` when it overflows `usize`.
     pub fn mode_count(&self) -> Option<usize> {
-        let tol = crate::eval::samples::MODE_TOLERANCE;
+        let tol = super::MODE_TOLERANCE;
         self.table
             .chunks_exact(self.vocab)
             .try_fold(1usize, |acc, r| {

@@ -31,23 +31,17 @@
 //! assert!(SetGeneration::new(32, 16).unwrap().check_enumerable().is_err());
 //! ```
 
+use super::enumeration::{LazyListing, Listed, check_width};
+/// The limits of the listing: subsets of at most `N` elements, and states
+/// times `|D|` integers (a large ground set hits the second first).
+pub use super::enumeration::{MAX_ENUMERABLE_ENTRIES, MAX_ENUMERABLE_STATES};
 use super::{Enumerable, Environment, LogReward, StateBatch};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
-
-/// Largest number of states (subsets of at most `N` elements) that
-/// [`Enumerable`] will list: the same limit as the hypergrid's.
-pub const MAX_ENUMERABLE_STATES: usize = super::hypergrid::MAX_ENUMERABLE_STATES;
-
-/// Largest listing (states times `|D|` integers) that [`Enumerable`] will
-/// build: the rows are `|D|` wide, so a large ground set hits this before
-/// [`MAX_ENUMERABLE_STATES`] (512 MiB of `i64`).
-pub const MAX_ENUMERABLE_ENTRIES: usize = 1 << 26;
 
 /// Largest ground set `|D|` accepted (it is also the feature length).
-pub const MAX_ELEMENTS: usize = super::hypergrid::MAX_FEATURE_DIM;
+pub const MAX_ELEMENTS: usize = super::enumeration::MAX_FEATURE_DIM;
 
 /// The papers' ground-set size `|D|`.
 pub const DEFAULT_ELEMENTS: usize = 32;
@@ -78,9 +72,8 @@ pub enum SetError {
     RewardMismatch { expected: usize, got: usize },
 }
 
-/// The listed subsets and what `state_index` needs to rank one.
-struct Enumeration {
-    states: StateBatch,
+/// What `state_index` needs to rank a subset.
+struct Ranks {
     /// `offset[k]`: position of the first subset of size `k`.
     offset: Vec<usize>,
     /// `binom[n * (N + 1) + j] = C(n, j)` for `n < |D|`, `j <= N`
@@ -93,10 +86,9 @@ struct Enumeration {
 pub struct SetGeneration {
     n_elements: usize,
     set_size: usize,
-    /// `sum_{k <= N} C(|D|, k)` when it is at most [`MAX_ENUMERABLE_STATES`]
+    /// `sum_{k <= N} C(|D|, k)` states when at most [`MAX_ENUMERABLE_STATES`]
     /// and the listing at most [`MAX_ENUMERABLE_ENTRIES`] integers.
-    n_states: Option<usize>,
-    tables: OnceLock<Arc<Enumeration>>,
+    listing: LazyListing<Ranks>,
 }
 
 impl fmt::Debug for SetGeneration {
@@ -142,11 +134,10 @@ impl SetGeneration {
         Ok(Self {
             n_elements,
             set_size,
-            n_states: count_states(n_elements, set_size).filter(|&n| {
+            listing: LazyListing::new(count_states(n_elements, set_size).filter(|&n| {
                 n.checked_mul(n_elements)
                     .is_some_and(|c| c <= MAX_ENUMERABLE_ENTRIES)
-            }),
-            tables: OnceLock::new(),
+            })),
         })
     }
 
@@ -163,7 +154,7 @@ impl SetGeneration {
     /// The number of states (subsets of at most `N` elements), or an error
     /// when there are too many to enumerate.
     pub fn check_enumerable(&self) -> Result<usize, SetError> {
-        self.n_states.ok_or(SetError::NotEnumerable {
+        self.listing.n_states().ok_or(SetError::NotEnumerable {
             n_elements: self.n_elements,
             set_size: self.set_size,
         })
@@ -194,18 +185,18 @@ impl SetGeneration {
         k
     }
 
-    fn tables(&self) -> &Enumeration {
-        self.tables.get_or_init(|| {
-            let n = self.check_enumerable().unwrap_or_else(|e| panic!("{e}"));
-            Arc::new(self.enumerate(n))
-        })
+    fn tables(&self) -> &Listed<Ranks> {
+        self.listing.get(
+            |n| self.enumerate(n),
+            || self.check_enumerable().unwrap_err(),
+        )
     }
 
     /// Lists the subsets by size (a topological order: every action changes
     /// the size by one), each size in colexicographic order, so that the
     /// position of a `k`-subset `c_1 < ... < c_k` is
     /// `offset[k] + sum_j C(c_j, j)` (the combinatorial number system).
-    fn enumerate(&self, n: usize) -> Enumeration {
+    fn enumerate(&self, n: usize) -> Listed<Ranks> {
         let (d, big_n) = (self.n_elements, self.set_size);
         let w = big_n + 1;
         let mut binom = vec![0usize; d * w];
@@ -247,18 +238,17 @@ impl SetGeneration {
             }
         }
         debug_assert_eq!(data.len(), n * d);
-        Enumeration {
+        Listed {
             states: StateBatch::new(data, d),
-            offset,
-            binom,
+            rank: Ranks { offset, binom },
         }
     }
 
     fn check_width(&self, states: &StateBatch) {
-        assert_eq!(
-            states.width, self.n_elements,
-            "state batch width {} does not match |D| = {}",
-            states.width, self.n_elements
+        check_width(
+            states,
+            self.n_elements,
+            format_args!("|D| = {}", self.n_elements),
         );
     }
 }
@@ -441,7 +431,7 @@ impl Enumerable for SetGeneration {
         self.check_width(states);
         let row = states.row(i);
         let k = self.set_len(row);
-        let t = self.tables();
+        let t = &self.tables().rank;
         let w = self.set_size + 1;
         let rank: usize = row
             .iter()
@@ -544,7 +534,7 @@ impl SetReward {
         let Some(&t) = v.get(set_size.checked_sub(1)?) else {
             return Some(0);
         };
-        let tol = crate::eval::samples::MODE_TOLERANCE;
+        let tol = super::MODE_TOLERANCE;
         let above = v.iter().filter(|&&x| x > t + tol).count();
         let tied = v.iter().filter(|&&x| (x - t).abs() <= tol).count();
         binomial(tied, set_size - above)

@@ -10,9 +10,7 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-/// Log-rewards within this of the known maximum count as modes: the same
-/// tolerance the enumerated path applies to `ln p*`.
-pub const MODE_TOLERANCE: f64 = 1e-9;
+pub use crate::env::MODE_TOLERANCE;
 
 type ModeTest = dyn Fn(&[i64], f64) -> bool + Send + Sync;
 

@@ -86,7 +86,7 @@ pub fn fm_residuals<P: StatePolicy>(
     }
     let mut bmask = vec![false; n * nb];
     env.backward_mask(&batch.states, &mut bmask);
-    let mut parent_data = Vec::new();
+    let mut parents_of_rows = StateBatch::empty(batch.states.width);
     let mut parent_action = Vec::new();
     let mut parent_child = Vec::new();
     let mut actions: Vec<Option<usize>> = vec![None; n];
@@ -103,7 +103,7 @@ pub fn fm_residuals<P: StatePolicy>(
         env.backward_step(&mut parents, &actions);
         for (r, a) in actions.iter().enumerate() {
             if a.is_some() {
-                parent_data.extend_from_slice(parents.row(r));
+                parents_of_rows.push_row(parents.row(r));
                 parent_action.push(env.forward_action_of(&batch.states, r, b) as i64);
                 parent_child.push(r);
             }
@@ -125,7 +125,7 @@ pub fn fm_residuals<P: StatePolicy>(
     }
 
     // One policy evaluation over all parents: ln F(s) + ln P_F(s'|s).
-    let parents = StateBatch::new(parent_data, batch.states.width);
+    let parents = parents_of_rows;
     let m = parents.len();
     let mut pf_mask = vec![false; m * na];
     env.forward_mask(&parents, &mut pf_mask);

@@ -85,7 +85,6 @@ impl Objective {
         })
     }
 
-    /// A label for tables, marking non-TB uses of a member as extensions.
     /// Whether the loss needs only per-trajectory `ln pi_F` and `D~` (see
     /// [`trajectory_level_loss`]), not per-state flows or log-probabilities.
     pub fn is_trajectory_level(&self) -> bool {
@@ -95,6 +94,14 @@ impl Objective {
         )
     }
 
+    /// Whether the loss may reuse the sampling pass's `ln pi_F(tau)` (with its
+    /// graph) on a current on-policy batch with a uniform `P_B`: f-TB, TB and
+    /// VarGrad, whose reuse is tested equal to a re-evaluation.
+    pub fn can_reuse_sampling_pass(&self) -> bool {
+        matches!(self, Self::FTb { .. } | Self::Tb | Self::VarGrad)
+    }
+
+    /// A label for tables, marking non-TB uses of a member as extensions.
     pub fn label(&self) -> String {
         let ext = |m: &Divergence| {
             if m.alpha_value() == Some(1.0) {
@@ -280,11 +287,7 @@ fn reuse_sampling_pass<P: StatePolicy>(
     let Some(cached) = &batch.cached_log_pi_f else {
         return Ok(None);
     };
-    let trajectory_level = matches!(
-        objective,
-        Objective::FTb { .. } | Objective::Tb | Objective::VarGrad
-    );
-    if !(trajectory_level
+    if !(objective.can_reuse_sampling_pass()
         && policy.backward_policy() == crate::policy::BackwardPolicy::Uniform
         && batch.log_probs_are_current(current_version))
     {

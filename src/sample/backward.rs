@@ -79,9 +79,9 @@ impl<'a> BackwardSampler<'a> {
         let nb = env.n_backward_actions();
         let uniform = policy.backward_policy() == BackwardPolicy::Uniform;
         let mut states = objects.clone();
-        // Per trajectory, from the object back to s0: visited states (flat),
-        // the backward action taken from each and its undoing forward action.
-        let mut visited: Vec<Vec<i64>> = (0..n).map(|b| objects.row(b).to_vec()).collect();
+        // Per trajectory, from the object back to s0: visited states, the
+        // backward action taken from each and its undoing forward action.
+        let mut visited: Vec<StateBatch> = (0..n).map(|b| objects.select(&[b])).collect();
         let mut backward: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut forward: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut behaviour = vec![0.0f64; n];
@@ -136,7 +136,7 @@ impl<'a> BackwardSampler<'a> {
             env.backward_step(&mut states, &actions);
             let mut still = Vec::with_capacity(m);
             for &b in &active {
-                visited[b].extend_from_slice(states.row(b));
+                visited[b].push_row(states.row(b));
                 if !env.is_initial(&states, b) {
                     still.push(b);
                 }
@@ -145,17 +145,17 @@ impl<'a> BackwardSampler<'a> {
         }
         // Flatten in forward order: s0 .. x per trajectory.
         let exit = env.exit_action();
-        let total_rows: usize = visited.iter().map(|v| v.len() / width).sum();
-        let mut flat = Vec::with_capacity(total_rows * width);
+        let total_rows: usize = visited.iter().map(StateBatch::len).sum();
+        let mut states = StateBatch::empty(width);
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0);
         let mut forward_actions = Vec::with_capacity(total_rows);
         let mut backward_actions = Vec::with_capacity(total_rows);
         for b in 0..n {
-            for row in visited[b].chunks_exact(width).rev() {
-                flat.extend_from_slice(row);
+            for r in (0..visited[b].len()).rev() {
+                states.push_row(visited[b].row(r));
             }
-            offsets.push(flat.len() / width);
+            offsets.push(states.len());
             forward_actions.extend(forward[b].iter().rev());
             forward_actions.push(exit);
             backward_actions.push(None);
@@ -164,7 +164,7 @@ impl<'a> BackwardSampler<'a> {
         let mut log_rewards = vec![0.0; n];
         self.reward.log_reward(objects, &mut log_rewards);
         Ok(TrajectoryBatch {
-            states: StateBatch::new(flat, width),
+            states,
             offsets,
             forward_actions,
             backward_actions,
@@ -383,7 +383,8 @@ pub fn load_terminal_objects(path: impl AsRef<Path>, env: &dyn Environment) -> R
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read terminal objects from {}", path.display()))?;
     let width = env.state_width();
-    let mut data = Vec::new();
+    let mut objects = StateBatch::empty(width);
+    let mut row = Vec::new();
     let mut lines = Vec::new();
     for (i, raw) in bytes.split(|&c| c == b'\n').enumerate() {
         let line_no = i + 1;
@@ -394,7 +395,8 @@ pub fn load_terminal_objects(path: impl AsRef<Path>, env: &dyn Environment) -> R
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != width {
+        // Ragged states (width 0) take any number of integers.
+        if width > 0 && fields.len() != width {
             bail!(
                 "{}: expected {width} comma-separated integers (a {} state), found {} in `{line}`",
                 at(),
@@ -402,6 +404,7 @@ pub fn load_terminal_objects(path: impl AsRef<Path>, env: &dyn Environment) -> R
                 fields.len()
             );
         }
+        row.clear();
         for field in fields {
             if field.is_empty() {
                 bail!("{}: empty field (a stray comma?) in `{line}`", at());
@@ -409,14 +412,14 @@ pub fn load_terminal_objects(path: impl AsRef<Path>, env: &dyn Environment) -> R
             let v: i64 = field
                 .parse()
                 .map_err(|_| anyhow!("{}: `{field}` is not an integer (in `{line}`)", at()))?;
-            data.push(v);
+            row.push(v);
         }
+        objects.push_row(&row);
         lines.push(line_no);
     }
     if lines.is_empty() {
         bail!("{}: no terminal objects in the file", path.display());
     }
-    let objects = StateBatch::new(data, width);
     if let Some((b, why)) = first_invalid(env, &objects) {
         bail!("{}:{}: {why}", path.display(), lines[b]);
     }

@@ -119,13 +119,13 @@ impl TrajectoryBatch {
             .collect()
     }
 
-    /// A batch from single trajectories (all with the same state width).
+    /// A batch from single trajectories (all with the same state layout;
+    /// an empty batch of no trajectories has ragged rows).
     pub fn from_trajectories<'a>(trajectories: impl IntoIterator<Item = &'a Trajectory>) -> Self {
+        let mut trajectories = trajectories.into_iter().peekable();
+        let width = trajectories.peek().map_or(0, |t| t.states.width);
         let mut out = TrajectoryBatch {
-            states: StateBatch {
-                data: Vec::new(),
-                width: 0,
-            },
+            states: StateBatch::empty(width),
             offsets: vec![0],
             forward_actions: Vec::new(),
             backward_actions: Vec::new(),
@@ -135,14 +135,11 @@ impl TrajectoryBatch {
             cached_log_pi_f: None,
         };
         for t in trajectories {
-            if out.states.width == 0 {
-                out.states.width = t.states.width;
-            }
             assert_eq!(
                 out.states.width, t.states.width,
                 "trajectories of different environments"
             );
-            out.states.data.extend_from_slice(&t.states.data);
+            out.states.extend_from(&t.states);
             out.offsets.push(out.states.len());
             out.forward_actions.extend_from_slice(&t.forward_actions);
             out.backward_actions.extend_from_slice(&t.backward_actions);

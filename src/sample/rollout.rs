@@ -75,9 +75,15 @@ impl<'a> Sampler<'a> {
         let n_actions = env.n_actions();
         let exit = env.exit_action();
         let mut states = env.initial_states(n);
-        // Per trajectory: visited states (flat), forward actions, backward actions.
+        // Per trajectory: visited states, forward actions, backward actions.
         let width = env.state_width();
-        let mut visited: Vec<Vec<i64>> = (0..n).map(|b| states.row(b).to_vec()).collect();
+        let mut visited: Vec<StateBatch> = (0..n)
+            .map(|b| {
+                let mut v = StateBatch::empty(width);
+                v.push_row(states.row(b));
+                v
+            })
+            .collect();
         let mut forward: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut backward: Vec<Vec<Option<usize>>> = vec![vec![None]; n];
         let mut behaviour = vec![0.0f64; n];
@@ -85,7 +91,7 @@ impl<'a> Sampler<'a> {
         let mut mask = Vec::new();
         let mut actions: Vec<Option<usize>> = vec![None; n];
         // Per-step buffers, reused: the active rows and the next step's active set.
-        let mut sub = StateBatch::zeros(0, width);
+        let mut sub = StateBatch::empty(width);
         let mut still: Vec<usize> = Vec::with_capacity(n);
         for step in 0.. {
             if active.is_empty() {
@@ -133,19 +139,18 @@ impl<'a> Sampler<'a> {
             }
             env.step(&mut states, &actions);
             for &b in &still {
-                visited[b].extend_from_slice(states.row(b));
+                visited[b].push_row(states.row(b));
             }
             std::mem::swap(&mut active, &mut still);
         }
         // Flatten trajectory by trajectory.
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0);
-        let mut flat = Vec::new();
+        let mut states = StateBatch::empty(width);
         for v in &visited {
-            flat.extend_from_slice(v);
-            offsets.push(flat.len() / width);
+            states.extend_from(v);
+            offsets.push(states.len());
         }
-        let states = StateBatch::new(flat, width);
         let terminal_rows: Vec<usize> = (0..n).map(|b| offsets[b + 1] - 1).collect();
         let mut log_rewards = vec![0.0; n];
         self.reward

@@ -80,8 +80,8 @@ impl OffPolicyConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvConfig {
-    /// Environment kind: `hypergrid`, `bitseq`, `set`, `sequence` or `ising`;
-    /// continuous samplers: `gmm`, `banana` or `diffusion` (settings in `[continuous]`).
+    /// Environment kind, one of [`super::env_kind::ENV_KINDS`] (continuous
+    /// samplers read their settings from `[continuous]`).
     pub kind: String,
     /// hypergrid: dimensions and height.
     pub dim: usize,
@@ -277,7 +277,7 @@ fn apply_override(table: &mut toml::Table, kv: &str) -> Result<()> {
 impl EnvConfig {
     /// The `ising` keys, checked at load time so that a bad value is reported
     /// by name before any table is built.
-    fn validate_ising(&self) -> Result<()> {
+    pub(super) fn validate_ising(&self) -> Result<()> {
         if self.side < 2 {
             bail!(
                 "env.side = {}: the Ising lattice side must be >= 2 (a 1x1 torus is its own neighbour)",
@@ -315,25 +315,7 @@ impl TrainConfig {
 
     /// Checks values serde cannot (ranges, names), naming the key.
     pub fn validate(&self) -> Result<()> {
-        let continuous = crate::continuous::is_continuous(&self.env.kind);
-        if !continuous
-            && !super::task::ENV_KINDS
-                .split(", ")
-                .any(|k| k == self.env.kind)
-        {
-            bail!(
-                "env.kind = `{}`: unknown environment; valid: {}, {}",
-                self.env.kind,
-                super::task::ENV_KINDS,
-                crate::continuous::CONTINUOUS_KINDS
-            );
-        }
-        if self.env.kind == "ising" {
-            self.env.validate_ising()?;
-        }
-        if continuous {
-            self.validate_continuous()?;
-        }
+        (super::env_kind::find(&self.env.kind)?.validate)(self)?;
         self.member().context("objective.divergence")?;
         if self.objective.exponent_cap > F32_EXPONENT_CAP {
             bail!(

@@ -19,7 +19,7 @@ use crate::continuous::trajectory_loss;
 use crate::objective::{LossOutput, Objective};
 use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
 use crate::policy::LogZ;
-use anyhow::Result;
+use anyhow::{Result, bail};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -99,7 +99,15 @@ impl ContinuousTrainer {
     pub fn new(cfg: TrainConfig) -> Result<Self> {
         cfg.validate_continuous()?;
         let c = &cfg.continuous;
-        let problem = Problem::from_config(&cfg.env.kind, c)?;
+        let problem = match super::env_kind::find(&cfg.env.kind)?.family {
+            super::env_kind::Family::Continuous(build) => build(c)?,
+            super::env_kind::Family::Discrete(_) => bail!(
+                "env.kind = `{}` is a discrete environment: it trains with the discrete \
+                 trainer; continuous samplers: {}",
+                cfg.env.kind,
+                super::env_kind::CONTINUOUS_KINDS
+            ),
+        };
         let objective = cfg.objective()?;
         let device = Device::flex().autodiff();
         device.seed(cfg.run.seed);

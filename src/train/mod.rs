@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod continuous;
+pub mod env_kind;
 pub mod fused_adam;
 pub mod gradient_variance;
 pub mod learner;

@@ -9,7 +9,7 @@ use crate::env::StateBatch;
 use crate::policy::StatePolicy;
 use crate::sample::replay::{
     BufferSummary, FifoBuffer, KeyedBuffer, KeyedSampling, PrioritizedBuffer, ReplayBuffer,
-    ReplayStats, ShenBuffer, object_key,
+    ReplayStats, ShenBuffer,
 };
 use crate::sample::{
     ActorPool, ActorSettings, BackwardSampler, Exploration, Sampler, Source, Trajectory,
@@ -150,7 +150,7 @@ impl<S: StatePolicy> BatchSource<S> {
         // What the sampler itself found (for modes found vs trajectories):
         // fresh forward samples only, never dataset objects or replays.
         let discovered = if self.offline.is_some() {
-            StateBatch::new(Vec::new(), env.state_width())
+            StateBatch::empty(env.state_width())
         } else {
             fresh.terminal_states()
         };
@@ -186,7 +186,8 @@ impl<S: StatePolicy> BatchSource<S> {
                 }
                 Replay::Objects(buf) => {
                     let rows = buf.sample(n_replay, rng);
-                    let objects = StateBatch::new(rows.concat(), env.state_width());
+                    let mut objects = StateBatch::empty(env.state_width());
+                    rows.iter().for_each(|r| objects.push_row(r));
                     let mut b = BackwardSampler::new(env, reward, device.clone())
                         .sample(snapshot, &objects, version, rng)?;
                     for p in &mut b.provenance {
@@ -200,7 +201,8 @@ impl<S: StatePolicy> BatchSource<S> {
         };
         let fresh_parts = fresh.split();
         for t in &fresh_parts {
-            let key = object_key(t.terminal());
+            // The environment's canonical identity of the terminal object.
+            let key = env.object_key(&t.states, t.states.len() - 1);
             match replay {
                 Replay::Trajectories(buf) => {
                     buf.insert(key, t.log_reward, t.clone());

@@ -1,22 +1,21 @@
 //! A training task: the environment's dynamics and its reward as trait
 //! objects, the enumeration used for exact evaluation when the space is small
 //! enough (and `run.exact` allows it), and a mode rule that works without
-//! enumeration. The trainer, sources and experiments see only this, so a new
-//! environment is one more arm of [`Task::from_config`].
+//! enumeration. The trainer, sources and experiments see only this; each
+//! discrete kind's constructor here is registered in [`super::env_kind`].
 
 use super::config::{EnvConfig, ExactEval};
+use super::env_kind::{self, DISCRETE_KINDS, Family};
 use crate::env::bitseq::{BitSeq, BitSeqReward};
 use crate::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use crate::env::ising::{Ising, IsingReward};
 use crate::env::sequence::{SequenceGeneration, SequenceReward};
 use crate::env::set::{SetGeneration, SetReward};
+use crate::env::tokens::{TokenReward, TokenStrings};
 use crate::env::{Enumerable, Environment, LogReward};
 use crate::eval::ModeRule;
 use anyhow::{Context, Result, bail};
 use std::sync::Arc;
-
-/// Environment kinds `env.kind` accepts.
-pub const ENV_KINDS: &str = "hypergrid, bitseq, set, sequence, ising";
 
 /// The listed state space of an enumerated task.
 #[derive(Clone)]
@@ -64,97 +63,112 @@ fn wants_enumeration<E: std::fmt::Display>(
     })
 }
 
+/// The `hypergrid` task.
+pub(super) fn hypergrid(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+    let env = Hypergrid::new(cfg.dim, cfg.height)?;
+    let family: RewardFamily = cfg.reward.parse().context("env.reward")?;
+    let family = match family {
+        RewardFamily::Original { .. } => RewardFamily::Original {
+            r0: cfg.r0,
+            r1: cfg.r1,
+            r2: cfg.r2,
+        },
+        RewardFamily::Sparse { .. } => RewardFamily::Sparse {
+            r0: cfg.r0,
+            r2: cfg.r2,
+        },
+    };
+    let reward = HypergridReward::new(&env, family)?;
+    let enumeration =
+        wants_enumeration(exact, env.check_enumerable())?.then(|| reward.mode_states(&env));
+    let count = reward.mode_count();
+    let rule_reward = reward.clone();
+    let rule = ModeRule::predicate(move |row, _| rule_reward.is_mode(row), count);
+    Ok(Task::assemble(
+        env,
+        reward,
+        enumeration,
+        Some(rule),
+        (cfg.dim == 2).then_some((cfg.height, cfg.height)),
+    ))
+}
+
+/// The `bitseq` task.
+pub(super) fn bitseq(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+    let env = BitSeq::new(cfg.bits, cfg.word).context("env.bits / env.word")?;
+    let reward = BitSeqReward::random_modes(cfg.bits, cfg.modes, cfg.reward_seed)
+        .and_then(|r| r.with_beta(cfg.beta))
+        .context("env.modes / env.beta")?;
+    let enumeration =
+        wants_enumeration(exact, env.check_enumerable())?.then(|| reward.mode_indices(&env));
+    let count = Some(reward.n_modes());
+    let rule_reward = reward.clone();
+    let rule = ModeRule::predicate(
+        move |row, _| rule_reward.min_distance_of_row(row) == 0,
+        count,
+    );
+    Ok(Task::assemble(env, reward, enumeration, Some(rule), None))
+}
+
+/// The `set` task.
+pub(super) fn set(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+    let env =
+        SetGeneration::new(cfg.elements, cfg.set_size).context("env.elements / env.set_size")?;
+    let reward = SetReward::random(cfg.elements, cfg.reward_seed, cfg.reward_scale)
+        .context("env.reward_scale")?;
+    let rule = ModeRule::max_log_reward(
+        reward.max_log_reward(cfg.set_size),
+        reward.mode_count(cfg.set_size),
+    );
+    let enumerate = wants_enumeration(exact, env.check_enumerable())?;
+    Ok(Task::with_best_states(env, reward, enumerate, Some(rule)))
+}
+
+/// The `sequence` task.
+pub(super) fn sequence(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+    let env = SequenceGeneration::new(cfg.vocab, cfg.length).context("env.vocab / env.length")?;
+    let reward = SequenceReward::random(cfg.vocab, cfg.length, cfg.reward_seed, cfg.reward_scale)
+        .context("env.reward_scale")?;
+    let rule = ModeRule::max_log_reward(reward.max_log_reward(), reward.mode_count());
+    let enumerate = wants_enumeration(exact, env.check_enumerable())?;
+    Ok(Task::with_best_states(env, reward, enumerate, Some(rule)))
+}
+
+/// The `tokens` task: variable-length strings (ragged states).
+pub(super) fn tokens(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+    let env = TokenStrings::new(cfg.vocab, cfg.length).context("env.vocab / env.length")?;
+    let reward = TokenReward::random(cfg.vocab, cfg.length, cfg.reward_seed, cfg.reward_scale)
+        .context("env.reward_scale")?;
+    let rule = ModeRule::max_log_reward(reward.max_log_reward(), reward.mode_count());
+    let enumerate = wants_enumeration(exact, env.check_enumerable())?;
+    Ok(Task::with_best_states(env, reward, enumerate, Some(rule)))
+}
+
+/// The `ising` task.
+pub(super) fn ising(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+    let env = Ising::new(cfg.side).context("env.side")?;
+    let reward = IsingReward::new(&env, cfg.coupling, cfg.field, cfg.beta)
+        .context("env.coupling / env.field / env.beta")?;
+    // Ferromagnets (and even-side antiferromagnets at h = 0) have
+    // closed-form ground states; for J > 0, h = 0 the two aligned ones.
+    let rule = reward
+        .ground_states()
+        .map(|(max, count)| ModeRule::max_log_reward(max, count));
+    let enumerate = wants_enumeration(exact, env.check_enumerable()).context("env.side")?;
+    Ok(Task::with_best_states(env, reward, enumerate, rule))
+}
+
 impl Task {
-    /// Builds the task of `cfg`, enumerating its states when `exact` says so.
+    /// Builds the task of `cfg` with its kind's registered constructor
+    /// ([`super::env_kind`]), enumerating its states when `exact` says so.
     pub fn from_config(cfg: &EnvConfig, exact: ExactEval) -> Result<Self> {
-        match cfg.kind.as_str() {
-            "hypergrid" => {
-                let env = Hypergrid::new(cfg.dim, cfg.height)?;
-                let family: RewardFamily = cfg.reward.parse().context("env.reward")?;
-                let family = match family {
-                    RewardFamily::Original { .. } => RewardFamily::Original {
-                        r0: cfg.r0,
-                        r1: cfg.r1,
-                        r2: cfg.r2,
-                    },
-                    RewardFamily::Sparse { .. } => RewardFamily::Sparse {
-                        r0: cfg.r0,
-                        r2: cfg.r2,
-                    },
-                };
-                let reward = HypergridReward::new(&env, family)?;
-                let enumeration = wants_enumeration(exact, env.check_enumerable())?
-                    .then(|| reward.mode_states(&env));
-                let count = reward.mode_count();
-                let rule_reward = reward.clone();
-                let rule = ModeRule::predicate(move |row, _| rule_reward.is_mode(row), count);
-                Ok(Self::assemble(
-                    env,
-                    reward,
-                    enumeration,
-                    Some(rule),
-                    (cfg.dim == 2).then_some((cfg.height, cfg.height)),
-                ))
-            }
-            "bitseq" => {
-                let env = BitSeq::new(cfg.bits, cfg.word).context("env.bits / env.word")?;
-                let reward = BitSeqReward::random_modes(cfg.bits, cfg.modes, cfg.reward_seed)
-                    .and_then(|r| r.with_beta(cfg.beta))
-                    .context("env.modes / env.beta")?;
-                let enumeration = wants_enumeration(exact, env.check_enumerable())?
-                    .then(|| reward.mode_indices(&env));
-                let count = Some(reward.n_modes());
-                let rule_reward = reward.clone();
-                let rule = ModeRule::predicate(
-                    move |row, _| rule_reward.min_distance_of_row(row) == 0,
-                    count,
-                );
-                Ok(Self::assemble(env, reward, enumeration, Some(rule), None))
-            }
-            "set" => {
-                let env = SetGeneration::new(cfg.elements, cfg.set_size)
-                    .context("env.elements / env.set_size")?;
-                let reward = SetReward::random(cfg.elements, cfg.reward_seed, cfg.reward_scale)
-                    .context("env.reward_scale")?;
-                let rule = ModeRule::max_log_reward(
-                    reward.max_log_reward(cfg.set_size),
-                    reward.mode_count(cfg.set_size),
-                );
-                let enumerate = wants_enumeration(exact, env.check_enumerable())?;
-                Ok(Self::with_best_states(env, reward, enumerate, Some(rule)))
-            }
-            "sequence" => {
-                let env = SequenceGeneration::new(cfg.vocab, cfg.length)
-                    .context("env.vocab / env.length")?;
-                let reward = SequenceReward::random(
-                    cfg.vocab,
-                    cfg.length,
-                    cfg.reward_seed,
-                    cfg.reward_scale,
-                )
-                .context("env.reward_scale")?;
-                let rule = ModeRule::max_log_reward(reward.max_log_reward(), reward.mode_count());
-                let enumerate = wants_enumeration(exact, env.check_enumerable())?;
-                Ok(Self::with_best_states(env, reward, enumerate, Some(rule)))
-            }
-            "ising" => {
-                let env = Ising::new(cfg.side).context("env.side")?;
-                let reward = IsingReward::new(&env, cfg.coupling, cfg.field, cfg.beta)
-                    .context("env.coupling / env.field / env.beta")?;
-                // Ferromagnets (and even-side antiferromagnets at h = 0) have
-                // closed-form ground states; for J > 0, h = 0 the two aligned ones.
-                let rule = reward
-                    .ground_states()
-                    .map(|(max, count)| ModeRule::max_log_reward(max, count));
-                let enumerate =
-                    wants_enumeration(exact, env.check_enumerable()).context("env.side")?;
-                Ok(Self::with_best_states(env, reward, enumerate, rule))
-            }
-            other if crate::continuous::is_continuous(other) => bail!(
-                "env.kind = `{other}` is a continuous sampler: it trains with `ftb train` \
-(crate::continuous::ContinuousTrainer), not with this enumerable-environment command; valid here: {ENV_KINDS}"
+        match env_kind::find(&cfg.kind)?.family {
+            Family::Discrete(build) => build(cfg, exact),
+            Family::Continuous(_) => bail!(
+                "env.kind = `{}` is a continuous sampler: it trains with `ftb train` \
+(crate::train::ContinuousTrainer), not with this enumerable-environment command; valid here: {DISCRETE_KINDS}",
+                cfg.kind
             ),
-            other => bail!("env.kind = `{other}`: unknown environment; valid: {ENV_KINDS}"),
         }
     }
 

@@ -311,10 +311,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
         let reuse = self.cfg.sampling.batch >= REUSE_MIN_BATCH
             && self.source.is_plain_on_policy()
             && self.learner.policy.backward_policy() == BackwardPolicy::Uniform
-            && matches!(
-                self.objective,
-                Objective::FTb { .. } | Objective::Tb | Objective::VarGrad
-            );
+            && self.objective.can_reuse_sampling_pass();
         let (batch, terminals) = if reuse {
             let b = Sampler::new(
                 self.task.dynamics(),

@@ -71,26 +71,10 @@ pub enum InsertOutcome {
     Evicted { key: u64 },
 }
 
-/// FNV-1a (64-bit) over the little-endian bytes of the object's values.
-///
-/// Why FNV-1a and not `std`'s `DefaultHasher`: its algorithm is fixed by
-/// specification, so keys are identical across runs, platforms and Rust
-/// releases (a resumed run, or buffers written to disk, see the same keys).
-/// It is not collision-resistant against adversaries, which dedup of
-/// environment objects does not need; two distinct objects colliding (chance
-/// about `n^2 / 2^65`) would merely drop one of them from the buffer.
-pub fn object_key(terminal: &[i64]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    for v in terminal {
-        for b in v.to_le_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(PRIME);
-        }
-    }
-    h
-}
+/// The default key of a terminal object: FNV-1a over its row (see
+/// [`crate::env::row_key`]); trainers use the environment's
+/// [`crate::env::Environment::object_key`], which defaults to it.
+pub use crate::env::row_key as object_key;
 
 /// Panics unless `log_reward` is finite. A zero reward (`ln 0 = -inf`) makes
 /// every trajectory-balance residual infinite, so such an object has no

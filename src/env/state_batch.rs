@@ -1,0 +1,219 @@
+//! The batch of states every environment, sampler, buffer and objective
+//! passes around: rows of integers in one flat buffer. Fixed-width rows
+//! (grids, bit strings, spin lattices) are found by arithmetic; ragged rows
+//! (token sequences of any length, graphs) keep the end of each row. Both
+//! layouts share one API, so samplers, replay and objectives never ask which
+//! they hold; only an environment reads its rows' meaning.
+
+/// A batch of states: `width` integers per row, or ragged rows (`width = 0`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StateBatch {
+    /// Every row's integers, row after row.
+    pub data: Vec<i64>,
+    /// Integers per row when all rows have the same size; 0 for ragged rows.
+    pub width: usize,
+    /// Ragged rows only: row `i` is `data[ends[i - 1]..ends[i]]` (from 0 for
+    /// the first). Empty for fixed-width rows.
+    ends: Vec<usize>,
+}
+
+impl StateBatch {
+    /// Fixed-width rows of `width > 0` integers.
+    pub fn new(data: Vec<i64>, width: usize) -> Self {
+        assert!(
+            width > 0 && data.len().is_multiple_of(width),
+            "state data is not a whole number of rows"
+        );
+        Self {
+            data,
+            width,
+            ends: Vec::new(),
+        }
+    }
+
+    pub fn zeros(n: usize, width: usize) -> Self {
+        Self::new(vec![0; n * width], width)
+    }
+
+    /// An empty batch in the layout of an environment's
+    /// [`state_width`](super::Environment::state_width): rows of `width`
+    /// integers, or ragged rows for `width = 0`.
+    pub fn empty(width: usize) -> Self {
+        Self {
+            data: Vec::new(),
+            width,
+            ends: Vec::new(),
+        }
+    }
+
+    /// Ragged rows, each of its own length (an empty row is a valid state,
+    /// e.g. the empty token sequence).
+    pub fn ragged<'a>(rows: impl IntoIterator<Item = &'a [i64]>) -> Self {
+        let mut out = Self::empty(0);
+        for r in rows {
+            out.push_row(r);
+        }
+        out
+    }
+
+    /// Whether rows have their own lengths.
+    pub fn is_ragged(&self) -> bool {
+        self.width == 0
+    }
+
+    pub fn len(&self) -> usize {
+        // Width 0 is the ragged layout: count the row ends instead.
+        self.data
+            .len()
+            .checked_div(self.width)
+            .unwrap_or(self.ends.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    fn bounds(&self, i: usize) -> (usize, usize) {
+        if self.width > 0 {
+            (i * self.width, (i + 1) * self.width)
+        } else {
+            (if i == 0 { 0 } else { self.ends[i - 1] }, self.ends[i])
+        }
+    }
+
+    pub fn row(&self, i: usize) -> &[i64] {
+        let (a, b) = self.bounds(i);
+        &self.data[a..b]
+    }
+
+    /// Row `i`, to change in place (its length stays; see [`Self::set_row`]).
+    pub fn row_mut(&mut self, i: usize) -> &mut [i64] {
+        let (a, b) = self.bounds(i);
+        &mut self.data[a..b]
+    }
+
+    /// The rows in order.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = &[i64]> + '_ {
+        (0..self.len()).map(|i| self.row(i))
+    }
+
+    /// A batch holding only rows `idx` (in that order).
+    pub fn select(&self, idx: &[usize]) -> Self {
+        let mut out = Self::empty(self.width);
+        if self.width > 0 {
+            out.data.reserve(idx.len() * self.width);
+        }
+        self.select_into(idx, &mut out);
+        out
+    }
+
+    /// Like [`select`](Self::select), into `out` (same layout), reusing its
+    /// allocation: what a per-step loop wants.
+    pub fn select_into(&self, idx: &[usize], out: &mut StateBatch) {
+        assert_eq!(
+            out.width, self.width,
+            "selecting into a batch of another width"
+        );
+        out.clear();
+        for &i in idx {
+            out.push_row(self.row(i));
+        }
+    }
+
+    /// Appends a row (of exactly `width` integers for fixed-width rows).
+    pub fn push_row(&mut self, row: &[i64]) {
+        if self.width > 0 {
+            assert_eq!(row.len(), self.width, "a row of another width");
+        }
+        self.data.extend_from_slice(row);
+        if self.width == 0 {
+            self.ends.push(self.data.len());
+        }
+    }
+
+    /// Appends every row of `other` (same layout).
+    pub fn extend_from(&mut self, other: &StateBatch) {
+        assert_eq!(other.width, self.width, "appending rows of another width");
+        let base = self.data.len();
+        self.data.extend_from_slice(&other.data);
+        self.ends.extend(other.ends.iter().map(|e| base + e));
+    }
+
+    /// Removes every row, keeping the layout and the allocation.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+    }
+
+    /// Replaces row `i`; a ragged row may change length (the rows after it
+    /// move: a step that grows many rows should rebuild the batch instead).
+    pub fn set_row(&mut self, i: usize, row: &[i64]) {
+        let (a, b) = self.bounds(i);
+        if self.width > 0 {
+            assert_eq!(row.len(), self.width, "a row of another width");
+            self.data[a..b].copy_from_slice(row);
+            return;
+        }
+        self.data.splice(a..b, row.iter().copied());
+        let shift = row.len() as isize - (b - a) as isize;
+        for e in &mut self.ends[i..] {
+            *e = (*e as isize + shift) as usize;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ragged_rows_keep_their_lengths_through_every_operation() {
+        let rows: [&[i64]; 4] = [&[], &[3], &[1, 2, 5], &[7, 7]];
+        let b = StateBatch::ragged(rows);
+        assert!(b.is_ragged());
+        assert_eq!(b.len(), 4);
+        assert_eq!(b.rows().collect::<Vec<_>>(), rows);
+        let s = b.select(&[2, 0, 2]);
+        assert_eq!(s.rows().collect::<Vec<_>>(), [rows[2], rows[0], rows[2]]);
+        let mut t = StateBatch::empty(0);
+        t.extend_from(&s);
+        t.extend_from(&b);
+        assert_eq!(t.len(), 7);
+        assert_eq!(t.row(6), rows[3]);
+        t.set_row(1, &[9, 9, 9]);
+        assert_eq!(t.row(0), rows[2]);
+        assert_eq!(t.row(1), &[9, 9, 9]);
+        assert_eq!(t.row(2), rows[2]);
+        assert_eq!(t.row(6), rows[3]);
+        t.set_row(0, &[]);
+        assert_eq!(t.row(0), &[] as &[i64]);
+        assert_eq!(t.row(1), &[9, 9, 9]);
+        t.clear();
+        assert!(t.is_empty() && t.is_ragged());
+    }
+
+    #[test]
+    fn fixed_rows_index_by_arithmetic() {
+        let b = StateBatch::new(vec![1, 2, 3, 4, 5, 6], 2);
+        assert!(!b.is_ragged());
+        assert_eq!(b.select(&[2, 0]).data, vec![5, 6, 1, 2]);
+        let mut c = StateBatch::empty(2);
+        c.extend_from(&b);
+        c.set_row(1, &[0, 0]);
+        assert_eq!(c.data, vec![1, 2, 0, 0, 5, 6]);
+        assert_eq!(c, {
+            let mut d = StateBatch::zeros(0, 2);
+            d.push_row(&[1, 2]);
+            d.push_row(&[0, 0]);
+            d.push_row(&[5, 6]);
+            d
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "another width")]
+    fn fixed_rows_refuse_other_widths() {
+        StateBatch::zeros(1, 3).push_row(&[1, 2]);
+    }
+}
