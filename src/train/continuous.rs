@@ -185,14 +185,7 @@ impl ContinuousTrainer {
 
     /// Terminal points of `n` fresh on-policy samples (in chunks, to bound memory).
     pub fn terminal_samples(&self, n: usize, rng: &mut ChaCha8Rng) -> Result<Vec<Point>> {
-        let snapshot = self.learner.snapshot();
-        let device = Device::flex();
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let m = (n - out.len()).min(8192);
-            out.extend(sample_forward(&snapshot, m, 0.0, &device, rng)?.terminals());
-        }
-        Ok(out)
+        terminal_samples(&self.learner.snapshot(), n, rng)
     }
 
     /// Grid JSD (nats) between `n` fresh samples and the exact terminal target.
@@ -348,15 +341,15 @@ impl TrainingTask for ContinuousTrainer {
     }
 
     fn evaluate(&mut self, done: u64, seconds: f64) -> Result<ContinuousEvalPoint> {
-        let mut rng = std::mem::replace(&mut self.eval_rng, ChaCha8Rng::seed_from_u64(0));
         let n = self.cfg.continuous.eval_samples;
-        let d = self.jsd(n, &mut rng);
+        let points = terminal_samples(&self.learner.snapshot(), n, &mut self.eval_rng)?;
+        let h = self.grid.histogram(&points);
+        self.last_jsd = jsd(&h, &self.target_mass);
+        self.last_histogram = Some(h);
         if done == 0 {
             // The sampling-noise floor draws right after the initial JSD.
-            self.floor = jsd_floor(&self.target_mass, n, &mut rng);
+            self.floor = jsd_floor(&self.target_mass, n, &mut self.eval_rng);
         }
-        self.eval_rng = rng;
-        self.last_jsd = d?;
         let loss = if self.loss_n > 0 {
             self.loss_sum / self.loss_n as f64
         } else {
@@ -372,4 +365,19 @@ impl TrainingTask for ContinuousTrainer {
             seconds,
         })
     }
+}
+
+/// Terminal points of `n` fresh samples of `snapshot` (in chunks, to bound memory).
+fn terminal_samples(
+    snapshot: &GaussianPolicy,
+    n: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<Point>> {
+    let device = Device::flex();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let m = (n - out.len()).min(8192);
+        out.extend(sample_forward(snapshot, m, 0.0, &device, rng)?.terminals());
+    }
+    Ok(out)
 }
