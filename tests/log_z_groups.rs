@@ -153,6 +153,73 @@ fn learned_table_entries_train_to_each_groups_offset() {
     }
 }
 
+/// A head conditioned on group features shares strength across groups: with
+/// each group's residuals shifted by `1 + 2 c_g`, its DevGrad offset is
+/// linear in the feature `c_g`, a linear head trained on five groups learns
+/// their offsets and predicts the sixth, held-out group's, which a table
+/// cannot.
+#[test]
+fn conditioned_head_learns_offsets_and_predicts_an_unseen_group() {
+    let cfg = load(None, &["optim.lr_log_z=0.01".into()]).unwrap();
+    let device = Device::flex().autodiff();
+    let base = [0.3, -1.2, 2.0];
+    let c = |g: usize| g as f64 / 5.0;
+    let trained = [0usize, 1, 2, 4, 5];
+    let held_out = 3usize;
+    let mut d = Vec::new();
+    let mut groups = Vec::new();
+    for (k, &g) in trained.iter().enumerate() {
+        for b in base {
+            d.push(b - (1.0 + 2.0 * c(g)));
+            groups.push(k as u32);
+        }
+    }
+    // The head knows the trained groups' features, in group-id order.
+    let features: Vec<Vec<f32>> = trained.iter().map(|&g| vec![c(g) as f32]).collect();
+    for member in members() {
+        let ids: Vec<u64> = groups.iter().map(|&g| g as u64).collect();
+        let want = devgrad::devgrad(&member, &d, Some(&ids));
+        let unseen: Vec<f64> = base.iter().map(|b| b - (1.0 + 2.0 * c(held_out))).collect();
+        let want_unseen = devgrad::offset(&member, &unseen);
+        let log_z = LogZ::conditioned(&features, 0, 0, &device).unwrap();
+        assert_eq!(log_z.n_groups(), 5);
+        let mut learner = Learner::new(Holder::new(&device), log_z, &cfg.optim);
+        for _ in 0..6000 {
+            let dt = Tensor::<1>::from_data(TensorData::new(d.clone(), [d.len()]), &device);
+            let (s, _) = ftb_loss(
+                &member,
+                dt,
+                LogZMode::Learned,
+                &learner.log_z,
+                None,
+                Some(&groups),
+            )
+            .unwrap();
+            let out = ftb::objective::LossOutput {
+                loss: s.loss + learner.policy.zero(),
+                value: s.value,
+                log_z: None,
+                log_pi_f: Vec::new(),
+            };
+            learner.step(out, true).unwrap();
+        }
+        for (k, (g, w)) in learner.log_z.values().iter().zip(&want.offsets).enumerate() {
+            assert!(
+                (g - w).abs() < 5e-3,
+                "{member}: group {k} learned {g} vs {w}"
+            );
+        }
+        let x = Tensor::<2>::from_data(TensorData::new(vec![c(held_out) as f32], [1, 1]), &device);
+        let predicted = values(learner.log_z.for_features(x).unwrap())[0];
+        assert!(
+            (predicted - want_unseen).abs() < 1e-2,
+            "{member}: unseen group predicted {predicted} vs its offset {want_unseen}"
+        );
+        // The prediction is not just any trained group's value.
+        assert!(want.offsets.iter().all(|w| (w - want_unseen).abs() > 0.2));
+    }
+}
+
 #[test]
 fn group_ids_outside_the_table_are_refused() {
     let device = Device::flex().autodiff();

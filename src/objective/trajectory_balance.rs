@@ -1,6 +1,6 @@
 //! Trajectory-level objectives: f-TB (any member, learned / DevGrad / exact
-//! log Z), plain TB and VarGrad. The residual is
-//! `Delta = log Z + sum_t ln P_F - ln R(x) - sum_t ln P_B`.
+//! log Z, per group when trajectories carry group ids), plain TB and
+//! VarGrad. The residual is `Delta = log Z + sum_t ln P_F - ln R(x) - sum_t ln P_B`.
 
 use super::evaluated::{EvaluatedBatch, constant, per_trajectory_sum};
 use super::surrogate::{Surrogate, surrogate};

@@ -1,16 +1,30 @@
 //! The learned `log Z`: one value per group of trajectories (a prompt, a
-//! condition; a single group for an unconditional GFlowNet), kept in its
-//! own module so it gets its own optimiser and learning rate.
+//! condition; a single group for an unconditional GFlowNet), kept in its own
+//! module so it gets its own optimiser and learning rate. Either a table
+//! (one free value per group) or a head conditioned on each group's features
+//! (`log Z(g) = net(x_g)`), which shares strength across groups and gives a
+//! value for groups never trained on (a new prompt, an unseen condition).
 
+use super::mlp::Mlp;
 use anyhow::{Result, bail};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-/// A table of learned `log Z`, one entry per group.
+/// A learned `log Z` per group: a table or a conditioned head.
 #[derive(Module, Debug)]
 pub struct LogZ {
-    /// `[n_groups]`.
-    pub value: Param<Tensor<1>>,
+    /// Table form: `[n_groups]` values (`None` for a head).
+    table: Option<Param<Tensor<1>>>,
+    /// Head form (`None` for a table).
+    head: Option<LogZHead>,
+}
+
+/// `log Z(g) = net(x_g)` from fixed per-group features.
+#[derive(Module, Debug)]
+struct LogZHead {
+    net: Mlp,
+    /// `[n_groups, d]`: each group's features (a constant, not trained).
+    features: Tensor<2>,
 }
 
 impl LogZ {
@@ -19,23 +33,55 @@ impl LogZ {
         Self::per_group(1, init, device)
     }
 
-    /// `n_groups` independent values, all starting at `init`.
+    /// A table of `n_groups` independent values, all starting at `init`.
     pub fn per_group(n_groups: usize, init: f64, device: &Device) -> Self {
         assert!(n_groups >= 1, "log Z needs at least one group");
         Self {
-            value: Param::from_tensor(Tensor::from_data(
+            table: Some(Param::from_tensor(Tensor::from_data(
                 TensorData::new(vec![init as f32; n_groups], [n_groups]),
                 device,
-            )),
+            ))),
+            head: None,
         }
     }
 
-    pub fn n_groups(&self) -> usize {
-        self.value.val().dims()[0]
+    /// A head conditioned on the groups' features (`features[g]`, all of one
+    /// length `d`): an MLP `d -> hidden (x layers) -> 1` (`layers = 0`: linear).
+    pub fn conditioned(
+        features: &[Vec<f32>],
+        hidden: usize,
+        layers: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let Some(d) = features.first().map(Vec::len) else {
+            bail!("a conditioned log Z head needs at least one group's features");
+        };
+        if d == 0 || features.iter().any(|f| f.len() != d) {
+            bail!("every group needs a non-empty feature vector of one length ({d})");
+        }
+        if features.iter().flatten().any(|x| !x.is_finite()) {
+            bail!("group features must be finite");
+        }
+        let n = features.len();
+        Ok(Self {
+            table: None,
+            head: Some(LogZHead {
+                net: Mlp::new(d, hidden, layers, 1, device),
+                features: Tensor::from_data(TensorData::new(features.concat(), [n, d]), device),
+            }),
+        })
     }
 
-    /// The value of a single-group table, or the mean over groups (what
-    /// logs and summaries report).
+    pub fn n_groups(&self) -> usize {
+        match (&self.table, &self.head) {
+            (Some(t), _) => t.val().dims()[0],
+            (None, Some(h)) => h.features.dims()[0],
+            (None, None) => unreachable!("a log Z is a table or a head"),
+        }
+    }
+
+    /// The value of a single group, or the mean over groups (what logs and
+    /// summaries report).
     pub fn get(&self) -> f64 {
         let v = self.values();
         v.iter().sum::<f64>() / v.len() as f64
@@ -43,20 +89,47 @@ impl LogZ {
 
     /// Every group's value.
     pub fn values(&self) -> Vec<f64> {
-        self.value
-            .val()
+        self.all_groups()
             .into_data_as::<f64>()
             .try_to_vec::<f64>()
             .expect("f64 data")
     }
 
+    /// `[n_groups]` with its autodiff graph.
+    fn all_groups(&self) -> Tensor<1> {
+        match (&self.table, &self.head) {
+            (Some(t), _) => t.val(),
+            (None, Some(h)) => {
+                let n = h.features.dims()[0];
+                h.net.forward(h.features.clone()).reshape([n])
+            }
+            (None, None) => unreachable!("a log Z is a table or a head"),
+        }
+    }
+
+    /// `[m]`: the head's `log Z` for `m` feature rows `[m, d]` of any
+    /// groups, trained on or not. Errors for a table, which has no features.
+    pub fn for_features(&self, features: Tensor<2>) -> Result<Tensor<1>> {
+        let Some(h) = &self.head else {
+            bail!("a log Z table has no features to condition on (use LogZ::conditioned)");
+        };
+        let [m, d] = features.dims();
+        if d != h.features.dims()[1] {
+            bail!(
+                "features of width {d}, but the head takes {}",
+                h.features.dims()[1]
+            );
+        }
+        Ok(h.net.forward(features).reshape([m]))
+    }
+
     /// `[b]`: the `log Z` of each of `b` trajectories, with its autodiff
-    /// graph. `groups` (one id per trajectory) selects table entries; `None`
+    /// graph. `groups` (one id per trajectory) selects entries; `None`
     /// means every trajectory is in group 0.
     pub fn for_trajectories(&self, groups: Option<&[u32]>, b: usize) -> Result<Tensor<1>> {
         let n = self.n_groups();
         match groups {
-            None if n == 1 => Ok(self.value.val().expand([b])),
+            None if n == 1 => Ok(self.all_groups().expand([b])),
             None => bail!("log Z has {n} groups but the batch carries no group ids"),
             Some(g) => {
                 if g.len() != b {
@@ -65,13 +138,14 @@ impl LogZ {
                 if let Some(&bad) = g.iter().find(|&&g| g as usize >= n) {
                     bail!("group id {bad} but log Z has {n} group(s) (ids 0..{n})");
                 }
+                let all = self.all_groups();
                 if n == 1 {
-                    return Ok(self.value.val().expand([b]));
+                    return Ok(all.expand([b]));
                 }
-                let device = self.value.val().device();
+                let device = all.device();
                 let idx: Vec<i64> = g.iter().map(|&g| g as i64).collect();
                 let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [b]), &device);
-                Ok(self.value.val().select(0, idx))
+                Ok(all.select(0, idx))
             }
         }
     }
