@@ -114,30 +114,8 @@ fn learned_table_entries_train_to_each_groups_offset() {
         let ids: Vec<u64> = GROUPS.iter().map(|&g| g as u64).collect();
         let want = devgrad::devgrad(&member, &D, Some(&ids));
         // A policy-free learner: the log Z table is the only parameter.
-        let mut learner = Learner::new(
-            Holder::new(&device),
-            LogZ::per_group(3, 0.0, &device),
-            &cfg.optim,
-        );
-        for _ in 0..6000 {
-            let d = Tensor::<1>::from_data(TensorData::new(D.to_vec(), [9]), &device);
-            let (s, _) = ftb_loss(
-                &member,
-                d,
-                LogZMode::Learned,
-                &learner.log_z,
-                None,
-                Some(&GROUPS),
-            )
-            .unwrap();
-            let out = ftb::objective::LossOutput {
-                loss: s.loss + learner.policy.zero(),
-                value: s.value,
-                log_z: None,
-                log_pi_f: Vec::new(),
-            };
-            learner.step(out, true).unwrap();
-        }
+        let log_z = LogZ::per_group(3, 0.0, &device);
+        let learner = train_log_z(&member, &D, &GROUPS, log_z, &cfg);
         let got = learner.log_z.values();
         // Groups are numbered in order of first appearance, as DevGrad's offsets.
         for (k, (g, w)) in got.iter().zip(&want.offsets).enumerate() {
@@ -183,26 +161,7 @@ fn conditioned_head_learns_offsets_and_predicts_an_unseen_group() {
         let want_unseen = devgrad::offset(&member, &unseen);
         let log_z = LogZ::conditioned(&features, 0, 0, &device).unwrap();
         assert_eq!(log_z.n_groups(), 5);
-        let mut learner = Learner::new(Holder::new(&device), log_z, &cfg.optim);
-        for _ in 0..6000 {
-            let dt = Tensor::<1>::from_data(TensorData::new(d.clone(), [d.len()]), &device);
-            let (s, _) = ftb_loss(
-                &member,
-                dt,
-                LogZMode::Learned,
-                &learner.log_z,
-                None,
-                Some(&groups),
-            )
-            .unwrap();
-            let out = ftb::objective::LossOutput {
-                loss: s.loss + learner.policy.zero(),
-                value: s.value,
-                log_z: None,
-                log_pi_f: Vec::new(),
-            };
-            learner.step(out, true).unwrap();
-        }
+        let learner = train_log_z(&member, &d, &groups, log_z, &cfg);
         for (k, (g, w)) in learner.log_z.values().iter().zip(&want.offsets).enumerate() {
             assert!(
                 (g - w).abs() < 5e-3,
@@ -245,6 +204,39 @@ fn group_ids_outside_the_table_are_refused() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("several groups"), "{e}");
+}
+
+/// Trains only `log_z` (6000 Adam steps at `optim.lr_log_z`) on the learned
+/// f-TB loss of fixed residuals `d` in `groups`.
+fn train_log_z(
+    member: &Divergence,
+    d: &[f64],
+    groups: &[u32],
+    log_z: LogZ,
+    cfg: &ftb::train::TrainConfig,
+) -> Learner<Holder> {
+    let device = Device::flex().autodiff();
+    let mut learner = Learner::new(Holder::new(&device), log_z, &cfg.optim);
+    for _ in 0..6000 {
+        let dt = Tensor::<1>::from_data(TensorData::new(d.to_vec(), [d.len()]), &device);
+        let (s, _) = ftb_loss(
+            member,
+            dt,
+            LogZMode::Learned,
+            &learner.log_z,
+            None,
+            Some(groups),
+        )
+        .unwrap();
+        let out = ftb::objective::LossOutput {
+            loss: s.loss + learner.policy.zero(),
+            value: s.value,
+            log_z: None,
+            log_pi_f: Vec::new(),
+        };
+        learner.step(out, true).unwrap();
+    }
+    learner
 }
 
 /// A parameter-holding stand-in policy, so the learner's log Z step can be
