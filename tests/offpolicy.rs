@@ -95,27 +95,37 @@ fn stale_batches_are_recomputed_under_the_current_model() {
     );
 }
 
-#[test]
-fn replay_only_training_reaches_the_target() {
-    let mut t = Trainer::new(
-        load(
-            None,
-            &small(&[
-                "offpolicy.replay=\"prioritized\"",
-                "offpolicy.replay_fraction=1.0",
-            ]),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+/// Trains the small setting with `extra` overrides and checks it reaches
+/// the target (exact L1 < 0.3), printing the result under `label`.
+fn train_to_target(
+    label: &str,
+    extra: &[&str],
+) -> (ftb::train::Summary, Vec<ftb::train::trainer::EvalPoint>) {
+    let mut t = Trainer::new(load(None, &small(extra)).unwrap()).unwrap();
     let (s, points) = t.run(None, |_, _| {}).unwrap();
     eprintln!(
-        "replay only: exact L1 {:.4}, log Z {:.3} (true {:.3})",
+        "{label}: exact L1 {:.4}, log Z {:.3} (true {:.3})",
         s.l1_exact.unwrap(),
         s.log_z,
         s.log_z_true.unwrap()
     );
-    assert!(s.l1_exact.unwrap() < 0.3, "L1 {}", s.l1_exact.unwrap());
+    assert!(
+        s.l1_exact.unwrap() < 0.3,
+        "{label}: L1 {}",
+        s.l1_exact.unwrap()
+    );
+    (s, points)
+}
+
+#[test]
+fn replay_only_training_reaches_the_target() {
+    let (_, points) = train_to_target(
+        "replay only",
+        &[
+            "offpolicy.replay=\"prioritized\"",
+            "offpolicy.replay_fraction=1.0",
+        ],
+    );
     let last = points.last().unwrap();
     // Only the very first batch (empty buffer) is trained on directly.
     assert!(
@@ -135,27 +145,15 @@ fn replay_only_training_reaches_the_target() {
 /// unconditional), deduplicated by the environment's object key.
 #[test]
 fn keyed_replay_training_reaches_the_target() {
-    let mut t = Trainer::new(
-        load(
-            None,
-            &small(&[
-                "offpolicy.replay=\"keyed\"",
-                "offpolicy.replay_fraction=0.5",
-                "offpolicy.replay_group_size=16",
-                "offpolicy.replay_key_capacity=40",
-            ]),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let (s, points) = t.run(None, |_, _| {}).unwrap();
-    eprintln!(
-        "keyed replay: exact L1 {:.4}, log Z {:.3} (true {:.3})",
-        s.l1_exact.unwrap(),
-        s.log_z,
-        s.log_z_true.unwrap()
+    let (_, points) = train_to_target(
+        "keyed replay",
+        &[
+            "offpolicy.replay=\"keyed\"",
+            "offpolicy.replay_fraction=0.5",
+            "offpolicy.replay_group_size=16",
+            "offpolicy.replay_key_capacity=40",
+        ],
     );
-    assert!(s.l1_exact.unwrap() < 0.3, "L1 {}", s.l1_exact.unwrap());
     let last = points.last().unwrap();
     // 32 of 64 per batch are replays (two groups of 16) once the buffer has data.
     assert!(
