@@ -219,16 +219,35 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<TrainConfig> {
     let mut table: toml::Table = text
         .parse()
         .with_context(|| format!("{origin} is not valid TOML"))?;
+    let mut set_keys = Vec::with_capacity(overrides.len());
     for o in overrides {
-        apply_override(&mut table, o)?;
+        set_keys.push(apply_override(&mut table, o)?);
     }
     let base: toml::Table = DEFAULT_CONFIG
         .parse()
         .expect("embedded config is valid TOML");
     let merged = merge(base, table);
-    let cfg: TrainConfig = toml::Value::Table(merged)
-        .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("in {origin}: {}", e.message()))?;
+    // The path of the failing key, so every type or name error says which key.
+    let cfg: TrainConfig =
+        serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+            let path = e.path().to_string();
+            // A `--set` of this key (or, for an unknown key, of one below this section).
+            let by_set = set_keys.iter().find(|k| {
+                **k == path
+                    || path == "."
+                    || k.strip_prefix(path.as_str())
+                        .is_some_and(|r| r.starts_with('.'))
+            });
+            let at = if path == "." {
+                "the top level".to_string()
+            } else {
+                format!("`{path}`")
+            };
+            match by_set {
+                Some(k) => anyhow::anyhow!("--set {k}: at {at}: {}", e.inner().message()),
+                None => anyhow::anyhow!("in {origin}: at {at}: {}", e.inner().message()),
+            }
+        })?;
     cfg.validate().with_context(|| format!("in {origin}"))?;
     Ok(cfg)
 }
@@ -250,7 +269,8 @@ fn merge(mut base: toml::Table, over: toml::Table) -> toml::Table {
     base
 }
 
-fn apply_override(table: &mut toml::Table, kv: &str) -> Result<()> {
+/// Applies one `KEY=VALUE` override; returns the key.
+fn apply_override(table: &mut toml::Table, kv: &str) -> Result<String> {
     let (key, raw) = kv.split_once('=').with_context(|| {
         format!("--set `{kv}`: expected KEY=VALUE, e.g. objective.divergence=hellinger")
     })?;
@@ -260,7 +280,12 @@ fn apply_override(table: &mut toml::Table, kv: &str) -> Result<()> {
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
-    let parts: Vec<&str> = key.split('.').collect();
+    let parts: Vec<&str> = key.split('.').map(str::trim).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        bail!(
+            "--set `{kv}`: the key has an empty part; expected SECTION.KEY=VALUE, e.g. env.height=8"
+        );
+    }
     let (last, path) = parts.split_last().context("empty --set key")?;
     let mut cur = table;
     for p in path {
@@ -271,7 +296,7 @@ fn apply_override(table: &mut toml::Table, kv: &str) -> Result<()> {
             .with_context(|| format!("--set {key}: `{p}` is not a section"))?;
     }
     cur.insert(last.to_string(), value);
-    Ok(())
+    Ok(parts.join("."))
 }
 
 impl EnvConfig {
@@ -373,7 +398,7 @@ impl TrainConfig {
         }
         self.exploration()
             .validate()
-            .map_err(|e| anyhow::anyhow!("sampling: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("sampling.{e}"))?;
         let o = &self.offpolicy;
         if !super::source::REPLAY_KINDS
             .split(", ")

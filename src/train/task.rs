@@ -65,7 +65,7 @@ fn wants_enumeration<E: std::fmt::Display>(
 
 /// The `hypergrid` task.
 pub(super) fn hypergrid(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
-    let env = Hypergrid::new(cfg.dim, cfg.height)?;
+    let env = Hypergrid::new(cfg.dim, cfg.height).context("env.dim / env.height")?;
     let family: RewardFamily = cfg.reward.parse().context("env.reward")?;
     let family = match family {
         RewardFamily::Original { .. } => RewardFamily::Original {
@@ -78,7 +78,7 @@ pub(super) fn hypergrid(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
             r2: cfg.r2,
         },
     };
-    let reward = HypergridReward::new(&env, family)?;
+    let reward = HypergridReward::new(&env, family).context("env.r0 / env.r1 / env.r2")?;
     let enumeration =
         wants_enumeration(exact, env.check_enumerable())?.then(|| reward.mode_states(&env));
     let count = reward.mode_count();
