@@ -136,6 +136,44 @@ fn train_writes_a_complete_run_directory() {
     let resolved = dir.join("config.toml");
     let again = ftb::train::config::load(Some(&resolved), &[]).unwrap();
     assert_eq!(again.env.height, 6);
+    // A second run into the same directory is refused unless --overwrite,
+    // which replaces the old files (the stale marker goes with them).
+    let tiny = [
+        "--quiet",
+        "--set",
+        "env.height=4",
+        "--set",
+        "run.trajectories=64",
+        "--set",
+        "sampling.batch=32",
+        "--set",
+        "policy.hidden=16",
+    ];
+    let again_args = |extra: &[&'static str]| {
+        let mut a = vec!["train", "--out", out];
+        a.extend(tiny);
+        a.extend(extra);
+        a
+    };
+    let (code, _, err) = ftb(&again_args(&[]));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("already exists") && err.contains("--overwrite"),
+        "{err}"
+    );
+    std::fs::write(dir.join("stale.txt"), "old").unwrap();
+    let (code, stdout, err) = ftb(&again_args(&["--overwrite"]));
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(!dir.join("stale.txt").exists() && dir.join("summary.json").exists());
+    // --overwrite never deletes a directory that is not a run directory.
+    let other = std::env::temp_dir().join(format!("ftb-cli-not-a-run-{}", std::process::id()));
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("keep.txt"), "mine").unwrap();
+    let (code, _, err) = ftb(&["train", "--overwrite", "--out", other.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not a run directory"), "{err}");
+    assert!(other.join("keep.txt").exists());
+    let _ = std::fs::remove_dir_all(&other);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -31,6 +31,10 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Replace the files of an existing run directory (one holding `run.json`)
+    /// instead of refusing to touch it.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -52,6 +56,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             cfg.run.seed
         ))
     });
+    // Build the trainer first: a config that cannot train leaves no directory behind.
+    let (discrete, continuous_trainer) = if continuous {
+        (
+            None,
+            Some(crate::train::ContinuousTrainer::new(cfg.clone())?),
+        )
+    } else {
+        (Some(Trainer::new(cfg.clone())?), None)
+    };
+    prepare_run_dir(&out, args.overwrite)?;
     let mut run_dir = RunDir::create(&out)?;
     run_dir.write("config.toml", cfg.to_toml().as_bytes())?;
     let meta = serde_json::json!({
@@ -61,11 +75,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     });
     run_dir.write("run.json", serde_json::to_string_pretty(&meta)?.as_bytes())?;
 
-    if continuous {
-        run_continuous(cfg, &mut run_dir, args.quiet)?;
+    if let Some(trainer) = continuous_trainer {
+        run_continuous(trainer, &mut run_dir, args.quiet)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut trainer = Trainer::new(cfg.clone())?;
+    let mut trainer = discrete.expect("a discrete trainer");
     let iterations = cfg.iterations();
     let bar = if args.quiet {
         ProgressBar::hidden()
@@ -267,8 +281,11 @@ fn or_dash(v: Option<usize>) -> String {
 
 /// `ftb train` for a continuous kind: trains, logs `metrics.jsonl`, writes the
 /// summary and plots into `run_dir`, and prints a short report.
-fn run_continuous(cfg: crate::train::TrainConfig, run_dir: &mut RunDir, quiet: bool) -> Result<()> {
-    let mut trainer = crate::train::ContinuousTrainer::new(cfg)?;
+fn run_continuous(
+    mut trainer: crate::train::ContinuousTrainer,
+    run_dir: &mut RunDir,
+    quiet: bool,
+) -> Result<()> {
     let (summary, points) = trainer.run(Some(run_dir), |p, total| {
         if !quiet {
             eprintln!(
@@ -296,4 +313,28 @@ fn run_continuous(cfg: crate::train::TrainConfig, run_dir: &mut RunDir, quiet: b
     }
     println!("run directory: {}", run_dir.path.display());
     Ok(())
+}
+
+/// Refuses to write into an existing, non-empty directory unless
+/// `overwrite`, and then only into a run directory (one holding `run.json`),
+/// whose old files are removed so no stale plot or metric survives.
+fn prepare_run_dir(out: &std::path::Path, overwrite: bool) -> Result<()> {
+    let non_empty = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
+    if !non_empty {
+        return Ok(());
+    }
+    if !overwrite {
+        anyhow::bail!(
+            "run directory {} already exists; pass --overwrite to replace it, or --out another directory",
+            out.display()
+        );
+    }
+    if !out.join("run.json").is_file() {
+        anyhow::bail!(
+            "--overwrite: {} is not a run directory (no run.json); refusing to delete its files",
+            out.display()
+        );
+    }
+    std::fs::remove_dir_all(out)
+        .map_err(|e| anyhow::anyhow!("--overwrite: cannot remove {}: {e}", out.display()))
 }
