@@ -3,14 +3,18 @@
 //! whole engine on ragged rows (rollouts, backward sampling, replay
 //! round-trips, offline files, training to the target).
 
+// Only `small_policy` of the shared helpers is used here.
+#[allow(dead_code)]
+mod common;
+
 use burn::tensor::Device;
 use ftb::env::conformance::{check, check_enumerable};
 use ftb::env::tokens::{TokenReward, TokenStrings};
-use ftb::env::{Enumerable, Environment, LogReward};
+use ftb::env::{Enumerable, LogReward};
 use ftb::eval::exact::{terminating_distribution, uniform_forward_probs};
 use ftb::eval::target_distribution;
 use ftb::numerics::logsumexp;
-use ftb::policy::{BackwardPolicy, GflowNetPolicy, Policy, PolicyShape};
+use ftb::policy::{BackwardPolicy, Policy};
 use ftb::sample::{
     BackwardSampler, Exploration, Sampler, TrajectoryBatch, load_terminal_objects,
     save_terminal_objects,
@@ -144,26 +148,17 @@ fn modes_are_counted_over_lengths() {
     assert_eq!(reward.mode_count(), Some(count));
 }
 
-fn policy(env: &TokenStrings) -> GflowNetPolicy {
-    let device = Device::flex().autodiff();
-    device.seed(4);
-    GflowNetPolicy::new(
-        PolicyShape {
-            features: env.feature_dim(),
-            n_actions: env.n_actions(),
-            n_backward_actions: env.n_backward_actions(),
-            hidden: 32,
-            layers: 2,
-            backward: BackwardPolicy::Uniform,
-        },
-        &device,
-    )
-}
-
 #[test]
 fn rollouts_backward_samples_and_replay_keep_ragged_rows() {
     let (env, reward) = env_reward(3, 4);
-    let snapshot = policy(&env).snapshot();
+    let snapshot = common::small_policy(
+        &env,
+        32,
+        BackwardPolicy::Uniform,
+        &Device::flex().autodiff(),
+        4,
+    )
+    .snapshot();
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let device = Device::flex().autodiff();
     let batch = Sampler::new(&env, &reward, device.clone())

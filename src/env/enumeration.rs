@@ -116,6 +116,7 @@ mod tests {
             Box::new(SetGeneration::new(6, 3).unwrap()),
             Box::new(SequenceGeneration::new(3, 3).unwrap()),
             Box::new(BitSeq::new(6, 2).unwrap()),
+            Box::new(crate::env::tokens::TokenStrings::new(3, 3).unwrap()),
         ];
         for env in envs {
             let all = env.all_states();

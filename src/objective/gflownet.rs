@@ -350,7 +350,7 @@ pub fn trajectory_level_loss(
             (s, z, 2.0)
         }
         Objective::Measure(m) => {
-            if groups.is_some_and(|g| g.iter().any(|&x| x != g[0])) {
+            if super::trajectory_balance::has_several_groups(groups) {
                 bail!(
                     "{}: the divergence-measure estimators have one log Z and one baseline; \
                      several groups need f-TB, TB or VarGrad",

@@ -47,7 +47,7 @@ pub fn ftb_loss(
             let z = exact_log_z.ok_or_else(|| {
                 anyhow::anyhow!("log_z = \"exact\" needs an environment with a known log Z")
             })?;
-            if groups.is_some_and(|g| g.iter().any(|&x| x != g[0])) {
+            if has_several_groups(groups) {
                 anyhow::bail!(
                     "log_z = \"exact\" is one value: it cannot serve several groups (use learned or devgrad)"
                 );
@@ -63,4 +63,10 @@ pub fn ftb_loss(
             Ok((surrogate(loss, d_tilde, Some(&offsets), None)?, mean))
         }
     }
+}
+
+/// Whether `groups` (one id per trajectory) holds more than one group: what a
+/// single-valued log Z (exact, or a divergence measure's) cannot serve.
+pub fn has_several_groups(groups: Option<&[u32]>) -> bool {
+    groups.is_some_and(|g| g.iter().any(|&x| x != g[0]))
 }

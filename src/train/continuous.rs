@@ -190,10 +190,16 @@ impl ContinuousTrainer {
 
     /// Grid JSD (nats) between `n` fresh samples and the exact terminal target.
     pub fn jsd(&mut self, n: usize, rng: &mut ChaCha8Rng) -> Result<f64> {
-        let h = self.grid.histogram(&self.terminal_samples(n, rng)?);
+        let points = self.terminal_samples(n, rng)?;
+        Ok(self.grid_jsd(&points))
+    }
+
+    /// The grid JSD of `points` to the target; keeps their histogram for the plots.
+    fn grid_jsd(&mut self, points: &[Point]) -> f64 {
+        let h = self.grid.histogram(points);
         let d = jsd(&h, &self.target_mass);
         self.last_histogram = Some(h);
-        Ok(d)
+        d
     }
 
     /// Trains for `run.trajectories / sampling.batch` iterations (fresh
@@ -343,9 +349,7 @@ impl TrainingTask for ContinuousTrainer {
     fn evaluate(&mut self, done: u64, seconds: f64) -> Result<ContinuousEvalPoint> {
         let n = self.cfg.continuous.eval_samples;
         let points = terminal_samples(&self.learner.snapshot(), n, &mut self.eval_rng)?;
-        let h = self.grid.histogram(&points);
-        self.last_jsd = jsd(&h, &self.target_mass);
-        self.last_histogram = Some(h);
+        self.last_jsd = self.grid_jsd(&points);
         if done == 0 {
             // The sampling-noise floor draws right after the initial JSD.
             self.floor = jsd_floor(&self.target_mass, n, &mut self.eval_rng);

@@ -159,31 +159,13 @@ impl<S: StatePolicy> BatchSource<S> {
         };
         let replayed = if n_replay > 0 {
             Some(match replay {
-                Replay::Trajectories(buf) => {
-                    let mut items = buf.sample(n_replay, rng);
-                    // Forward-sampled trajectories become replay; backward ones
-                    // (offline data) keep their source: their behaviour
-                    // log-probability is of P_B, not of a forward policy.
-                    for t in &mut items {
-                        if t.provenance.is_forward_sampled() {
-                            t.provenance.source = Source::Replay;
-                        }
-                    }
-                    TrajectoryBatch::from_trajectories(&items)
-                }
-                Replay::Keyed(buf, sampling) => {
-                    let mut items: Vec<Trajectory> = buf
-                        .sample(n_replay, sampling, rng)
+                Replay::Trajectories(buf) => replayed_batch(buf.sample(n_replay, rng)),
+                Replay::Keyed(buf, sampling) => replayed_batch(
+                    buf.sample(n_replay, sampling, rng)
                         .into_iter()
                         .flat_map(|g| g.items)
-                        .collect();
-                    for t in &mut items {
-                        if t.provenance.is_forward_sampled() {
-                            t.provenance.source = Source::Replay;
-                        }
-                    }
-                    TrajectoryBatch::from_trajectories(&items)
-                }
+                        .collect(),
+                ),
                 Replay::Objects(buf) => {
                     let rows = buf.sample(n_replay, rng);
                     let mut objects = StateBatch::empty(env.state_width());
@@ -270,4 +252,16 @@ fn replay_is_empty(r: &Replay) -> bool {
         Replay::Objects(b) => b.is_empty(),
         Replay::Keyed(b, _) => b.is_empty(),
     }
+}
+
+/// A batch of stored trajectories drawn again. Forward-sampled ones become
+/// replay; backward ones (offline data) keep their source: their behaviour
+/// log-probability is of P_B, not of a forward policy.
+fn replayed_batch(mut items: Vec<Trajectory>) -> TrajectoryBatch {
+    for t in &mut items {
+        if t.provenance.is_forward_sampled() {
+            t.provenance.source = Source::Replay;
+        }
+    }
+    TrajectoryBatch::from_trajectories(&items)
 }
