@@ -2,9 +2,11 @@
 
 mod bench;
 mod divergences;
+mod eval;
 mod experiment;
 mod gradvar;
 mod measures_table;
+mod sample;
 mod train;
 mod verify;
 
@@ -26,14 +28,22 @@ pub struct Cli {
 const EXAMPLES: &str = "Examples:
   ftb train                                   train on the embedded default config
   ftb train --set objective.divergence=alpha:0.5 --set env.height=32
+  ftb train --resume runs/tb-reverse-kl-seed0      continue a run from its newest checkpoint
+  ftb sample --run runs/tb-reverse-kl-seed0 -n 1000
+  ftb eval --run runs/tb-reverse-kl-seed0
   ftb verify                                  check the theorems for every member
   ftb divergences                             list members with L and L' at a few points
   ftb divergences --eval hellinger --delta -2,0.5,3 --json";
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a GFlowNet from a TOML config (the embedded default without --config).
+    /// Train a GFlowNet from a TOML config (the embedded default without --config),
+    /// or continue a run from its checkpoint (--resume).
     Train(train::Args),
+    /// Sample objects from a trained run (JSONL: object, log-reward, log P_F, exact log P_T).
+    Sample(sample::Args),
+    /// Exact metrics (L1, KL, JSD, log Z) of a trained run's saved model.
+    Eval(eval::Args),
     /// Check Theorems A and B, DevGrad and the backward rule numerically for
     /// every member on seeded random categorical problems; exits non-zero on failure.
     Verify(verify::Args),
@@ -51,6 +61,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),
+        Command::Sample(args) => sample::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Divergences(args) => divergences::run(args),

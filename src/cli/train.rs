@@ -1,8 +1,10 @@
 use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
+use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::config::load;
 use crate::train::run_dir::RunDir;
-use crate::train::trainer::{EvalPoint, Summary, Trainer};
-use anyhow::Result;
+use crate::train::run_loop::Interrupted;
+use crate::train::trainer::{Summary, Trainer};
+use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,47 +17,98 @@ use std::process::ExitCode;
   ftb train --config configs/hypergrid.toml --out runs/h16 --set run.seed=3
   ftb train --config configs/gmm.toml                continuous 9-mode GMM sampler (also banana, diffusion)
 
+  ftb train --set run.checkpoint_every=100 --out runs/long
+  ftb train --resume runs/long                       continue from the newest checkpoint
+  ftb train --resume runs/long --set run.trajectories=128000   ... and train longer
+
 Every key of the config (see configs/hypergrid.toml) can be set with --set SECTION.KEY=VALUE.
 The run directory holds config.toml (resolved), run.json (seed, version),
-metrics.jsonl, summary.json and PNG plots.")]
+metrics.jsonl, summary.json, PNG plots and checkpoints/ (every
+run.checkpoint_every iterations, at the end, and on Ctrl-C, which stops after
+the current step and exits with status 130). Use the trained model with
+`ftb sample --run DIR` and `ftb eval --run DIR`.")]
 pub struct Args {
     /// TOML config file (keys it omits keep the embedded defaults).
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "resume")]
     config: Option<PathBuf>,
     /// Override a key, e.g. `--set objective.divergence=alpha:0.75` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
     /// Run directory (default: runs/<objective>-<member>-seed<seed>).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
+    /// Continue the run in this directory from its newest checkpoint, with
+    /// its saved config (--set may change it, e.g. run.trajectories to train
+    /// longer; a change of network or environment is refused).
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
     /// Replace the files of an existing run directory (one holding `run.json`)
     /// instead of refusing to touch it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     overwrite: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let cfg = load(args.config.as_deref(), &args.overrides)?;
+    crate::train::interrupt::install()?;
+    match train(args) {
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            let i = e.downcast_ref::<Interrupted>().expect("checked");
+            let run_dir = i
+                .checkpoint
+                .parent()
+                .and_then(|c| c.parent())
+                .unwrap_or(&i.checkpoint);
+            eprintln!(
+                "interrupted after iteration {}; saved {}\nresume with: ftb train --resume {}",
+                i.iteration,
+                i.checkpoint.display(),
+                run_dir.display()
+            );
+            Ok(ExitCode::from(130))
+        }
+        other => other,
+    }
+}
+
+fn train(args: Args) -> Result<ExitCode> {
+    let (cfg, resume) = match &args.resume {
+        Some(dir) => {
+            let config_path = dir.join("config.toml");
+            if !config_path.is_file() {
+                bail!(
+                    "--resume {}: not a run directory (no config.toml)",
+                    dir.display()
+                );
+            }
+            let cfg = load(Some(&config_path), &args.overrides)?;
+            let ckpt = checkpoint::read(&checkpoint::latest(dir)?)?;
+            (cfg, Some((dir.clone(), ckpt)))
+        }
+        None => (load(args.config.as_deref(), &args.overrides)?, None),
+    };
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.run.threads)
         .build_global();
     let continuous = crate::train::env_kind::is_continuous(&cfg.env.kind);
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!(
-            "{}{}-{}-seed{}",
-            if continuous {
-                format!("{}-", cfg.env.kind)
-            } else {
-                String::new()
-            },
-            cfg.objective.name,
-            cfg.objective.divergence.replace(':', "_"),
-            cfg.run.seed
-        ))
-    });
+    let out = match &resume {
+        Some((dir, _)) => dir.clone(),
+        None => args.out.clone().unwrap_or_else(|| {
+            PathBuf::from("runs").join(format!(
+                "{}{}-{}-seed{}",
+                if continuous {
+                    format!("{}-", cfg.env.kind)
+                } else {
+                    String::new()
+                },
+                cfg.objective.name,
+                cfg.objective.divergence.replace(':', "_"),
+                cfg.run.seed
+            ))
+        }),
+    };
     // Build the trainer first: a config that cannot train leaves no directory behind.
     let (discrete, continuous_trainer) = if continuous {
         (
@@ -65,18 +118,39 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         (Some(Trainer::new(cfg.clone())?), None)
     };
-    prepare_run_dir(&out, args.overwrite)?;
-    let mut run_dir = RunDir::create(&out)?;
+    let ckpt: Option<Checkpoint> = resume.map(|(_, c)| c);
+    let mut run_dir = match &ckpt {
+        Some(c) => {
+            // Check the fit before touching any file of the run.
+            match (&discrete, &continuous_trainer) {
+                (Some(t), _) => c.check_fingerprint(&crate::train::TrainingTask::fingerprint(t))?,
+                (_, Some(t)) => c.check_fingerprint(&crate::train::TrainingTask::fingerprint(t))?,
+                _ => unreachable!("one trainer is built"),
+            }
+            eprintln!(
+                "resuming {} from iteration {} ({})",
+                out.display(),
+                c.manifest.step,
+                c.dir.display()
+            );
+            RunDir::reopen(&out, c.manifest.step)?
+        }
+        None => {
+            prepare_run_dir(&out, args.overwrite)?;
+            RunDir::create(&out)?
+        }
+    };
     run_dir.write("config.toml", cfg.to_toml().as_bytes())?;
     let meta = serde_json::json!({
         "seed": cfg.run.seed,
         "version": env!("CARGO_PKG_VERSION"),
         "command": std::env::args().collect::<Vec<_>>(),
+        "resumed_from": ckpt.as_ref().map(|c| c.manifest.step),
     });
     run_dir.write("run.json", serde_json::to_string_pretty(&meta)?.as_bytes())?;
 
     if let Some(trainer) = continuous_trainer {
-        run_continuous(trainer, &mut run_dir, args.quiet)?;
+        run_continuous(trainer, ckpt.as_ref(), &mut run_dir, args.quiet)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut trainer = discrete.expect("a discrete trainer");
@@ -92,7 +166,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         )
         .expect("valid template"),
     );
-    let (summary, points) = trainer.run(Some(&mut run_dir), |p, _| {
+    if let Some(c) = &ckpt {
+        bar.set_position(c.manifest.step);
+    }
+    let result = trainer.run_from(ckpt.as_ref(), Some(&mut run_dir), |p, _| {
         bar.set_position(p.iteration);
         bar.set_message(match p.l1_exact {
             Some(l1) => format!(
@@ -107,21 +184,33 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 or_dash(p.modes_found)
             ),
         });
-    })?;
+    });
     bar.finish_and_clear();
+    let (summary, _) = result?;
     run_dir.write(
         "summary.json",
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    write_plots(&run_dir, &trainer, &points, &summary)?;
+    // The curves come from metrics.jsonl, so a resumed run plots all of it.
+    write_plots(&run_dir, &trainer, &run_dir.points()?, &summary)?;
     print_summary(&summary, &run_dir);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `(trajectories, value)` of every point (`null` values read as NaN).
+fn series(points: &[serde_json::Value], key: &str) -> Vec<(f64, f64)> {
+    let num =
+        |p: &serde_json::Value, k: &str| p.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+    points
+        .iter()
+        .map(|p| (num(p, "trajectories"), num(p, key)))
+        .collect()
 }
 
 fn write_plots(
     run_dir: &RunDir,
     trainer: &Trainer,
-    points: &[EvalPoint],
+    points: &[serde_json::Value],
     summary: &Summary,
 ) -> Result<()> {
     if let (Some((h, _)), Some(model), Some(target), Some(e)) = (
@@ -155,12 +244,7 @@ fn write_plots(
             2,
         )?;
     }
-    let xy = |f: fn(&EvalPoint) -> f64| {
-        points
-            .iter()
-            .map(|p| (p.trajectories as f64, f(p)))
-            .collect::<Vec<_>>()
-    };
+    let xy = |key: &str| series(points, key);
     if summary.exact {
         curves_png(
             &run_dir.file("l1.png"),
@@ -169,7 +253,7 @@ fn write_plots(
             "sum |P_T - p*|",
             &[Series {
                 name: summary.objective.clone(),
-                points: xy(|p| p.l1_exact.unwrap_or(f64::NAN)),
+                points: xy("l1_exact"),
             }],
             true,
         )?;
@@ -183,20 +267,20 @@ fn write_plots(
             &[
                 Series {
                     name: "mean since previous evaluation".into(),
-                    points: xy(|p| p.samples.mean_log_reward),
+                    points: xy("mean_log_reward"),
                 },
                 Series {
                     name: "max since previous evaluation".into(),
-                    points: xy(|p| p.samples.max_log_reward),
+                    points: xy("max_log_reward"),
                 },
             ],
             false,
         )?;
     }
-    let last_x = points.last().map_or(1.0, |p| p.trajectories as f64);
+    let last_x = series(points, "log_z").last().map_or(1.0, |p| p.0);
     let mut log_z_series = vec![Series {
         name: "log Z used by the loss".into(),
-        points: xy(|p| p.log_z),
+        points: xy("log_z"),
     }];
     if let Some(z) = summary.log_z_true {
         log_z_series.push(Series {
@@ -283,10 +367,11 @@ fn or_dash(v: Option<usize>) -> String {
 /// summary and plots into `run_dir`, and prints a short report.
 fn run_continuous(
     mut trainer: crate::train::ContinuousTrainer,
+    ckpt: Option<&Checkpoint>,
     run_dir: &mut RunDir,
     quiet: bool,
 ) -> Result<()> {
-    let (summary, points) = trainer.run(Some(run_dir), |p, total| {
+    let (mut summary, _) = trainer.run_from(ckpt, Some(run_dir), |p, total| {
         if !quiet {
             eprintln!(
                 "step {:>6}/{total}  JSD {:.4}  log Z {:.3}  loss {:.4}",
@@ -294,6 +379,15 @@ fn run_continuous(
             );
         }
     })?;
+    // Every point of the run, including those before a resume.
+    let points = run_dir
+        .points()?
+        .into_iter()
+        .map(serde_json::from_value)
+        .collect::<Result<Vec<crate::train::continuous::ContinuousEvalPoint>, _>>()?;
+    if let Some(first) = points.first() {
+        summary.jsd_initial = first.jsd;
+    }
     trainer.write_outputs(run_dir, &summary, &points)?;
     for (k, v) in [
         ("target", summary.target.clone()),

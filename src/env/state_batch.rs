@@ -6,7 +6,7 @@
 //! they hold; only an environment reads its rows' meaning.
 
 /// A batch of states: `width` integers per row, or ragged rows (`width = 0`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct StateBatch {
     /// Every row's integers, row after row.
     pub data: Vec<i64>,

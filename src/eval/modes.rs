@@ -4,11 +4,10 @@
 use std::collections::HashMap;
 
 /// Records which mode states have been sampled, and when.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ModesTracker {
     /// Mode state indices, sorted and distinct.
     modes: Vec<usize>,
-    #[serde(skip)]
     slot_of: HashMap<usize, usize>,
     /// Trajectory count at which each mode was first seen.
     found_at: Vec<Option<u64>>,

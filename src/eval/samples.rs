@@ -75,7 +75,7 @@ fn fingerprint(row: &[i64]) -> u128 {
 }
 
 /// Sample metrics at one evaluation point.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct SampleMetrics {
     /// Terminal objects the sampler drew since the previous evaluation.
     pub samples: u64,
@@ -89,17 +89,25 @@ pub struct SampleMetrics {
 }
 
 /// Accumulates [`SampleMetrics`] and, given a [`ModeRule`], mode discovery.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SampleTracker {
     seen: HashSet<u128>,
     window: (u64, f64, f64),
     best: f64,
+    /// Not saved: a checkpoint restores the counts, the task supplies the rule.
+    #[serde(skip)]
     rule: Option<ModeRule>,
     modes: HashSet<u128>,
     history: Vec<(u64, usize)>,
 }
 
 impl SampleTracker {
+    /// Gives a tracker restored from a checkpoint its mode rule back (rules
+    /// are code, not data, so checkpoints do not hold them).
+    pub fn set_rule(&mut self, rule: Option<ModeRule>) {
+        self.rule = rule;
+    }
+
     pub fn new(rule: Option<ModeRule>) -> Self {
         Self {
             seen: HashSet::new(),

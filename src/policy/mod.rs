@@ -323,3 +323,23 @@ pub fn flat_gradients<M: Module>(module: &M, grads: &burn::optim::GradientsParam
     module.visit(&mut c);
     c.out
 }
+
+/// All float parameters of a module, flattened in visiting order (for checks
+/// that nothing non-finite reached them, and for comparing models).
+pub fn flat_parameters<M: Module>(module: &M) -> Vec<f64> {
+    struct Collect(Vec<f64>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.extend(
+                param
+                    .val()
+                    .into_data_as::<f64>()
+                    .try_to_vec::<f64>()
+                    .expect("f64 data"),
+            );
+        }
+    }
+    let mut c = Collect(Vec::new());
+    module.visit(&mut c);
+    c.0
+}

@@ -53,7 +53,7 @@ pub struct ActorSettings {
 }
 
 /// Counters for metrics.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ActorStats {
     pub batches_received: u64,
     pub dropped_stale: u64,
@@ -132,6 +132,18 @@ impl<S: StatePolicy> ActorPool<S> {
         initial: S,
         settings: ActorSettings,
     ) -> Result<Self> {
+        Self::start_at(env, reward, initial, 0, settings)
+    }
+
+    /// Starts the actors with `initial` as the policy of `version` (a run
+    /// resumed from a checkpoint after `version` learner steps).
+    pub fn start_at(
+        env: Arc<dyn Environment>,
+        reward: Arc<dyn LogReward>,
+        initial: S,
+        version: u64,
+        settings: ActorSettings,
+    ) -> Result<Self> {
         if settings.actors == 0 || settings.batch == 0 || settings.sync_interval == 0 {
             bail!("actors, batch and sync_interval must be >= 1");
         }
@@ -141,7 +153,7 @@ impl<S: StatePolicy> ActorPool<S> {
             keep,
             lag: settings.lag,
         });
-        board.publish(0, initial);
+        board.publish(version, initial);
         let (sender, receiver) = sync_channel(settings.queue.max(1));
         let mut pool = Self {
             board,

@@ -29,7 +29,7 @@ pub struct TrajectoryBatch {
 }
 
 /// One trajectory on its own (what replay buffers store).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Trajectory {
     /// States `s_0 .. s_n`, one row each.
     pub states: StateBatch,

@@ -43,7 +43,7 @@ impl Exploration {
 }
 
 /// The origin of a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
     /// Sampled forward by the learner's own policy.
@@ -61,7 +61,7 @@ pub enum Source {
 /// Facts about one trajectory that decide how the loss may treat it. Batches
 /// mix sources (on-policy with replay, several actors), so every trajectory
 /// carries its own.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Provenance {
     /// Version (optimiser steps taken) of the policy that produced it.
     pub policy_version: u64,

@@ -175,6 +175,14 @@ pub struct RunConfig {
     pub empirical_samples: usize,
     /// Worker threads of the tensor backend.
     pub threads: usize,
+    /// Checkpoint every this many iterations (0: only at the end and on
+    /// Ctrl-C); `ftb train --resume RUN_DIR` continues from the newest.
+    pub checkpoint_every: u64,
+    /// Checkpoints kept (the newest; at least 1).
+    pub keep_checkpoints: usize,
+    /// Stop after this many steps in a row were skipped for a non-finite
+    /// loss or gradient (0: never stop).
+    pub max_bad_steps: u64,
 }
 
 /// `run.exact`: when the trainer enumerates the state space. Exact

@@ -6,10 +6,11 @@
 //! terminal target from `continuous.eval_samples` fresh samples, before
 //! training and every `run.eval_every` iterations; the loop is [`run_loop`]'s.
 
+use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
 use super::learner::Learner;
 use super::run_dir::RunDir;
-use super::run_loop::{Schedule, TrainingTask, run_loop};
+use super::run_loop::{Schedule, Start, TrainingTask, resume, run_loop};
 use crate::continuous::metric::{Grid, jsd, jsd_floor};
 use crate::continuous::policy::{GaussianPolicy, GaussianShape};
 use crate::continuous::problem::Problem;
@@ -26,16 +27,23 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::time::Instant;
 
-/// One evaluation point (a line of `metrics.jsonl`).
-#[derive(Clone, Debug, Serialize)]
+/// One evaluation point (a line of `metrics.jsonl`; NaN is written as
+/// `null` and read back as NaN).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct ContinuousEvalPoint {
     pub step: u64,
     pub trajectories: u64,
     /// Mean loss over the iterations since the previous point (NaN, `null` in JSON, at step 0).
+    #[serde(deserialize_with = "super::run_dir::f64_or_nan")]
     pub loss: f64,
+    #[serde(deserialize_with = "super::run_dir::f64_or_nan")]
     pub log_z: f64,
+    #[serde(deserialize_with = "super::run_dir::f64_or_nan")]
     pub jsd: f64,
     pub seconds: f64,
+    /// Since the previous point: steps skipped for a non-finite loss or gradient.
+    #[serde(default)]
+    pub skipped_steps: u64,
 }
 
 /// What a run reached (`summary.json`).
@@ -64,7 +72,7 @@ pub struct ContinuousSummary {
 }
 
 /// What one iteration did.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ContinuousStep {
     pub loss: f64,
     /// The log Z the objective used (learned, DevGrad mean, exact; NaN if none).
@@ -91,6 +99,21 @@ pub struct ContinuousTrainer {
     /// JSD of a perfect sampler at the same sample count (measured with the
     /// initial evaluation).
     floor: f64,
+    /// The learner's skipped-step count at the previous evaluation point.
+    skipped_before: u64,
+}
+
+/// A continuous trainer's own checkpoint state.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinuousState {
+    eval_rng: ChaCha8Rng,
+    loss_sum: f64,
+    loss_n: usize,
+    last: ContinuousStep,
+    last_jsd: f64,
+    floor: f64,
+    skipped_before: u64,
+    last_histogram: Option<Vec<f64>>,
 }
 
 impl ContinuousTrainer {
@@ -144,6 +167,7 @@ impl ContinuousTrainer {
             },
             last_jsd: f64::NAN,
             floor: f64::NAN,
+            skipped_before: 0,
         })
     }
 
@@ -173,7 +197,20 @@ impl ContinuousTrainer {
     /// One iteration: sample, score, step the learner.
     pub fn step(&mut self, rng: &mut ChaCha8Rng) -> Result<ContinuousStep> {
         let traj = self.sample(self.cfg.sampling.batch, self.cfg.continuous.explore, rng)?;
-        let out = self.loss(&traj)?;
+        let out = match self.loss(&traj) {
+            Ok(out) => out,
+            Err(e)
+                if e.downcast_ref::<crate::objective::surrogate::NonFiniteResidual>()
+                    .is_some() =>
+            {
+                self.learner.skip(format!("{e:#}"));
+                return Ok(ContinuousStep {
+                    loss: f64::NAN,
+                    log_z: f64::NAN,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let step = ContinuousStep {
             loss: out.value,
             log_z: out.log_z.unwrap_or(f64::NAN),
@@ -210,8 +247,21 @@ impl ContinuousTrainer {
         run_dir: Option<&mut RunDir>,
         on_eval: impl FnMut(&ContinuousEvalPoint, u64),
     ) -> Result<(ContinuousSummary, Vec<ContinuousEvalPoint>)> {
+        self.run_from(None, run_dir, on_eval)
+    }
+
+    /// [`ContinuousTrainer::run`], continued from a checkpoint of the same
+    /// config when one is given (bitwise what an uninterrupted run gives).
+    /// The summary's `jsd_initial` is read from the points it is shown; a
+    /// resumed run passes none, so the CLI reads it from `metrics.jsonl`.
+    pub fn run_from(
+        &mut self,
+        ckpt: Option<&Checkpoint>,
+        run_dir: Option<&mut RunDir>,
+        on_eval: impl FnMut(&ContinuousEvalPoint, u64),
+    ) -> Result<(ContinuousSummary, Vec<ContinuousEvalPoint>)> {
         let cfg = self.cfg.clone();
-        let start = Instant::now();
+        let clock = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
         self.eval_rng = ChaCha8Rng::seed_from_u64(cfg.run.seed ^ 0x5eed_e7a1);
         self.learner.reset_optimisers();
@@ -222,13 +272,13 @@ impl ContinuousTrainer {
             loss: f64::NAN,
             log_z,
         };
-        let iterations = cfg.iterations();
-        let schedule = Schedule {
-            iterations,
-            eval_every: cfg.run.eval_every as u64,
-            eval_at_start: true,
+        let start = match ckpt {
+            Some(c) => resume(self, c, &mut rng)?,
+            None => Start::default(),
         };
-        let points = run_loop(self, schedule, &mut rng, run_dir, on_eval)?;
+        let iterations = cfg.iterations();
+        let schedule = Schedule::from_config(&cfg, iterations, true);
+        let points = run_loop(self, schedule, start, &mut rng, run_dir, on_eval)?;
         let jsd_initial = points.first().map_or(f64::NAN, |p| p.jsd);
         let summary = ContinuousSummary {
             kind: cfg.env.kind.clone(),
@@ -244,7 +294,7 @@ impl ContinuousTrainer {
             trajectories: iterations * cfg.sampling.batch as u64,
             eval_samples: n_eval,
             grid: self.grid.clone(),
-            wall_seconds: start.elapsed().as_secs_f64(),
+            wall_seconds: start.seconds + clock.elapsed().as_secs_f64(),
             seed: cfg.run.seed,
             version: env!("CARGO_PKG_VERSION").to_string(),
             config: cfg.clone(),
@@ -329,14 +379,57 @@ impl TrainingTask for ContinuousTrainer {
         &self.learner
     }
 
+    fn learner_mut(&mut self) -> &mut Learner<GaussianPolicy> {
+        &mut self.learner
+    }
+
+    fn fingerprint(&self) -> String {
+        let c = &self.cfg;
+        format!(
+            "env {} (steps {}); Gaussian policy (hidden {} x {} layers, backward {})",
+            c.env.kind, c.continuous.steps, c.policy.hidden, c.policy.layers, c.continuous.backward
+        )
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>> {
+        checkpoint::to_msgpack(&ContinuousState {
+            eval_rng: self.eval_rng.clone(),
+            loss_sum: self.loss_sum,
+            loss_n: self.loss_n,
+            last: self.last.clone(),
+            last_jsd: self.last_jsd,
+            floor: self.floor,
+            skipped_before: self.skipped_before,
+            last_histogram: self.last_histogram.clone(),
+        })
+    }
+
+    fn load_state(&mut self, bytes: &[u8], origin: &std::path::Path) -> Result<()> {
+        let s: ContinuousState = rmp_serde::from_slice(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{} does not hold a continuous trainer's state: {e}",
+                origin.display()
+            )
+        })?;
+        self.eval_rng = s.eval_rng;
+        (self.loss_sum, self.loss_n) = (s.loss_sum, s.loss_n);
+        self.last = s.last;
+        (self.last_jsd, self.floor) = (s.last_jsd, s.floor);
+        self.skipped_before = s.skipped_before;
+        self.last_histogram = s.last_histogram;
+        Ok(())
+    }
+
     fn batch_size(&self) -> usize {
         self.cfg.sampling.batch
     }
 
     fn iterate(&mut self, _it: u64, rng: &mut ChaCha8Rng) -> Result<()> {
         let s = self.step(rng)?;
-        self.loss_sum += s.loss;
-        self.loss_n += 1;
+        if s.loss.is_finite() {
+            self.loss_sum += s.loss;
+            self.loss_n += 1;
+        }
         self.last = s;
         Ok(())
     }
@@ -360,6 +453,8 @@ impl TrainingTask for ContinuousTrainer {
             f64::NAN
         };
         (self.loss_sum, self.loss_n) = (0.0, 0);
+        let skipped_steps = self.learner.skipped_steps - self.skipped_before;
+        self.skipped_before = self.learner.skipped_steps;
         Ok(ContinuousEvalPoint {
             step: done,
             trajectories: done * self.cfg.sampling.batch as u64,
@@ -367,6 +462,7 @@ impl TrainingTask for ContinuousTrainer {
             log_z: self.last.log_z,
             jsd: self.last_jsd,
             seconds,
+            skipped_steps,
         })
     }
 }

@@ -6,16 +6,21 @@
 //! * [`trainer`]: the discrete GFlowNet adapter ([`Trainer`]) with its
 //!   [`task`] (environment, reward, enumeration) and batch [`source`];
 //! * [`continuous`]: the continuous-sampler adapter;
+//! * [`checkpoint`], [`interrupt`], [`saved`]: checkpoints on disk, Ctrl-C,
+//!   a trained run loaded back in one call;
 //! * [`config`], [`run_dir`], [`fused_adam`]: settings, outputs, the optimiser.
 
+pub mod checkpoint;
 pub mod config;
 pub mod continuous;
 pub mod env_kind;
 pub mod fused_adam;
 pub mod gradient_variance;
+pub mod interrupt;
 pub mod learner;
 pub mod run_dir;
 pub mod run_loop;
+pub mod saved;
 pub mod source;
 pub mod task;
 pub mod trainer;
@@ -23,5 +28,5 @@ pub mod trainer;
 pub use config::TrainConfig;
 pub use continuous::ContinuousTrainer;
 pub use learner::Learner;
-pub use run_loop::{Schedule, TrainingTask, run_loop};
+pub use run_loop::{Interrupted, Schedule, Start, TrainingTask, resume, run_loop};
 pub use trainer::{Summary, Trainer};

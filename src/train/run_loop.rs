@@ -4,14 +4,22 @@
 //! molecules) is a [`TrainingTask`]: how one iteration samples and steps its
 //! [`Learner`], how it evaluates, and how a fresh batch's loss is formed
 //! (for gradient variance).
+//!
+//! The loop also makes runs last: it writes a checkpoint every
+//! `checkpoint_every` iterations and at the end (learner, task state, its
+//! own RNG and counters), continues a run from one bit for bit
+//! ([`resume`]), stops cleanly on Ctrl-C ([`super::interrupt`]), and stops
+//! after `max_bad_steps` non-finite steps in a row.
 
+use super::checkpoint::{self, Checkpoint};
 use super::learner::Learner;
 use super::run_dir::RunDir;
 use crate::objective::LossOutput;
 use crate::policy::Policy;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// A training task adapter around a [`Learner`].
@@ -21,6 +29,20 @@ pub trait TrainingTask {
     type Point: Serialize;
 
     fn learner(&self) -> &Learner<Self::Policy>;
+
+    fn learner_mut(&mut self) -> &mut Learner<Self::Policy>;
+
+    /// What a checkpoint's tensors fit: environment and network shape, in
+    /// words (a checkpoint of another fingerprint is refused, naming both).
+    fn fingerprint(&self) -> String;
+
+    /// The task's own state beyond the learner (counters, trackers, replay
+    /// contents, evaluation RNG), for checkpoints.
+    fn save_state(&self) -> Result<Vec<u8>>;
+
+    /// Restores what [`TrainingTask::save_state`] wrote (`origin` names the
+    /// file in errors).
+    fn load_state(&mut self, bytes: &[u8], origin: &std::path::Path) -> Result<()>;
 
     /// Trajectories per training batch.
     fn batch_size(&self) -> usize;
@@ -36,7 +58,7 @@ pub trait TrainingTask {
     fn evaluate(&mut self, done: u64, seconds: f64) -> Result<Self::Point>;
 }
 
-/// When a run evaluates.
+/// When a run evaluates and checkpoints.
 #[derive(Clone, Copy, Debug)]
 pub struct Schedule {
     pub iterations: u64,
@@ -44,26 +66,131 @@ pub struct Schedule {
     pub eval_every: u64,
     /// Also evaluate the untrained model before the first iteration.
     pub eval_at_start: bool,
+    /// Checkpoint after every this many iterations (0: only at the end and
+    /// on Ctrl-C); needs a run directory.
+    pub checkpoint_every: u64,
+    /// Checkpoints kept (the newest).
+    pub keep_checkpoints: usize,
+    /// Stop after this many skipped (non-finite) steps in a row (0: never).
+    pub max_bad_steps: u64,
 }
 
 impl Schedule {
+    /// Evaluation and checkpoints as configured in `run` for `iterations`.
+    pub fn from_config(cfg: &super::TrainConfig, iterations: u64, eval_at_start: bool) -> Self {
+        Self {
+            iterations,
+            eval_every: cfg.run.eval_every as u64,
+            eval_at_start,
+            checkpoint_every: cfg.run.checkpoint_every,
+            keep_checkpoints: cfg.run.keep_checkpoints,
+            max_bad_steps: cfg.run.max_bad_steps,
+        }
+    }
+
     fn evaluates_after(&self, done: u64) -> bool {
         done.is_multiple_of(self.eval_every.max(1)) || done == self.iterations
     }
+
+    fn checkpoints_after(&self, done: u64) -> bool {
+        (self.checkpoint_every > 0 && done.is_multiple_of(self.checkpoint_every))
+            || done == self.iterations
+    }
 }
 
-/// Runs `schedule.iterations` iterations of `task`, evaluating on schedule;
-/// every point is appended to the run directory's `metrics.jsonl` (when
-/// given) and shown to `on_eval` with the total iteration count. Errors
-/// name the iteration they happened at.
+/// Where a resumed run stands: the iteration it continues at and the wall
+/// time its earlier part took.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Start {
+    pub iteration: u64,
+    pub seconds: f64,
+}
+
+/// The loop's own part of a checkpoint.
+#[derive(Serialize, Deserialize)]
+struct LoopState {
+    next_iteration: u64,
+    seconds: f64,
+    rng: ChaCha8Rng,
+    skipped_steps: u64,
+    skipped_in_a_row: u64,
+}
+
+const LOOP_FILE: &str = "loop.msgpack";
+const TASK_FILE: &str = "task.msgpack";
+
+/// The run stopped on Ctrl-C (or SIGTERM) after a checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted after iteration {iteration}; checkpoint {}", checkpoint.display())]
+pub struct Interrupted {
+    pub iteration: u64,
+    pub checkpoint: PathBuf,
+}
+
+/// Writes a checkpoint of `task` after `done` iterations.
+pub fn save_checkpoint<T: TrainingTask>(
+    task: &T,
+    run_dir: &std::path::Path,
+    done: u64,
+    seconds: f64,
+    rng: &ChaCha8Rng,
+    keep: usize,
+) -> Result<PathBuf> {
+    let learner = task.learner();
+    let mut files = learner.checkpoint_files()?;
+    files.push((
+        LOOP_FILE.into(),
+        checkpoint::to_msgpack(&LoopState {
+            next_iteration: done,
+            seconds,
+            rng: rng.clone(),
+            skipped_steps: learner.skipped_steps,
+            skipped_in_a_row: learner.skipped_in_a_row,
+        })?,
+    ));
+    files.push((TASK_FILE.into(), task.save_state()?));
+    checkpoint::write(run_dir, done, &task.fingerprint(), &files, keep)
+        .with_context(|| format!("writing the checkpoint after iteration {done}"))
+}
+
+/// Restores `task` (learner, task state) and `rng` from a checkpoint; the
+/// run then continues at the returned [`Start`]. The task must be built from
+/// the same config (its fingerprint is checked first).
+pub fn resume<T: TrainingTask>(
+    task: &mut T,
+    ckpt: &Checkpoint,
+    rng: &mut ChaCha8Rng,
+) -> Result<Start> {
+    ckpt.check_fingerprint(&task.fingerprint())?;
+    let state: LoopState = checkpoint::from_msgpack(ckpt, LOOP_FILE)?;
+    let learner = task.learner_mut();
+    learner.restore(ckpt)?;
+    learner.skipped_steps = state.skipped_steps;
+    learner.skipped_in_a_row = state.skipped_in_a_row;
+    task.load_state(ckpt.file(TASK_FILE)?, &ckpt.path_of(TASK_FILE))?;
+    *rng = state.rng;
+    Ok(Start {
+        iteration: state.next_iteration,
+        seconds: state.seconds,
+    })
+}
+
+/// Runs `task` from `start` to `schedule.iterations` iterations, evaluating
+/// on schedule; every point is appended to the run directory's
+/// `metrics.jsonl` (when given) and shown to `on_eval` with the total
+/// iteration count. With a run directory, checkpoints are written on
+/// schedule, at the end and on Ctrl-C (then the error is [`Interrupted`]).
+/// Errors name the iteration they happened at.
 pub fn run_loop<T: TrainingTask>(
     task: &mut T,
     schedule: Schedule,
+    start: Start,
     rng: &mut ChaCha8Rng,
     mut run_dir: Option<&mut RunDir>,
     mut on_eval: impl FnMut(&T::Point, u64),
 ) -> Result<Vec<T::Point>> {
-    let start = Instant::now();
+    let clock = Instant::now();
+    let seconds = || start.seconds + clock.elapsed().as_secs_f64();
     let mut points = Vec::new();
     let mut record = |p: T::Point, run_dir: &mut Option<&mut RunDir>| -> Result<()> {
         if let Some(rd) = run_dir.as_deref_mut() {
@@ -73,19 +200,76 @@ pub fn run_loop<T: TrainingTask>(
         points.push(p);
         Ok(())
     };
-    if schedule.eval_at_start {
-        let p = task.evaluate(0, start.elapsed().as_secs_f64())?;
+    if schedule.eval_at_start && start.iteration == 0 {
+        let p = task.evaluate(0, seconds())?;
         record(p, &mut run_dir)?;
     }
-    for it in 0..schedule.iterations {
+    let mut last_checkpoint: Option<PathBuf> = None;
+    for it in start.iteration..schedule.iterations {
         task.iterate(it, rng)
             .with_context(|| format!("iteration {it}"))?;
         let done = it + 1;
+        let learner = task.learner();
+        if learner.skipped_in_a_row > 0 {
+            let why = learner.last_skip_reason.clone().unwrap_or_default();
+            eprintln!("warning: iteration {it} skipped: {why}");
+            if schedule.max_bad_steps > 0 && learner.skipped_in_a_row >= schedule.max_bad_steps {
+                let kept = match &last_checkpoint {
+                    Some(c) => format!("the last good checkpoint is {}", c.display()),
+                    None => "no checkpoint was written".to_string(),
+                };
+                bail!(
+                    "stopped after {} steps in a row were skipped (run.max_bad_steps = {}); \
+                     the last one: {why}; {kept}. Check the reward for NaN or infinite values, \
+                     or lower optim.lr",
+                    learner.skipped_in_a_row,
+                    schedule.max_bad_steps
+                );
+            }
+        }
         if schedule.evaluates_after(done) {
             let p = task
-                .evaluate(done, start.elapsed().as_secs_f64())
+                .evaluate(done, seconds())
                 .with_context(|| format!("evaluation after iteration {it}"))?;
             record(p, &mut run_dir)?;
+        }
+        let interrupted = super::interrupt::requested();
+        if let Some(rd) = run_dir.as_deref()
+            && (interrupted || schedule.checkpoints_after(done))
+            && task.learner().skipped_in_a_row == 0
+        {
+            last_checkpoint = Some(save_checkpoint(
+                task,
+                &rd.path,
+                done,
+                seconds(),
+                rng,
+                schedule.keep_checkpoints,
+            )?);
+        }
+        if interrupted {
+            match last_checkpoint {
+                Some(checkpoint) => {
+                    return Err(Interrupted {
+                        iteration: done,
+                        checkpoint,
+                    }
+                    .into());
+                }
+                None => match run_dir.as_deref() {
+                    // In a streak of skipped steps nothing new was saved.
+                    Some(rd) => {
+                        return Err(Interrupted {
+                            iteration: done,
+                            checkpoint: checkpoint::latest(&rd.path)?,
+                        }
+                        .into());
+                    }
+                    None => bail!(
+                        "interrupted after iteration {done} (no run directory, nothing saved)"
+                    ),
+                },
+            }
         }
     }
     Ok(points)

@@ -22,6 +22,14 @@ use rand_chacha::ChaCha8Rng;
 /// The replay buffer kinds (`offpolicy.replay`).
 pub const REPLAY_KINDS: &str = "none, fifo, prioritized, shen, keyed";
 
+/// What a checkpoint keeps of a [`BatchSource`].
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SourceState {
+    /// The replay buffer's state (MessagePack), if there is a buffer.
+    replay: Option<Vec<u8>>,
+    actor_stats: Option<crate::sample::ActorStats>,
+}
+
 enum Replay {
     /// Whole trajectories, replayed as they were sampled.
     Trajectories(Box<dyn ReplayBuffer<Trajectory>>),
@@ -36,6 +44,7 @@ enum Replay {
 /// learner and its actors sample with.
 pub struct BatchSource<S> {
     cfg: OffPolicyConfig,
+    seed: u64,
     batch: usize,
     exploration: Exploration,
     actors: Option<ActorPool<S>>,
@@ -76,16 +85,38 @@ impl<S: StatePolicy> BatchSource<S> {
                     .context("offpolicy.offline_data")?,
             )
         };
-        let actors = if cfg.actors > 0 {
-            if offline.is_some() {
+        let actors = Self::start_actors(cfg, batch, exploration, task, initial, 0, seed)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            seed,
+            batch,
+            exploration,
+            actors,
+            offline,
+            replay,
+        })
+    }
+
+    fn start_actors(
+        cfg: &OffPolicyConfig,
+        batch: usize,
+        exploration: Exploration,
+        task: &Task,
+        initial: &S,
+        version: u64,
+        seed: u64,
+    ) -> Result<Option<ActorPool<S>>> {
+        Ok(if cfg.actors > 0 {
+            if !cfg.offline_data.is_empty() {
                 bail!(
                     "offpolicy.actors and offpolicy.offline_data cannot be combined: actors sample forward"
                 );
             }
-            Some(ActorPool::start(
+            Some(ActorPool::start_at(
                 task.env.clone(),
                 task.reward.clone(),
                 initial.clone(),
+                version,
                 ActorSettings {
                     actors: cfg.actors,
                     batch,
@@ -101,15 +132,71 @@ impl<S: StatePolicy> BatchSource<S> {
             )?)
         } else {
             None
-        };
-        Ok(Self {
-            cfg: cfg.clone(),
-            batch,
-            exploration,
-            actors,
-            offline,
-            replay,
         })
+    }
+
+    /// The source's state for a checkpoint: the replay buffer's exact
+    /// contents and the actors' counters (their threads are not saved: a
+    /// resumed run restarts them with the checkpoint's policy, see
+    /// [`BatchSource::restore`]).
+    pub fn save_state(&self) -> Result<SourceState> {
+        let replay = match &self.replay {
+            None => None,
+            Some(Replay::Trajectories(b)) => Some(b.save_state()?),
+            Some(Replay::Objects(b)) => Some(rmp_serde::to_vec(b)?),
+            Some(Replay::Keyed(b, _)) => Some(rmp_serde::to_vec(b)?),
+        };
+        Ok(SourceState {
+            replay,
+            actor_stats: self.actor_stats(),
+        })
+    }
+
+    /// Restores [`BatchSource::save_state`]'s state into a source built from
+    /// the same config. Actors restart with `snapshot` as the policy of
+    /// `version`; snapshots older than the checkpoint are not kept, so for
+    /// the first `offpolicy.lag` steps after a resume actors lag less than
+    /// configured (runs with actors are not bitwise reproducible anyway).
+    pub fn restore(
+        &mut self,
+        state: SourceState,
+        task: &Task,
+        snapshot: &S,
+        version: u64,
+    ) -> Result<()> {
+        match (&mut self.replay, state.replay) {
+            (None, None) => {}
+            (Some(Replay::Trajectories(b)), Some(bytes)) => b.load_state(&bytes)?,
+            (Some(Replay::Objects(b)), Some(bytes)) => *b = rmp_serde::from_slice(&bytes)?,
+            (Some(Replay::Keyed(b, _)), Some(bytes)) => *b = rmp_serde::from_slice(&bytes)?,
+            (mine, _) => bail!(
+                "the checkpoint's replay buffer does not match offpolicy.replay = `{}` ({})",
+                self.cfg.replay,
+                if mine.is_some() {
+                    "the checkpoint holds none"
+                } else {
+                    "the checkpoint holds one"
+                }
+            ),
+        }
+        if let Some(mut pool) = self.actors.take() {
+            pool.shutdown();
+            let mut fresh = Self::start_actors(
+                &self.cfg,
+                self.batch,
+                self.exploration,
+                task,
+                snapshot,
+                version,
+                self.seed.wrapping_add(version),
+            )?
+            .expect("actors configured");
+            if let Some(stats) = state.actor_stats {
+                fresh.stats = stats;
+            }
+            self.actors = Some(fresh);
+        }
+        Ok(())
     }
 
     /// The batch for learner step `version`, drawn with `snapshot` where the
@@ -182,7 +269,9 @@ impl<S: StatePolicy> BatchSource<S> {
             None
         };
         let fresh_parts = fresh.split();
-        for t in &fresh_parts {
+        // A NaN or infinite reward never enters a buffer (the step that
+        // sees it is skipped; replaying it would poison every later batch).
+        for t in fresh_parts.iter().filter(|t| t.log_reward.is_finite()) {
             // The environment's canonical identity of the terminal object.
             let key = env.object_key(&t.states, t.states.len() - 1);
             match replay {

@@ -5,11 +5,12 @@
 //! terminating distribution when the task is enumerated and sample-based
 //! metrics always. The loop itself is [`run_loop`]'s.
 
+use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
 use super::learner::Learner;
 use super::run_dir::RunDir;
-use super::run_loop::{Schedule, TrainingTask, run_loop};
-use super::source::BatchSource;
+use super::run_loop::{Schedule, Start, TrainingTask, resume, run_loop};
+use super::source::{BatchSource, SourceState};
 use super::task::Task;
 use crate::divergence::partition::LogZMode;
 use crate::env::{Enumerable, StateBatch};
@@ -17,10 +18,11 @@ use crate::eval::{
     Dag, Metrics, ModesTracker, SampleMetrics, SampleTracker, empirical_l1, exact_terminating,
     target_distribution,
 };
+use crate::objective::surrogate::NonFiniteResidual;
 use crate::objective::{LossOutput, Objective, compute};
 use crate::policy::{BackwardPolicy, GflowNetPolicy, LogZ, Policy, PolicyShape, StatePolicy};
 use crate::sample::{Sampler, sample_on_policy_counts};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -91,6 +93,22 @@ pub struct EvalPoint {
     pub buffer: Option<crate::sample::replay::BufferSummary>,
     /// Actor counters (batches, stale drops, panics, restarts), if actors are used.
     pub actors: Option<crate::sample::ActorStats>,
+    /// Since the previous evaluation: steps skipped for a non-finite loss,
+    /// residual or gradient (the parameters did not move).
+    pub skipped_steps: u64,
+}
+
+/// A discrete trainer's own checkpoint state (see `TrainingTask::save_state`).
+#[derive(serde::Serialize)]
+struct TrainerState<'a> {
+    progress: &'a Progress,
+    source: SourceState,
+}
+
+#[derive(serde::Deserialize)]
+struct OwnedTrainerState {
+    progress: Progress,
+    source: SourceState,
 }
 
 /// Smallest batch for which keeping the sampling pass's autodiff graph beats
@@ -140,10 +158,13 @@ struct Exact {
     mode_indices: Vec<usize>,
 }
 
-/// Counters a run keeps between evaluation points.
-#[derive(Default)]
+/// Counters a run keeps between evaluation points (saved in checkpoints).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Progress {
+    iterations: u64,
     trajectories: u64,
+    /// The learner's skipped-step count at the previous evaluation.
+    skipped_before: u64,
     last_loss: f64,
     last_log_z: f64,
     /// Since the previous evaluation: trajectories, off-policy ones, ESS sums.
@@ -275,6 +296,29 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
         })
     }
 
+    /// The exact `P_T` of each of `objects` (terminal states) under the
+    /// current policy (`None` without enumeration).
+    pub fn exact_probabilities_of(&self, objects: &StateBatch) -> Option<Vec<f64>> {
+        let e = self.exact.as_ref()?;
+        let p_t = self.exact_distribution()?;
+        let position: std::collections::HashMap<usize, usize> = e
+            .dag
+            .terminal_indices()
+            .into_iter()
+            .enumerate()
+            .map(|(k, i)| (i, k))
+            .collect();
+        Some(
+            (0..objects.len())
+                .map(|j| {
+                    position
+                        .get(&e.env.state_index(objects, j))
+                        .map_or(0.0, |&k| p_t[k])
+                })
+                .collect(),
+        )
+    }
+
     /// Enumeration indices of the terminal states, in the order of
     /// [`Trainer::target`] (`None` without enumeration).
     pub fn dag_terminal_indices(&self) -> Option<Vec<usize>> {
@@ -332,7 +376,28 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
                 .next(it, &snapshot, &self.task, &self.device, rng)?
         };
         let t1 = Instant::now();
-        let out = self.loss(&batch, it)?;
+        let out = match self.loss(&batch, it) {
+            Ok(out) => out,
+            Err(e) if e.downcast_ref::<NonFiniteResidual>().is_some() => {
+                // A NaN or infinite reward (or a diverged policy): the step is
+                // skipped and counted; the run stops after run.max_bad_steps.
+                self.learner.skip(format!("{e:#}"));
+                let learner = &self.learner;
+                self.source.after_step(it + 1, || learner.snapshot());
+                return Ok(StepOutput {
+                    loss: f64::NAN,
+                    log_z: f64::NAN,
+                    terminals,
+                    trained: 0,
+                    states_evaluated: 0,
+                    seconds: [t1.duration_since(t0).as_secs_f64(), 0.0, 0.0, 0.0],
+                    staleness: Vec::new(),
+                    off_policy: 0,
+                    ess_fraction: f64::NAN,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let (value, log_z) = (out.value, out.log_z);
         // Importance weights of forward-sampled trajectories: model over behaviour.
         let log_w: Vec<f64> = batch
@@ -373,41 +438,67 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
 
     /// Trains for the configured number of trajectories (fresh optimiser
     /// state, fresh counters). `on_eval` sees every evaluation point (for
-    /// progress bars and logs).
+    /// progress bars and logs). With a run directory, checkpoints are written
+    /// as `run.checkpoint_every` says, and at the end.
     pub fn run(
         &mut self,
         run_dir: Option<&mut RunDir>,
         on_eval: impl FnMut(&EvalPoint, u64),
     ) -> Result<(Summary, Vec<EvalPoint>)> {
+        self.run_from(None, run_dir, on_eval)
+    }
+
+    /// [`Trainer::run`], continued from a checkpoint of the same config when
+    /// one is given: parameters, optimiser moments, counters, trackers, replay
+    /// contents and every RNG stream are restored, so without actors the
+    /// result is bitwise what an uninterrupted run gives. The points returned
+    /// are those after the checkpoint.
+    pub fn run_from(
+        &mut self,
+        ckpt: Option<&Checkpoint>,
+        run_dir: Option<&mut RunDir>,
+        on_eval: impl FnMut(&EvalPoint, u64),
+    ) -> Result<(Summary, Vec<EvalPoint>)> {
         let cfg = self.cfg.clone();
-        let start = Instant::now();
+        let clock = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
         self.learner.reset_optimisers();
+        self.progress = self.fresh_progress();
+        let start = match ckpt {
+            Some(c) => resume(self, c, &mut rng)?,
+            None => Start::default(),
+        };
+        let iterations = cfg.iterations();
+        let schedule = Schedule::from_config(&cfg, iterations, false);
+        let points = run_loop(self, schedule, start, &mut rng, run_dir, on_eval)?;
+        let wall = start.seconds + clock.elapsed().as_secs_f64();
+        let summary = self.summary(iterations, &mut rng, wall)?;
+        Ok((summary, points))
+    }
+
+    fn fresh_progress(&self) -> Progress {
         let modes = self
             .exact
             .as_ref()
             .map(|e| ModesTracker::new(e.mode_indices.iter().copied()));
-        let samples = SampleTracker::new(if modes.is_some() {
-            None
-        } else {
-            self.task.mode_rule.clone()
-        });
-        self.progress = Progress {
+        let samples = SampleTracker::new(self.sample_mode_rule(modes.is_some()));
+        Progress {
             last_loss: f64::NAN,
             last_log_z: f64::NAN,
             modes,
             samples: Some(samples),
             ..Progress::default()
-        };
-        let iterations = cfg.iterations();
-        let schedule = Schedule {
-            iterations,
-            eval_every: cfg.run.eval_every as u64,
-            eval_at_start: false,
-        };
-        let points = run_loop(self, schedule, &mut rng, run_dir, on_eval)?;
-        let summary = self.summary(iterations, &mut rng, start)?;
-        Ok((summary, points))
+        }
+    }
+
+    /// Enumerated tasks count modes by state index; the others by the
+    /// task's mode rule, if it has one.
+    fn sample_mode_rule(&self, enumerated: bool) -> Option<crate::eval::ModeRule> {
+        if enumerated {
+            None
+        } else {
+            self.task.mode_rule.clone()
+        }
     }
 
     fn modes_found(&self) -> Option<usize> {
@@ -419,12 +510,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
     }
 
     /// The end-of-run summary (the empirical L1 draws from `rng`).
-    fn summary(
-        &mut self,
-        iterations: u64,
-        rng: &mut ChaCha8Rng,
-        start: Instant,
-    ) -> Result<Summary> {
+    fn summary(&mut self, iterations: u64, rng: &mut ChaCha8Rng, wall: f64) -> Result<Summary> {
         let cfg = &self.cfg;
         let model = self.exact_distribution();
         let metrics = model
@@ -493,7 +579,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
             empirical_samples: cfg.run.empirical_samples,
             samples: last_window.unwrap_or_else(|| samples.take_window()),
             exact: self.exact.is_some(),
-            wall_seconds: start.elapsed().as_secs_f64(),
+            wall_seconds: wall,
             seed: cfg.run.seed,
             version: env!("CARGO_PKG_VERSION").to_string(),
         })
@@ -508,6 +594,53 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
         &self.learner
     }
 
+    fn learner_mut(&mut self) -> &mut Learner<P> {
+        &mut self.learner
+    }
+
+    fn fingerprint(&self) -> String {
+        let env = self.task.dynamics();
+        let c = &self.cfg;
+        format!(
+            "env {} (features {}, actions {}, backward actions {}, groups {}); policy {} \
+             (hidden {} x {} layers, backward {})",
+            c.env.kind,
+            env.feature_dim(),
+            env.n_actions(),
+            env.n_backward_actions(),
+            self.task.n_groups,
+            std::any::type_name::<P>(),
+            c.policy.hidden,
+            c.policy.layers,
+            c.policy.backward,
+        )
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>> {
+        checkpoint::to_msgpack(&TrainerState {
+            progress: &self.progress,
+            source: self.source.save_state()?,
+        })
+    }
+
+    fn load_state(&mut self, bytes: &[u8], origin: &std::path::Path) -> Result<()> {
+        let state: OwnedTrainerState = rmp_serde::from_slice(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{} does not hold a discrete trainer's state: {e}",
+                origin.display()
+            )
+        })?;
+        self.progress = state.progress;
+        let rule = self.sample_mode_rule(self.progress.modes.is_some());
+        if let Some(s) = self.progress.samples.as_mut() {
+            s.set_rule(rule);
+        }
+        let version = self.progress.iterations;
+        self.source
+            .restore(state.source, &self.task, &self.learner.snapshot(), version)
+            .with_context(|| format!("restoring {}", origin.display()))
+    }
+
     fn batch_size(&self) -> usize {
         self.cfg.sampling.batch
     }
@@ -515,6 +648,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
     fn iterate(&mut self, it: u64, rng: &mut ChaCha8Rng) -> Result<()> {
         let out = self.step(it, rng)?;
         let p = &mut self.progress;
+        p.iterations = it + 1;
         p.trajectories += out.trained as u64;
         p.seen += out.staleness.len();
         p.off += out.off_policy;
@@ -570,7 +704,10 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
         let modes_found = self.modes_found();
         let buffer = self.source.buffer_summary();
         let actors = self.source.actor_stats();
+        let skipped = self.learner.skipped_steps;
         let p = &mut self.progress;
+        let skipped_steps = skipped - p.skipped_before;
+        p.skipped_before = skipped;
         let window = p.samples.as_mut().expect("a running trainer").take_window();
         p.last_window = Some(window.clone());
         let point = EvalPoint {
@@ -591,6 +728,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
             staleness_histogram: std::mem::take(&mut p.hist),
             buffer,
             actors,
+            skipped_steps,
         };
         (p.seen, p.off, p.ess_sum, p.ess_n) = (0, 0, 0.0, 0);
         Ok(point)

@@ -7,7 +7,7 @@ use super::store::Store;
 use super::{Entry, InsertOutcome, ReplayBuffer, assert_can_sample};
 
 /// Uniform FIFO replay with dedup by key (keeping the newest).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct FifoBuffer<T> {
     store: Store<T>,
 }
@@ -24,6 +24,8 @@ impl<T: Clone> FifoBuffer<T> {
 super::store::store_backed_stats!(FifoBuffer);
 
 impl<T: Clone> ReplayBuffer<T> for FifoBuffer<T> {
+    super::serde_state!();
+
     fn insert(&mut self, key: u64, log_reward: f64, item: T) -> InsertOutcome {
         self.store
             .insert(Entry {

@@ -49,7 +49,7 @@ use super::{Entry, InsertOutcome, ReplayStats};
 pub const TBA_KEY_CAPACITY: usize = 100;
 
 /// A stored item with the sync round (policy version) it was produced at.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rounded<T> {
     pub round: u64,
     pub item: T,
@@ -110,7 +110,7 @@ pub struct KeyedInsertOutcome {
     pub evicted_group: Option<u64>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Group<T> {
     key: u64,
     store: Store<Rounded<T>>,
@@ -118,7 +118,7 @@ struct Group<T> {
 }
 
 /// TBA's per-prompt replay buffer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct KeyedBuffer<T> {
     key_capacity: usize,
     max_keys: usize,

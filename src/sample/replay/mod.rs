@@ -50,7 +50,7 @@ pub use sum_tree::{PriorityError, SumTree};
 use rand::Rng;
 
 /// One stored sample.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entry<T> {
     /// Identity of the object, for deduplication (see [`object_key`]).
     pub key: u64,
@@ -135,7 +135,42 @@ pub trait ReplayBuffer<T: Clone>: ReplayStats {
 
     /// The stored entries, oldest first (the next one to be evicted first).
     fn iter(&self) -> Box<dyn Iterator<Item = &Entry<T>> + '_>;
+
+    /// The buffer's whole state (entries, slot layout, priorities, ages) as
+    /// MessagePack, for checkpoints: a restored buffer draws exactly what
+    /// this one would.
+    fn save_state(&self) -> Result<Vec<u8>, rmp_serde::encode::Error>
+    where
+        T: serde::Serialize;
+
+    /// Replaces this buffer's state by one [`ReplayBuffer::save_state`] wrote
+    /// (from a buffer of the same kind).
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), rmp_serde::decode::Error>
+    where
+        T: serde::de::DeserializeOwned;
 }
+
+/// [`ReplayBuffer::save_state`] / [`ReplayBuffer::load_state`] for a buffer
+/// whose whole state derives serde.
+macro_rules! serde_state {
+    () => {
+        fn save_state(&self) -> Result<Vec<u8>, rmp_serde::encode::Error>
+        where
+            T: serde::Serialize,
+        {
+            rmp_serde::to_vec(self)
+        }
+
+        fn load_state(&mut self, bytes: &[u8]) -> Result<(), rmp_serde::decode::Error>
+        where
+            T: serde::de::DeserializeOwned,
+        {
+            *self = rmp_serde::from_slice(bytes)?;
+            Ok(())
+        }
+    };
+}
+pub(crate) use serde_state;
 
 pub(crate) fn assert_can_sample(len: usize, n: usize) {
     assert!(

@@ -37,7 +37,7 @@ pub const HEADROOM: f64 = 50.0;
 
 /// Replay proportional to `exp(inv_temperature * log_reward)`, FIFO eviction,
 /// dedup by key keeping the newest.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PrioritizedBuffer<T> {
     store: Store<T>,
     tree: SumTree,
@@ -111,6 +111,8 @@ impl<T: Clone> PrioritizedBuffer<T> {
 super::store::store_backed_stats!(PrioritizedBuffer);
 
 impl<T: Clone> ReplayBuffer<T> for PrioritizedBuffer<T> {
+    super::serde_state!();
+
     fn insert(&mut self, key: u64, log_reward: f64, item: T) -> InsertOutcome {
         let (slot, outcome) = self.store.insert(Entry {
             key,

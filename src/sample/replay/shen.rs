@@ -35,7 +35,7 @@ pub const SHEN_TOP_FRACTION: f64 = 0.1;
 pub const SHEN_TOP_SHARE: f64 = 0.5;
 
 /// Shen et al. prioritised replay.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ShenBuffer<T> {
     store: Store<T>,
     top_fraction: f64,
@@ -119,6 +119,8 @@ fn better<T>(a: &Slot<T>, b: &Slot<T>) -> Ordering {
 super::store::store_backed_stats!(ShenBuffer);
 
 impl<T: Clone> ReplayBuffer<T> for ShenBuffer<T> {
+    super::serde_state!();
+
     fn insert(&mut self, key: u64, log_reward: f64, item: T) -> InsertOutcome {
         self.store
             .insert(Entry {

@@ -11,14 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{Entry, InsertOutcome, check_log_reward};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Slot<T> {
     pub entry: Entry<T>,
     /// Insertion order (larger = newer); refreshed by a duplicate insert.
     pub seq: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Store<T> {
     capacity: usize,
     slots: Vec<Slot<T>>,

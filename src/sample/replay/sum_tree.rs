@@ -42,7 +42,7 @@ pub fn check_priority(priority: f64) -> Result<f64, PriorityError> {
 }
 
 /// Priorities over `capacity` slots, all zero at creation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SumTree {
     capacity: usize,
     /// Number of leaves: `capacity` rounded up to a power of two.

@@ -1,0 +1,43 @@
+//! Ctrl-C and SIGTERM: the first one asks the run to stop after the current
+//! step (the loop then writes a checkpoint and returns
+//! [`super::run_loop::Interrupted`]); a second one exits at once with status
+//! 130, for a user who does not want to wait.
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// Installs the handlers (once per process; later calls do nothing).
+pub fn install() -> std::io::Result<()> {
+    if FLAG.get().is_some() {
+        return Ok(());
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registered first, so it sees the flag before the second handler sets it.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
+        signal_hook::flag::register(sig, flag.clone())?;
+    }
+    let _ = FLAG.set(flag);
+    Ok(())
+}
+
+/// Whether a stop was asked for (always false without [`install`]).
+pub fn requested() -> bool {
+    FLAG.get().is_some_and(|f| f.load(Ordering::SeqCst))
+}
+
+/// Asks the running loop to stop as Ctrl-C would (for tests and embedders).
+pub fn request() {
+    let _ = FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    FLAG.get().expect("set above").store(true, Ordering::SeqCst);
+}
+
+/// Clears a request (a new run in the same process).
+pub fn clear() {
+    if let Some(f) = FLAG.get() {
+        f.store(false, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,145 @@
+//! A trained run loaded back from its directory: the resolved config, the
+//! task it describes, and the policy and log Z of its newest checkpoint, in
+//! one call ([`SavedRun::load`]). What `ftb sample` and `ftb eval` use.
+//!
+//! ```
+//! use ftb::train::{config, Trainer, run_dir::RunDir, saved::SavedRun};
+//! // Train a tiny run into a directory (a few iterations of the default task).
+//! let dir = std::env::temp_dir().join(format!("ftb-doc-saved-{}", std::process::id()));
+//! let _ = std::fs::remove_dir_all(&dir);
+//! let cfg = config::load(None, &[
+//!     "env.height=4".into(), "sampling.batch=16".into(), "run.trajectories=64".into(),
+//! ])?;
+//! let mut run_dir = RunDir::create(&dir)?;
+//! run_dir.write("config.toml", cfg.to_toml().as_bytes())?;
+//! Trainer::new(cfg)?.run(Some(&mut run_dir), |_, _| {})?;
+//!
+//! // Load it: a ready policy, exact metrics, fresh samples.
+//! let saved = SavedRun::load(&dir)?;
+//! assert_eq!(saved.step, 4);
+//! let _policy = saved.policy();
+//! let samples = saved.sample(10, 0)?;
+//! assert_eq!(samples.len(), 10);
+//! assert!(samples.iter().all(|s| s.log_pt.is_some()));
+//! assert!(saved.exact_metrics().is_some());
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+use super::checkpoint;
+use super::config::{self, TrainConfig};
+use super::run_loop::TrainingTask;
+use super::trainer::Trainer;
+use crate::eval::Metrics;
+use crate::policy::GflowNetPolicy;
+use crate::sample::{Exploration, Sampler};
+use anyhow::{Context, Result, bail};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// A discrete run loaded from its directory.
+pub struct SavedRun {
+    pub dir: PathBuf,
+    /// The checkpoint loaded (the newest).
+    pub checkpoint: PathBuf,
+    /// Iterations trained when it was written.
+    pub step: u64,
+    /// A trainer of the run's config holding the checkpoint's parameters
+    /// (actors and offline data are not started: loading only evaluates).
+    pub trainer: Trainer,
+}
+
+/// One sampled object (a line of `ftb sample`'s JSONL).
+#[derive(Clone, Debug, Serialize)]
+pub struct SampledObject {
+    /// The terminal state's integers.
+    pub object: Vec<i64>,
+    pub log_reward: f64,
+    /// `ln P_F` of the trajectory that produced it.
+    pub log_pf: f64,
+    /// `ln P_T(x)`, the exact probability of sampling the object (only for
+    /// enumerated tasks).
+    pub log_pt: Option<f64>,
+}
+
+impl SavedRun {
+    /// Loads the run directory `dir` (written by `ftb train`): its
+    /// `config.toml` and its newest checkpoint. Errors name the file that is
+    /// missing, corrupt or does not fit.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config_path = dir.join("config.toml");
+        if !config_path.is_file() {
+            bail!(
+                "{} is not a run directory: it has no config.toml",
+                dir.display()
+            );
+        }
+        let mut cfg: TrainConfig = config::load(Some(&config_path), &[])?;
+        if super::env_kind::is_continuous(&cfg.env.kind) {
+            bail!(
+                "{} is a continuous run (env.kind = `{}`); loading a run supports discrete \
+                 environments",
+                dir.display(),
+                cfg.env.kind
+            );
+        }
+        // Loading evaluates and samples: no actor threads, no dataset.
+        cfg.offpolicy.actors = 0;
+        cfg.offpolicy.offline_data = String::new();
+        let ckpt_dir = checkpoint::latest(dir)?;
+        let ckpt = checkpoint::read(&ckpt_dir)?;
+        let mut trainer = Trainer::new(cfg)?;
+        ckpt.check_fingerprint(&trainer.fingerprint())?;
+        trainer
+            .learner
+            .restore(&ckpt)
+            .with_context(|| format!("loading {}", ckpt_dir.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            checkpoint: ckpt_dir,
+            step: ckpt.manifest.step,
+            trainer,
+        })
+    }
+
+    /// The trained policy (an inference snapshot).
+    pub fn policy(&self) -> GflowNetPolicy {
+        self.trainer.learner.snapshot()
+    }
+
+    /// `n` objects sampled on-policy with `seed`, with their log-reward,
+    /// trajectory `ln P_F` and (enumerated tasks) exact `ln P_T`.
+    pub fn sample(&self, n: usize, seed: u64) -> Result<Vec<SampledObject>> {
+        let t = &self.trainer;
+        let snapshot = self.policy();
+        let sampler = Sampler::new(t.task.dynamics(), t.task.reward.as_ref(), t.device.clone());
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let m = (n - out.len()).min(4096);
+            let batch =
+                sampler.sample(&snapshot, m, Exploration::default(), self.step, &mut rng)?;
+            let objects = batch.terminal_states();
+            let p_t = t.exact_probabilities_of(&objects);
+            for i in 0..batch.len() {
+                out.push(SampledObject {
+                    object: objects.row(i).to_vec(),
+                    log_reward: batch.log_rewards[i],
+                    log_pf: batch.provenance[i].behaviour_log_prob,
+                    log_pt: p_t.as_ref().map(|p| p[i].ln()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Exact metrics of the saved policy against the target (`None` when the
+    /// task is not enumerated).
+    pub fn exact_metrics(&self) -> Option<Metrics> {
+        let t = &self.trainer;
+        let model = t.exact_distribution()?;
+        Some(Metrics::compute(&model, t.target()?))
+    }
+}
