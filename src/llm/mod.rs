@@ -1,0 +1,73 @@
+//! The LLM path (issue #11): a Llama-family decoder in burn, loaded from a
+//! Hugging Face folder (`config.json` + `model.safetensors` + `tokenizer.json`)
+//! or a GGUF file, with batched KV-cached sampling that records the behaviour
+//! log-probs and the policy version each sample came from.
+//!
+//! * [`config`]: [`LlamaConfig`] from `config.json`, validated;
+//! * [`model`]: [`LlamaModel`] (RMSNorm, RoPE, GQA, SwiGLU, optional LoRA on
+//!   every projection), [`KvCache`];
+//! * [`safetensors_io`]: Hugging Face layout, read and write;
+//! * [`gguf`]: a GGUF v2/v3 reader/writer with F32/F16/Q8_0/Q4_0/Q4_1;
+//! * [`tokenizer`]: [`Tokenizer`] over `tokenizer.json`, GGUF metadata, or characters;
+//! * [`generate`]: temperature/top-k/top-p/greedy sampling with stop tokens.
+
+pub mod config;
+pub mod generate;
+pub mod gguf;
+pub mod model;
+pub mod safetensors_io;
+pub mod tokenizer;
+
+pub use config::{LlamaConfig, SUPPORTED_ARCHITECTURES};
+pub use generate::{GenerateConfig, Sample, generate};
+pub use model::{KvCache, LlamaModel, LoraConfig, Projection};
+pub use tokenizer::Tokenizer;
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong reading a model, a tokenizer or a config:
+/// each variant names the file, so a user knows which input to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is readable but its content is invalid (corrupt, truncated,
+    /// an unknown architecture, an unsupported type).
+    #[error("{path}: {what}")]
+    Format { path: PathBuf, what: String },
+    /// A tensor the architecture needs is absent.
+    #[error("{path}: missing tensor {name:?}")]
+    MissingTensor { path: PathBuf, name: String },
+    /// A tensor has a shape the config does not allow.
+    #[error("{path}: tensor {name:?} has shape {found:?}, expected {expected:?}")]
+    Shape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    /// A request that cannot be served (e.g. an empty prompt, a bad sampling setting).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl LlmError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn format(path: &Path, what: impl Into<String>) -> Self {
+        Self::Format {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
+    }
+}
