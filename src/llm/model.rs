@@ -289,7 +289,15 @@ fn hf_matrix(
     device: &Device,
 ) -> Result<Tensor<2>, LlmError> {
     let v = required(src, name, &[out, inp])?;
-    Ok(tensor2(v, [out, inp], device).transpose())
+    // Transposed on the host so the weight is contiguous in burn's layout: a
+    // transposed view makes single-row (batch 1 decoding) matmuls ~4x slower.
+    let mut t = vec![0f32; v.len()];
+    for (o, row) in v.chunks_exact(inp).enumerate() {
+        for (i, &x) in row.iter().enumerate() {
+            t[i * out + o] = x;
+        }
+    }
+    Ok(tensor2(t, [inp, out], device))
 }
 
 fn required(src: &mut dyn WeightSource, name: &str, shape: &[usize]) -> Result<Vec<f32>, LlmError> {
@@ -639,7 +647,16 @@ impl LlamaModel {
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
             Some(head) => head.forward(hidden),
-            None => linear(hidden, self.embed_tokens.val().transpose(), None),
+            None => {
+                // `h E^T` as `(E h^T)^T`: E stays contiguous (see `hf_matrix`).
+                let [b, t, h] = hidden.dims();
+                let v = self.config.vocab_size;
+                self.embed_tokens
+                    .val()
+                    .matmul(hidden.reshape([b * t, h]).transpose())
+                    .transpose()
+                    .reshape([b, t, v])
+            }
         }
     }
 }
