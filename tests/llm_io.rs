@@ -479,3 +479,102 @@ fn bad_gguf_inputs_are_errors_naming_the_file() {
     let e = load_gguf(&path, &device).unwrap_err().to_string();
     assert!(e.contains("bad.gguf") && e.contains("ggml type 13"), "{e}");
 }
+
+#[test]
+fn lora_adapters_round_trip_in_peft_format() {
+    use burn::module::Param;
+    use burn::tensor::{Distribution, Tensor};
+    use ftb::llm::model::LoraConfig;
+    use ftb::llm::peft::{load_peft_adapter, save_peft_adapter};
+    let device = Device::flex();
+    let base = || LlamaModel::random(tiny(40), 18, &device).unwrap();
+    let lora = LoraConfig {
+        target_modules: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()],
+        ..LoraConfig::all_projections(4, 8.0)
+    };
+    let mut adapted = base().with_lora(&lora).unwrap();
+    // Give B non-zero values, as training would.
+    for l in &mut adapted.layers {
+        for p in [
+            &mut l.self_attn.q_proj,
+            &mut l.self_attn.v_proj,
+            &mut l.mlp.down_proj,
+        ] {
+            let a = p.lora.as_mut().unwrap();
+            let dims = a.b.dims();
+            a.b = Param::from_tensor(Tensor::random(
+                dims,
+                Distribution::Normal(0.0, 0.3),
+                &device,
+            ));
+        }
+    }
+    assert_ne!(logits(&adapted), logits(&base()));
+    let dir = temp_dir("peft");
+    save_peft_adapter(&adapted, &dir, Some("tiny-random")).unwrap();
+
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["peft_type"], "LORA");
+    assert_eq!(config["r"], 4);
+    assert_eq!(config["lora_alpha"], 8.0);
+    assert_eq!(
+        config["target_modules"],
+        serde_json::json!(["q_proj", "v_proj", "down_proj"])
+    );
+    let file = SafetensorsWeights::open(&dir.join("adapter_model.safetensors")).unwrap();
+    let mut names = file.names();
+    names.sort();
+    assert_eq!(names.len(), 2 * 3 * 2);
+    assert_eq!(
+        names[0],
+        "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight"
+    );
+    let (shape, _) = file
+        .tensor("base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight")
+        .unwrap()
+        .unwrap();
+    assert_eq!(shape, vec![16, 4], "lora_B is [out, r] (2 kv heads x 8)");
+    let (shape, _) = file
+        .tensor("base_model.model.model.layers.1.mlp.down_proj.lora_A.weight")
+        .unwrap()
+        .unwrap();
+    assert_eq!(shape, vec![4, 64], "lora_A is [r, in]");
+
+    let loaded = load_peft_adapter(base(), &dir).unwrap();
+    // Equal up to summation order (the factors are stored transposed).
+    let diff = max_abs_diff(&logits(&loaded), &logits(&adapted));
+    assert!(diff < 1e-5, "{diff}");
+
+    // A missing adapter tensor is an error naming the file and the tensor.
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = file
+        .names()
+        .into_iter()
+        .filter(|n| !n.contains("layers.1.self_attn.q_proj.lora_B"))
+        .map(|n| {
+            let (s, v) = file.tensor(n).unwrap().unwrap();
+            (n.to_string(), s, v)
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    write_tensors(
+        &dir.join("adapter_model.safetensors"),
+        &tensors,
+        SaveDtype::F32,
+    )
+    .unwrap();
+    let e = load_peft_adapter(base(), &dir).unwrap_err();
+    assert!(
+        names_file(&e, "adapter_model.safetensors")
+            && e.to_string().contains("layers.1.self_attn.q_proj.lora_B"),
+        "{e}"
+    );
+    std::fs::remove_file(dir.join("adapter_config.json")).unwrap();
+    assert!(names_file(
+        &load_peft_adapter(base(), &dir).unwrap_err(),
+        "adapter_config.json"
+    ));
+    // A model without adapters has nothing to save.
+    assert!(save_peft_adapter(&base(), &dir, None).is_err());
+}

@@ -101,8 +101,7 @@ pub fn generate(
     let hidden = model.hidden(
         token_tensor(&tokens, b, t, &device),
         Some(&mask),
-        &mut cache,
-        true,
+        Some(&mut cache),
     );
     let mut last = hidden.narrow(1, t - 1, 1);
     let mut samples: Vec<Sample> = prompts
@@ -150,7 +149,7 @@ pub fn generate(
         if done.iter().all(|&d| d) || step + 1 == config.max_new_tokens {
             break;
         }
-        let hidden = model.hidden(token_tensor(&next, b, 1, &device), None, &mut cache, true);
+        let hidden = model.hidden(token_tensor(&next, b, 1, &device), None, Some(&mut cache));
         last = hidden;
     }
     Ok(samples)

@@ -9,12 +9,14 @@
 //! * [`safetensors_io`]: Hugging Face layout, read and write;
 //! * [`gguf`]: a GGUF v2/v3 reader/writer with F32/F16/Q8_0/Q4_0/Q4_1;
 //! * [`tokenizer`]: [`Tokenizer`] over `tokenizer.json`, GGUF metadata, or characters;
+//! * [`peft`]: LoRA adapters saved and loaded in PEFT's format;
 //! * [`generate`]: temperature/top-k/top-p/greedy sampling with stop tokens.
 
 pub mod config;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+pub mod peft;
 pub mod safetensors_io;
 pub mod tokenizer;
 

@@ -525,23 +525,19 @@ impl LlamaModel {
 
     /// Logits `[batch, seq, vocab]` of unpadded rows (no cache).
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
-        let [b, _] = tokens.dims();
-        let mut cache = KvCache::new(0, b);
-        self.logits(self.hidden(tokens, None, &mut cache, false))
+        self.logits(self.hidden(tokens, None, None))
     }
 
     /// Logits of padded rows: `mask[row * seq + i]` is true for real tokens
     /// (left or right padding). Logits at pad positions are meaningless.
     pub fn forward_masked(&self, tokens: Tensor<2, Int>, mask: &[bool]) -> Tensor<3> {
-        let [b, _] = tokens.dims();
-        let mut cache = KvCache::new(0, b);
-        self.logits(self.hidden(tokens, Some(mask), &mut cache, false))
+        self.logits(self.hidden(tokens, Some(mask), None))
     }
 
     /// Logits of `tokens` following what `cache` holds, appending their keys
     /// and values to it (incremental decoding; all new tokens real).
     pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
-        self.logits(self.hidden(tokens, None, cache, true))
+        self.logits(self.hidden(tokens, None, Some(cache)))
     }
 
     /// [`Self::forward_cached`] with a padding mask over the new tokens.
@@ -551,7 +547,7 @@ impl LlamaModel {
         mask: &[bool],
         cache: &mut KvCache,
     ) -> Tensor<3> {
-        self.logits(self.hidden(tokens, Some(mask), cache, true))
+        self.logits(self.hidden(tokens, Some(mask), Some(cache)))
     }
 
     /// A fresh cache for `batch` rows.
@@ -560,16 +556,29 @@ impl LlamaModel {
     }
 
     /// Final hidden states `[batch, seq, hidden]` (after the last RMSNorm),
-    /// optionally extending `cache`.
+    /// extending `cache` when given (the LM head is separate, [`Self::logits`],
+    /// so a sampler can apply it to the last position only).
+    ///
+    /// # Panics
+    /// When `mask` does not have `batch * seq` entries or `cache` was made
+    /// for another batch size (caller bugs, not bad input data).
     pub fn hidden(
         &self,
         tokens: Tensor<2, Int>,
         mask: Option<&[bool]>,
-        cache: &mut KvCache,
-        use_cache: bool,
+        cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
         let [b, t] = tokens.dims();
         let device = self.device();
+        let use_cache = cache.is_some();
+        let mut scratch;
+        let cache = match cache {
+            Some(c) => c,
+            None => {
+                scratch = KvCache::new(0, b);
+                &mut scratch
+            }
+        };
         assert_eq!(cache.batch(), b, "cache batch does not match the tokens");
         if let Some(m) = mask {
             assert_eq!(m.len(), b * t, "mask must have batch * seq entries");
