@@ -111,6 +111,9 @@ impl GgufValue {
     }
 }
 
+/// A dequantised tensor: dims (innermost first) and f32 values.
+pub type GgufTensor = (Vec<u64>, Vec<f32>);
+
 /// Tensor element types this module reads and writes (ggml type ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GgmlType {
@@ -399,7 +402,10 @@ impl GgufFile {
             .ok_or_else(|| format!("tensor {:?} has absurd dimensions {:?}", t.name, t.dims))?
             as usize;
         let (k, _) = ty.block();
-        if t.dims.first().is_some_and(|&d| d as usize % k != 0) {
+        if t.dims
+            .first()
+            .is_some_and(|&d| !(d as usize).is_multiple_of(k))
+        {
             return Err(format!(
                 "tensor {:?}: rows of {} values are not whole {k}-value blocks",
                 t.name, t.dims[0]
@@ -425,7 +431,7 @@ impl GgufFile {
 
     /// A tensor dequantised to f32 with its dims (innermost first); `None`
     /// when absent.
-    pub fn tensor_f32(&self, name: &str) -> Result<Option<(Vec<u64>, Vec<f32>)>, LlmError> {
+    pub fn tensor_f32(&self, name: &str) -> Result<Option<GgufTensor>, LlmError> {
         let Some(t) = self.info(name) else {
             return Ok(None);
         };

@@ -11,6 +11,37 @@
 //! * [`tokenizer`]: [`Tokenizer`] over `tokenizer.json`, GGUF metadata, or characters;
 //! * [`peft`]: LoRA adapters saved and loaded in PEFT's format;
 //! * [`generate`]: temperature/top-k/top-p/greedy sampling with stop tokens.
+//!
+//! Load and sample (here a tiny random model with a character tokenizer; a
+//! real one comes from [`gguf::load_gguf`] or [`safetensors_io::load_hf_folder`]):
+//!
+//! ```
+//! use burn::tensor::Device;
+//! use ftb::llm::{GenerateConfig, LlamaConfig, LlamaModel, Tokenizer, generate};
+//! use rand::SeedableRng;
+//!
+//! let device = Device::flex();
+//! let tokenizer = Tokenizer::chars("abc ", true)?;
+//! // vocab, hidden, MLP width, layers, query heads, key/value heads
+//! let config = LlamaConfig::tiny(tokenizer.vocab_size(), 32, 64, 2, 4, 2);
+//! let model = LlamaModel::random(config, 0, &device)?;
+//! let prompts = vec![tokenizer.encode("abc")?, tokenizer.encode("b")?];
+//! let sampling = GenerateConfig {
+//!     max_new_tokens: 6,
+//!     temperature: 0.8,
+//!     top_k: 3,
+//!     stop_tokens: tokenizer.eos_id().into_iter().collect(),
+//!     policy_version: 1,
+//!     ..GenerateConfig::default()
+//! };
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+//! let samples = generate(&model, &prompts, &sampling, &mut rng)?;
+//! for s in &samples {
+//!     assert_eq!(s.tokens.len(), s.logprobs.len());
+//!     println!("{:?} -> {:?}", tokenizer.decode(&s.prompt)?, tokenizer.decode(&s.tokens)?);
+//! }
+//! # Ok::<(), ftb::llm::LlmError>(())
+//! ```
 
 pub mod config;
 pub mod generate;

@@ -12,6 +12,9 @@ use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// A decoded tensor: shape and row-major f32 values.
+pub type ShapedTensor = (Vec<usize>, Vec<f32>);
+
 /// The tensors of one `.safetensors` file, decoded on demand.
 pub struct SafetensorsWeights {
     path: PathBuf,
@@ -52,7 +55,7 @@ impl SafetensorsWeights {
     }
 
     /// A tensor as `(shape, f32 values)`, whatever its stored float type.
-    pub fn tensor(&self, name: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>, LlmError> {
+    pub fn tensor(&self, name: &str) -> Result<Option<ShapedTensor>, LlmError> {
         let Some((dtype, shape, range)) = self.index.get(name) else {
             return Ok(None);
         };
