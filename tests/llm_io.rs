@@ -578,3 +578,34 @@ fn lora_adapters_round_trip_in_peft_format() {
     // A model without adapters has nothing to save.
     assert!(save_peft_adapter(&base(), &dir, None).is_err());
 }
+
+#[test]
+fn sharded_safetensors_folders_load_like_single_files() {
+    let device = Device::flex();
+    let model = LlamaModel::random(tiny(40), 19, &device).unwrap();
+    let dir = temp_dir("shards");
+    save_hf_folder(&model, &dir).unwrap();
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let tensors = model.named_weights();
+    let (first, second) = tensors.split_at(tensors.len() / 2);
+    let names = [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ];
+    let mut map = serde_json::Map::new();
+    for (part, name) in [first, second].iter().zip(names) {
+        write_tensors(&dir.join(name), part, SaveDtype::F32).unwrap();
+        for (t, _, _) in part.iter() {
+            map.insert(t.clone(), serde_json::json!(name));
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let back = load_hf_model(&dir, &device).unwrap();
+    assert_eq!(back.named_weights(), tensors);
+
+    // A shard missing from disk is an error naming it.
+    std::fs::remove_file(dir.join(names[1])).unwrap();
+    let e = load_hf_model(&dir, &device).unwrap_err();
+    assert!(names_file(&e, names[1]), "{e}");
+}

@@ -1,4 +1,5 @@
 //! Hugging Face layout: a folder with `config.json`, `model.safetensors`
+//! (or shards listed in `model.safetensors.index.json`)
 //! and (optionally) `tokenizer.json`. Reads F32/F16/BF16 tensors as f32;
 //! writes F32 (or F16/BF16, to test the conversions) under the same names, so
 //! a model saved here loads in `transformers` and back here unchanged.
@@ -168,10 +169,99 @@ pub fn save_hf_folder(model: &LlamaModel, dir: &Path) -> Result<(), LlmError> {
     save_safetensors(model, &dir.join("model.safetensors"), SaveDtype::F32)
 }
 
-/// Loads `config.json` + `model.safetensors` from a Hugging Face folder.
+/// The weights of a Hugging Face folder: `model.safetensors`, or the shards
+/// listed in `model.safetensors.index.json` (larger models).
+pub struct HfWeights {
+    /// The single file or the index (named in missing-tensor errors).
+    path: PathBuf,
+    files: Vec<SafetensorsWeights>,
+    /// Tensor name -> index in `files` (shards only).
+    map: HashMap<String, usize>,
+}
+
+impl HfWeights {
+    /// Opens `dir/model.safetensors`, else the sharded layout.
+    pub fn open_dir(dir: &Path) -> Result<Self, LlmError> {
+        let single = dir.join("model.safetensors");
+        let index_path = dir.join("model.safetensors.index.json");
+        if single.exists() || !index_path.exists() {
+            return Ok(Self {
+                files: vec![SafetensorsWeights::open(&single)?],
+                path: single,
+                map: HashMap::new(),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Index {
+            weight_map: HashMap<String, String>,
+        }
+        let text =
+            std::fs::read_to_string(&index_path).map_err(|e| LlmError::io(&index_path, e))?;
+        let index: Index = serde_json::from_str(&text).map_err(|e| {
+            LlmError::format(&index_path, format!("not a valid safetensors index: {e}"))
+        })?;
+        let mut shards: Vec<String> = index.weight_map.values().cloned().collect();
+        shards.sort();
+        shards.dedup();
+        if let Some(bad) = shards.iter().find(|s| s.contains('/') || s.contains('\\')) {
+            return Err(LlmError::format(
+                &index_path,
+                format!("shard {bad:?} is not a file name"),
+            ));
+        }
+        let files = shards
+            .iter()
+            .map(|s| SafetensorsWeights::open(&dir.join(s)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let map = index
+            .weight_map
+            .into_iter()
+            .map(|(name, shard)| {
+                let i = shards.binary_search(&shard).expect("listed shard");
+                (name, i)
+            })
+            .collect();
+        Ok(Self {
+            path: index_path,
+            files,
+            map,
+        })
+    }
+}
+
+impl WeightSource for HfWeights {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Option<Vec<f32>>, LlmError> {
+        let i = if self.map.is_empty() {
+            0
+        } else {
+            match self.map.get(name) {
+                Some(&i) => i,
+                None => return Ok(None),
+            }
+        };
+        match self.files[i].get(name, shape)? {
+            Some(v) => Ok(Some(v)),
+            None if self.map.is_empty() => Ok(None),
+            None => Err(LlmError::format(
+                self.files[i].path(),
+                format!(
+                    "tensor {name:?} is listed in {} but absent",
+                    self.path.display()
+                ),
+            )),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Loads `config.json` + `model.safetensors` (or its shards) from a Hugging
+/// Face folder.
 pub fn load_hf_model(dir: &Path, device: &Device) -> Result<LlamaModel, LlmError> {
     let config = LlamaConfig::from_file(&dir.join("config.json"))?;
-    let mut weights = SafetensorsWeights::open(&dir.join("model.safetensors"))?;
+    let mut weights = HfWeights::open_dir(dir)?;
     LlamaModel::from_source(config, &mut weights, device)
 }
 
