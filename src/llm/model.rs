@@ -70,20 +70,29 @@ impl Projection {
         }
     }
 
-    /// `x W + b (+ adapter)` over the last dimension.
+    /// `x W + b (+ adapter)` over the last dimension. The leading dimensions
+    /// are flattened first: one 2-D matmul per projection for the whole batch
+    /// (measured ~40% faster than burn's batched 3-D `linear` for one row).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let dims = x.dims();
+        let [inp, out] = self.dims();
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let x: Tensor<2> = x.reshape([rows, inp]);
         let base = linear(
             x.clone(),
             self.weight.val(),
             self.bias.as_ref().map(Param::val),
         );
-        match &self.lora {
+        let y = match &self.lora {
             None => base,
             Some(l) => {
-                let low = linear(linear(x, l.a.val(), None), l.b.val(), None);
+                let low = x.matmul(l.a.val()).matmul(l.b.val());
                 base + low.mul_scalar(l.scale)
             }
-        }
+        };
+        let mut out_dims = dims;
+        out_dims[D - 1] = out;
+        y.reshape(out_dims)
     }
 
     /// `[in, out]`.
