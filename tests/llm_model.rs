@@ -350,3 +350,29 @@ fn full_fine_tuning_moves_every_weight() {
     assert!(model.embed_tokens.val().grad(&grads).is_some());
     let _ = model.valid();
 }
+
+#[test]
+fn merged_lora_gives_the_adapted_logits_without_adapters() {
+    use burn::module::Param;
+    use burn::tensor::Distribution;
+    let device = Device::flex();
+    let mut model = LlamaModel::random(tiny(21), 10, &device)
+        .unwrap()
+        .with_lora(&LoraConfig::all_projections(3, 6.0))
+        .unwrap();
+    for l in &mut model.layers {
+        let a = l.mlp.up_proj.lora.as_mut().unwrap();
+        let dims = a.b.dims();
+        a.b = Param::from_tensor(Tensor::random(
+            dims,
+            Distribution::Normal(0.0, 0.5),
+            &device,
+        ));
+    }
+    let x = tokens(&[vec![2, 4, 6, 8]], &device);
+    let adapted = values(model.forward(x.clone()));
+    let merged = model.merge_lora();
+    assert!(merged.layers.iter().all(|l| l.mlp.up_proj.lora.is_none()));
+    let diff = max_abs_diff(&values(merged.forward(x)), &adapted);
+    assert!(diff < 1e-5, "{diff}");
+}

@@ -532,6 +532,29 @@ impl LlamaModel {
         Ok(self)
     }
 
+    /// Folds every adapter into its base weight (`W + (alpha/r) A B`) and
+    /// drops it: an inference model that saves with [`Self::named_weights`]
+    /// (which writes base weights only) as a plain checkpoint.
+    pub fn merge_lora(mut self) -> Self {
+        for layer in &mut self.layers {
+            for proj in [
+                &mut layer.self_attn.q_proj,
+                &mut layer.self_attn.k_proj,
+                &mut layer.self_attn.v_proj,
+                &mut layer.self_attn.o_proj,
+                &mut layer.mlp.gate_proj,
+                &mut layer.mlp.up_proj,
+                &mut layer.mlp.down_proj,
+            ] {
+                if let Some(l) = proj.lora.take() {
+                    let delta = l.a.val().matmul(l.b.val()).mul_scalar(l.scale);
+                    proj.weight = Param::from_tensor(proj.weight.val() + delta);
+                }
+            }
+        }
+        self
+    }
+
     /// Logits `[batch, seq, vocab]` of unpadded rows (no cache).
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
         self.logits(self.hidden(tokens, None, None))
