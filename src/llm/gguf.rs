@@ -32,7 +32,9 @@ const DEFAULT_ALIGNMENT: u64 = 32;
 /// Values per quantisation block (Q8_0, Q4_0, Q4_1).
 pub const QK: usize = 32;
 
-/// A metadata value (every GGUF value type).
+/// A metadata value (every GGUF value type; variants named after the type
+/// they hold).
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum GgufValue {
     U8(u8),
@@ -114,7 +116,9 @@ impl GgufValue {
 /// A dequantised tensor: dims (innermost first) and f32 values.
 pub type GgufTensor = (Vec<u64>, Vec<f32>);
 
-/// Tensor element types this module reads and writes (ggml type ids).
+/// Tensor element types this module reads and writes (ggml type ids;
+/// variants named as in ggml).
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GgmlType {
     F32 = 0,

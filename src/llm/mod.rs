@@ -43,6 +43,8 @@
 //! # Ok::<(), ftb::llm::LlmError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod generate;
 pub mod gguf;
@@ -65,23 +67,39 @@ pub enum LlmError {
     /// The file could not be opened or read.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
     /// The file is readable but its content is invalid (corrupt, truncated,
     /// an unknown architecture, an unsupported type).
     #[error("{path}: {what}")]
-    Format { path: PathBuf, what: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
     /// A tensor the architecture needs is absent.
     #[error("{path}: missing tensor {name:?}")]
-    MissingTensor { path: PathBuf, name: String },
+    MissingTensor {
+        /// The weight file (or shard index).
+        path: PathBuf,
+        /// The tensor's name (Hugging Face naming).
+        name: String,
+    },
     /// A tensor has a shape the config does not allow.
     #[error("{path}: tensor {name:?} has shape {found:?}, expected {expected:?}")]
     Shape {
+        /// The weight file.
         path: PathBuf,
+        /// The tensor's name as stored in the file.
         name: String,
+        /// The shape the config implies (the file's own dimension order).
         expected: Vec<usize>,
+        /// The shape in the file.
         found: Vec<usize>,
     },
     /// A request that cannot be served (e.g. an empty prompt, a bad sampling setting).

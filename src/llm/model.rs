@@ -127,29 +127,43 @@ impl RmsNorm {
 /// Grouped-query self-attention.
 #[derive(Module, Debug)]
 pub struct Attention {
+    /// `hidden -> n_heads * head_dim`.
     pub q_proj: Projection,
+    /// `hidden -> n_kv_heads * head_dim`.
     pub k_proj: Projection,
+    /// `hidden -> n_kv_heads * head_dim`.
     pub v_proj: Projection,
+    /// `n_heads * head_dim -> hidden`.
     pub o_proj: Projection,
+    /// Query heads.
     pub n_heads: usize,
+    /// Key/value heads (each shared by `n_heads / n_kv_heads` query heads).
     pub n_kv_heads: usize,
+    /// Width of one head.
     pub head_dim: usize,
 }
 
 /// SwiGLU feed-forward: `down(silu(gate(x)) * up(x))`.
 #[derive(Module, Debug)]
 pub struct Mlp {
+    /// `hidden -> intermediate`, through SiLU.
     pub gate_proj: Projection,
+    /// `hidden -> intermediate`, the gated branch.
     pub up_proj: Projection,
+    /// `intermediate -> hidden`.
     pub down_proj: Projection,
 }
 
 /// One pre-norm decoder block.
 #[derive(Module, Debug)]
 pub struct DecoderLayer {
+    /// Before attention.
     pub input_layernorm: RmsNorm,
+    /// Causal self-attention.
     pub self_attn: Attention,
+    /// Before the MLP.
     pub post_attention_layernorm: RmsNorm,
+    /// The feed-forward.
     pub mlp: Mlp,
 }
 
@@ -159,10 +173,13 @@ pub struct DecoderLayer {
 pub struct LlamaModel {
     /// `[vocab, hidden]`.
     pub embed_tokens: Param<Tensor<2>>,
+    /// The decoder blocks.
     pub layers: Vec<DecoderLayer>,
+    /// Final RMSNorm before the head.
     pub norm: RmsNorm,
     /// `None`: tied to `embed_tokens`.
     pub lm_head: Option<Projection>,
+    /// The hyper-parameters it was built from (saved as `config.json`).
     #[module(skip)]
     pub config: LlamaConfig,
 }

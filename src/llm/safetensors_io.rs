@@ -106,7 +106,8 @@ impl WeightSource for SafetensorsWeights {
     }
 }
 
-/// Float type of a written file.
+/// Float type of a written file (variants named as safetensors' dtypes).
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaveDtype {
     F32,

@@ -16,6 +16,7 @@ use tokenizers::{AddedToken, DecoderWrapper, PreTokenizerWrapper};
 pub enum Tokenizer {
     /// The `tokenizers` crate (from `tokenizer.json` or GGUF metadata).
     Hf {
+        /// The tokenizer itself.
         inner: Box<tokenizers::Tokenizer>,
         /// Where it came from (for errors).
         source: PathBuf,
@@ -26,6 +27,7 @@ pub enum Tokenizer {
     },
     /// One token per character, ids in `chars` order.
     Chars {
+        /// The vocabulary: id `i` is `chars[i]`.
         chars: Vec<char>,
         /// End-of-sequence id, when the vocabulary has one (beyond the chars).
         eos: Option<u32>,
