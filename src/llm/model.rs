@@ -609,8 +609,9 @@ impl LlamaModel {
     /// so a sampler can apply it to the last position only).
     ///
     /// # Panics
-    /// When `mask` does not have `batch * seq` entries or `cache` was made
-    /// for another batch size (caller bugs, not bad input data).
+    /// When `mask` does not have `batch * seq` entries, `cache` was made for
+    /// another batch size or model, or a token id is not below the vocabulary
+    /// size (caller bugs, not bad input data; [`super::generate`] checks ids).
     pub fn hidden(
         &self,
         tokens: Tensor<2, Int>,
@@ -629,6 +630,10 @@ impl LlamaModel {
             }
         };
         assert_eq!(cache.batch(), b, "cache batch does not match the tokens");
+        assert!(
+            !use_cache || cache.layers.len() == self.layers.len(),
+            "cache made for a model with another number of layers"
+        );
         if let Some(m) = mask {
             assert_eq!(m.len(), b * t, "mask must have batch * seq entries");
         }
