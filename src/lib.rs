@@ -9,6 +9,7 @@
 //! * [`divergence`]: the f family, DevGrad, tempering, schedules (pure f64);
 //! * [`env`]: batched stateless environments, rewards, the conformance suite;
 //! * [`eval`]: exact terminating distributions and metrics;
+//! * [`llm`]: a Llama-family decoder, its loaders (safetensors, GGUF) and sampler;
 //! * [`objective`]: residual tensors in, scalar autodiff loss out;
 //! * [`verify`]: numerical checks of the theorems on categorical problems.
 
@@ -17,6 +18,7 @@ pub mod continuous;
 pub mod divergence;
 pub mod env;
 pub mod eval;
+pub mod llm;
 pub mod numerics;
 pub mod objective;
 pub mod plot;
