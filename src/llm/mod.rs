@@ -46,9 +46,11 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod exact;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+pub mod objective;
 pub mod peft;
 pub mod safetensors_io;
 pub mod tokenizer;
