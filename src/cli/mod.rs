@@ -5,6 +5,8 @@ mod divergences;
 mod eval;
 mod experiment;
 mod gradvar;
+#[allow(dead_code)]
+mod llm_train;
 mod measures_table;
 mod sample;
 mod train;

@@ -47,13 +47,16 @@
 
 pub mod config;
 pub mod exact;
+pub mod experiment;
 pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod objective;
 pub mod peft;
 pub mod safetensors_io;
+pub mod task;
 pub mod tokenizer;
+pub mod train;
 
 pub use config::{LlamaConfig, SUPPORTED_ARCHITECTURES};
 pub use generate::{GenerateConfig, Sample, generate};

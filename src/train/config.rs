@@ -213,6 +213,20 @@ impl std::fmt::Display for ExactEval {
 /// Reads a TOML config (the embedded default when `path` is None) and applies
 /// `key=value` overrides (dotted keys, TOML values; bare words are strings).
 pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<TrainConfig> {
+    let (cfg, origin) = load_toml::<TrainConfig>(DEFAULT_CONFIG, path, overrides)?;
+    cfg.validate().with_context(|| format!("in {origin}"))?;
+    Ok(cfg)
+}
+
+/// Reads a TOML config over an embedded default (`default`, whose keys the
+/// file may omit), applies `key=value` overrides and deserialises it; every
+/// error names its key and whether it came from the file or a `--set`.
+/// Returns the config and where it came from (for later errors).
+pub fn load_toml<T: serde::de::DeserializeOwned>(
+    default: &str,
+    path: Option<&Path>,
+    overrides: &[String],
+) -> Result<(T, String)> {
     let (text, origin) = match path {
         Some(p) => (
             std::fs::read_to_string(p)
@@ -220,7 +234,7 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<TrainConfig> {
             p.display().to_string(),
         ),
         None => (
-            DEFAULT_CONFIG.to_string(),
+            default.to_string(),
             "the embedded default config".to_string(),
         ),
     };
@@ -231,33 +245,29 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<TrainConfig> {
     for o in overrides {
         set_keys.push(apply_override(&mut table, o)?);
     }
-    let base: toml::Table = DEFAULT_CONFIG
-        .parse()
-        .expect("embedded config is valid TOML");
+    let base: toml::Table = default.parse().expect("embedded config is valid TOML");
     let merged = merge(base, table);
     // The path of the failing key, so every type or name error says which key.
-    let cfg: TrainConfig =
-        serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
-            let path = e.path().to_string();
-            // A `--set` of this key (or, for an unknown key, of one below this section).
-            let by_set = set_keys.iter().find(|k| {
-                **k == path
-                    || path == "."
-                    || k.strip_prefix(path.as_str())
-                        .is_some_and(|r| r.starts_with('.'))
-            });
-            let at = if path == "." {
-                "the top level".to_string()
-            } else {
-                format!("`{path}`")
-            };
-            match by_set {
-                Some(k) => anyhow::anyhow!("--set {k}: at {at}: {}", e.inner().message()),
-                None => anyhow::anyhow!("in {origin}: at {at}: {}", e.inner().message()),
-            }
-        })?;
-    cfg.validate().with_context(|| format!("in {origin}"))?;
-    Ok(cfg)
+    let cfg: T = serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+        let path = e.path().to_string();
+        // A `--set` of this key (or, for an unknown key, of one below this section).
+        let by_set = set_keys.iter().find(|k| {
+            **k == path
+                || path == "."
+                || k.strip_prefix(path.as_str())
+                    .is_some_and(|r| r.starts_with('.'))
+        });
+        let at = if path == "." {
+            "the top level".to_string()
+        } else {
+            format!("`{path}`")
+        };
+        match by_set {
+            Some(k) => anyhow::anyhow!("--set {k}: at {at}: {}", e.inner().message()),
+            None => anyhow::anyhow!("in {origin}: at {at}: {}", e.inner().message()),
+        }
+    })?;
+    Ok((cfg, origin))
 }
 
 /// Keys present in `over` replace those in `base`, recursively; missing keys
