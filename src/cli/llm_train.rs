@@ -82,14 +82,21 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             .expect("valid template"),
     );
     let start = std::time::Instant::now();
-    let points = run(&mut trainer, Some(&mut run_dir), |p: &LlmEvalPoint, _| {
+    let result = run(&mut trainer, Some(&mut run_dir), |p: &LlmEvalPoint, _| {
         bar.set_position(p.iteration);
         bar.set_message(format!(
             "KL {:.4}  L1 {:.4}  E[r] {:.3}",
             p.kl, p.l1, p.expected_reward
         ));
-    })?;
+    });
     bar.finish_and_clear();
+    let points = match result {
+        Err(e) if e.downcast_ref::<crate::train::Interrupted>().is_some() => {
+            eprintln!("interrupted: {e:#}");
+            return Ok(ExitCode::from(130));
+        }
+        other => other?,
+    };
     let first = points.first().expect("an initial evaluation");
     let last = points.last().expect("a final evaluation");
     let summary = serde_json::json!({
