@@ -5,6 +5,7 @@ mod divergences;
 mod eval;
 mod experiment;
 mod gradvar;
+mod llm;
 mod measures_table;
 mod sample;
 mod train;
@@ -55,6 +56,8 @@ enum Command {
     Gradvar(gradvar::Args),
     /// List the divergence members, or evaluate one at given residuals.
     Divergences(divergences::Args),
+    /// Large language models: generate text from a GGUF file or a Hugging Face folder.
+    Llm(llm::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -68,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Divergences(args) => divergences::run(args),
         Command::Experiment(args) => experiment::run(args),
         Command::Gradvar(args) => gradvar::run(args),
+        Command::Llm(args) => llm::run(args),
     };
     match result {
         Ok(code) => code,
