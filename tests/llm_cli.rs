@@ -81,18 +81,18 @@ fn greedy_generate_prints_what_the_library_generates() {
         model_arg,
         "--prompt",
         PROMPT,
-        "--temperature",
-        "0",
         "--max-new-tokens",
         "12",
     ];
-    let out = ftb(&common);
+    let mut greedy = common.to_vec();
+    greedy.extend(["--temperature", "0"]);
+    let out = ftb(&greedy);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stderr: {stderr}");
     assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{text}\n"));
     assert!(stderr.contains("tokens/s"), "{stderr}");
 
-    let mut json_args = common.to_vec();
+    let mut json_args = greedy.clone();
     json_args.push("--json");
     let out = ftb(&json_args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
