@@ -30,6 +30,10 @@ use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The allocator of the `ftb` binary, so the numbers match `ftb llm generate`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PROMPT_LEN: usize = 8;
 const NEW_TOKENS: usize = 32;
 
@@ -59,7 +63,11 @@ fn median_range(mut xs: Vec<f64>) -> (f64, f64, f64) {
 
 fn random_rows(rng: &mut ChaCha8Rng, n: usize, len: usize, vocab: usize) -> Vec<Vec<u32>> {
     (0..n)
-        .map(|_| (0..len).map(|_| rng.random_range(0..vocab as u32)).collect())
+        .map(|_| {
+            (0..len)
+                .map(|_| rng.random_range(0..vocab as u32))
+                .collect()
+        })
         .collect()
 }
 
@@ -166,9 +174,7 @@ fn smollm2_path() -> Option<PathBuf> {
     let cache = std::env::var_os("FTB_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ftb")))?;
-    let path = cache
-        .join("models")
-        .join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = cache.join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf");
     path.is_file().then_some(path)
 }
 
@@ -180,9 +186,7 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map_or(5, |s| s.parse().expect("--repeats N"));
     let skip_smollm2 = args.iter().any(|a| a == "--skip-smollm2");
-    let only = |part: &str| {
-        !args.iter().any(|a| a == "--only") || args.iter().any(|a| a == part)
-    };
+    let only = |part: &str| !args.iter().any(|a| a == "--only") || args.iter().any(|a| a == part);
 
     println!(
         "prompt {PROMPT_LEN} tokens, {NEW_TOKENS} new/response tokens per row, \

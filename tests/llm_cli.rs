@@ -95,7 +95,11 @@ fn greedy_generate_prints_what_the_library_generates() {
     let mut json_args = greedy.clone();
     json_args.push("--json");
     let out = ftb(&json_args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{stdout}");
@@ -119,9 +123,21 @@ fn greedy_generate_prints_what_the_library_generates() {
 
     // Several sampled continuations: one JSON line each, all as long as allowed or ending at EOS.
     let mut sampled = common.to_vec();
-    sampled.extend(["--temperature", "1", "--samples", "3", "--seed", "4", "--json"]);
+    sampled.extend([
+        "--temperature",
+        "1",
+        "--samples",
+        "3",
+        "--seed",
+        "4",
+        "--json",
+    ]);
     let out = ftb(&sampled);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 3, "{stdout}");
     for line in stdout.lines() {
@@ -198,9 +214,16 @@ fn an_adapter_changes_the_output_as_the_library_does() {
     let device = Device::flex();
     let (base, tokenizer) = load_hf_folder(&dir, &device).unwrap();
     // A trained-looking adapter: B non-zero, so it changes the logits.
-    let mut tuned = base.clone().with_lora(&LoraConfig::all_projections(4, 8.0)).unwrap();
+    let mut tuned = base
+        .clone()
+        .with_lora(&LoraConfig::all_projections(4, 8.0))
+        .unwrap();
     for l in &mut tuned.layers {
-        for p in [&mut l.self_attn.q_proj, &mut l.mlp.down_proj, &mut l.mlp.up_proj] {
+        for p in [
+            &mut l.self_attn.q_proj,
+            &mut l.mlp.down_proj,
+            &mut l.mlp.up_proj,
+        ] {
             let lora = p.lora.as_mut().unwrap();
             let shape = lora.b.val().dims();
             lora.b = Param::from_tensor(Tensor::random(
@@ -238,7 +261,11 @@ fn an_adapter_changes_the_output_as_the_library_does() {
     )
     .unwrap()
     .remove(0);
-    assert_ne!(run(&base), expected.raw_logprobs, "the adapter changes the model");
+    assert_ne!(
+        run(&base),
+        expected.raw_logprobs,
+        "the adapter changes the model"
+    );
 
     let out = ftb(&[
         "llm",
@@ -255,7 +282,11 @@ fn an_adapter_changes_the_output_as_the_library_does() {
         "10",
         "--json",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let tokens: Vec<u32> = serde_json::from_value(v["tokens"].clone()).unwrap();
     assert_eq!(tokens, expected.tokens);

@@ -208,10 +208,7 @@ fn run_generate(args: GenerateArgs) -> Result<ExitCode> {
             println!("{line}");
         } else {
             if args.samples > 1 {
-                println!(
-                    "=== sample {i} ({} tokens, {finish}) ===",
-                    s.tokens.len()
-                );
+                println!("=== sample {i} ({} tokens, {finish}) ===", s.tokens.len());
             }
             println!("{text}");
         }
