@@ -13,7 +13,7 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   ftb llm train                                       the embedded default (configs/llm.toml):
-                                                      f-TB Hellinger on the letter task, ~1 minute
+                                                      f-TB Hellinger on the letter task, seconds
   ftb llm train --set objective.divergence=alpha:0 --set sampling.lag=10
   ftb llm train --set objective.name=rloo --set sampling.source=keyed
 

@@ -5,7 +5,7 @@ mod divergences;
 mod eval;
 mod experiment;
 mod gradvar;
-#[allow(dead_code)]
+mod llm;
 mod llm_train;
 mod measures_table;
 mod sample;
@@ -33,6 +33,8 @@ const EXAMPLES: &str = "Examples:
   ftb train --resume runs/tb-reverse-kl-seed0      continue a run from its newest checkpoint
   ftb sample --run runs/tb-reverse-kl-seed0 -n 1000
   ftb eval --run runs/tb-reverse-kl-seed0
+  ftb llm train                               tune a tiny Llama with f-TB on an exactly evaluable task
+  ftb llm generate --model model.gguf --prompt 'The capital of France is' 
   ftb verify                                  check the theorems for every member
   ftb divergences                             list members with L and L' at a few points
   ftb divergences --eval hellinger --delta -2,0.5,3 --json";
@@ -57,6 +59,8 @@ enum Command {
     Gradvar(gradvar::Args),
     /// List the divergence members, or evaluate one at given residuals.
     Divergences(divergences::Args),
+    /// Large language models: tune with f-TB (train, experiment), generate text from a GGUF file or a Hugging Face folder.
+    Llm(llm::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -70,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Divergences(args) => divergences::run(args),
         Command::Experiment(args) => experiment::run(args),
         Command::Gradvar(args) => gradvar::run(args),
+        Command::Llm(args) => llm::run(args),
     };
     match result {
         Ok(code) => code,
