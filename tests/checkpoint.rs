@@ -586,3 +586,65 @@ fn sample_and_eval_read_a_saved_run() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&empty);
 }
+
+#[test]
+fn sample_and_eval_read_a_saved_continuous_run() {
+    let dir = tmp("gmm-sample");
+    let out = ftb()
+        .args(["train", "--quiet", "--out"])
+        .arg(&dir)
+        .args([
+            "--set",
+            "env.kind=gmm",
+            "--set",
+            "sampling.batch=32",
+            "--set",
+            "policy.hidden=32",
+            "--set",
+            "continuous.eval_samples=2000",
+            "--set",
+            "run.trajectories=320",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ftb()
+        .args(["sample", "--run"])
+        .arg(&dir)
+        .args(["-n", "100"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("samples.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 100);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["point"].as_array().unwrap().len() == 2
+                && l["log_reward"].as_f64().is_some()
+                && l["log_pf"].as_f64().is_some())
+    );
+    let out = ftb().args(["eval", "--run"]).arg(&dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
+    let jsd = eval["jsd"].as_f64().unwrap();
+    assert!(jsd > 0.0 && jsd < 0.7, "{jsd}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

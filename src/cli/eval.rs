@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 Re-computes, from the saved parameters, the exact terminating distribution
 P_T and its distance to the target p* (the task must be enumerable, as
-run.exact allows). Printed and written to RUN_DIR/eval.json.")]
+run.exact allows); for a continuous sampler, the grid JSD to the target from
+continuous.eval_samples fresh samples. Printed and written to RUN_DIR/eval.json.")]
 pub struct Args {
     /// Run directory written by `ftb train`.
     #[arg(long)]
@@ -20,6 +21,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let config = crate::train::config::load(Some(&args.run.join("config.toml")), &[]);
+    if let Ok(cfg) = &config
+        && crate::train::env_kind::is_continuous(&cfg.env.kind)
+    {
+        return eval_continuous(args, cfg.continuous.eval_samples);
+    }
     let saved = SavedRun::load(&args.run)?;
     let Some(m) = saved.exact_metrics() else {
         bail!(
@@ -59,5 +66,31 @@ pub fn run(args: Args) -> Result<ExitCode> {
     ] {
         println!("{k:<27}  {v}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ftb eval` of a continuous run: the grid JSD to the target from
+/// `continuous.eval_samples` fresh samples, with a perfect sampler's floor.
+fn eval_continuous(args: Args, n: usize) -> Result<ExitCode> {
+    let mut saved = crate::train::saved::SavedContinuousRun::load(&args.run)?;
+    let (jsd, floor) = saved.jsd(n, 0)?;
+    let out = serde_json::json!({
+        "checkpoint": saved.checkpoint,
+        "iterations_trained": saved.step,
+        "jsd": jsd,
+        "jsd_floor": floor,
+        "samples": n,
+        "log_z_learned": saved.trainer.learner.log_z.get(),
+        "log_z_true": saved.trainer.problem.log_z(),
+    });
+    write_atomic(
+        &args.run.join("eval.json"),
+        serde_json::to_string_pretty(&out)?.as_bytes(),
+    )?;
+    println!(
+        "grid JSD {jsd:.5} (floor {floor:.5} with {n} samples), checkpoint {} (iteration {})",
+        saved.checkpoint.display(),
+        saved.step
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -13,7 +13,8 @@ use std::process::ExitCode;
 
 Each line of the JSONL: the object (its state integers), its log-reward, the
 log P_F of the trajectory that produced it, and (for enumerated tasks) its
-exact log P_T. A summary is printed and written next to it.")]
+exact log P_T. For a continuous sampler: the terminal point, its log-reward and
+the log P_F of its trajectory. A summary is printed and written next to it.")]
 pub struct Args {
     /// Run directory written by `ftb train`.
     #[arg(long)]
@@ -30,6 +31,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let config = crate::train::config::load(Some(&args.run.join("config.toml")), &[]);
+    if let Ok(cfg) = &config
+        && crate::train::env_kind::is_continuous(&cfg.env.kind)
+    {
+        return sample_continuous(args);
+    }
     let saved = SavedRun::load(&args.run)?;
     let samples = saved.sample(args.n, args.seed)?;
     let out = args.out.unwrap_or_else(|| args.run.join("samples.jsonl"));
@@ -81,5 +88,41 @@ pub fn run(args: Args) -> Result<ExitCode> {
     ] {
         println!("{k:<17}  {v}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ftb sample` of a continuous run: terminal points, log-reward, `ln pi_F`.
+fn sample_continuous(args: Args) -> Result<ExitCode> {
+    let saved = crate::train::saved::SavedContinuousRun::load(&args.run)?;
+    let samples = saved.sample(args.n, args.seed)?;
+    let out = args.out.unwrap_or_else(|| args.run.join("samples.jsonl"));
+    let mut text = String::new();
+    for s in &samples {
+        text.push_str(&serde_json::to_string(s)?);
+        text.push('\n');
+    }
+    write_atomic(&out, text.as_bytes())?;
+    let n = samples.len().max(1) as f64;
+    let mean_log_r = samples.iter().map(|s| s.log_reward).sum::<f64>() / n;
+    let summary = serde_json::json!({
+        "run": args.run,
+        "checkpoint": saved.checkpoint,
+        "iterations_trained": saved.step,
+        "samples": samples.len(),
+        "seed": args.seed,
+        "mean_log_reward": mean_log_r,
+        "output": out,
+    });
+    write_atomic(
+        &out.with_extension("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    println!(
+        "{} points from {} (iteration {}), mean ln R {mean_log_r:.4}, written to {}",
+        samples.len(),
+        saved.checkpoint.display(),
+        saved.step,
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

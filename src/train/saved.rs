@@ -28,6 +28,7 @@
 
 use super::checkpoint;
 use super::config::{self, TrainConfig};
+use super::continuous::ContinuousTrainer;
 use super::run_loop::TrainingTask;
 use super::trainer::Trainer;
 use crate::eval::Metrics;
@@ -51,6 +52,102 @@ pub struct SavedRun {
     pub trainer: Trainer,
 }
 
+/// The resolved config of a run directory.
+fn run_config(dir: &Path) -> Result<TrainConfig> {
+    let config_path = dir.join("config.toml");
+    if !config_path.is_file() {
+        bail!(
+            "{} is not a run directory: it has no config.toml",
+            dir.display()
+        );
+    }
+    config::load(Some(&config_path), &[])
+}
+
+/// Restores the learner of `task` from the newest checkpoint of `dir`
+/// (after checking it fits): its directory and step.
+fn restore_newest<T: TrainingTask>(dir: &Path, task: &mut T) -> Result<(PathBuf, u64)> {
+    let ckpt_dir = checkpoint::latest(dir)?;
+    let ckpt = checkpoint::read(&ckpt_dir)?;
+    ckpt.check_fingerprint(&task.fingerprint())?;
+    task.learner_mut()
+        .restore(&ckpt)
+        .with_context(|| format!("loading {}", ckpt_dir.display()))?;
+    Ok((ckpt_dir, ckpt.manifest.step))
+}
+
+/// A continuous-sampler run loaded from its directory.
+pub struct SavedContinuousRun {
+    pub dir: PathBuf,
+    /// The checkpoint loaded (the newest).
+    pub checkpoint: PathBuf,
+    /// Iterations trained when it was written.
+    pub step: u64,
+    /// A trainer of the run's config holding the checkpoint's parameters.
+    pub trainer: ContinuousTrainer,
+}
+
+/// One sampled point of a continuous run (a line of `ftb sample`'s JSONL).
+#[derive(Clone, Debug, Serialize)]
+pub struct SampledPoint {
+    /// The terminal point `x_T`.
+    pub point: [f64; 2],
+    /// `ln R(x_T)` (the diffusion sampler: `r(x_T) / beta`).
+    pub log_reward: f64,
+    /// `ln pi_F` of the trajectory that produced it.
+    pub log_pf: f64,
+}
+
+impl SavedContinuousRun {
+    /// Loads a continuous run directory (its `config.toml` and newest checkpoint).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let cfg = run_config(dir)?;
+        if !super::env_kind::is_continuous(&cfg.env.kind) {
+            bail!("{} is a discrete run: load it with SavedRun", dir.display());
+        }
+        let mut trainer = ContinuousTrainer::new(cfg)?;
+        let (checkpoint, step) = restore_newest(dir, &mut trainer)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            checkpoint,
+            step,
+            trainer,
+        })
+    }
+
+    /// `n` trajectories of the trained policy with `seed` (no exploration
+    /// noise): terminal points, log-rewards and trajectory `ln pi_F`.
+    pub fn sample(&self, n: usize, seed: u64) -> Result<Vec<SampledPoint>> {
+        let t = &self.trainer;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let m = (n - out.len()).min(4096);
+            let traj = t.sample(m, 0.0, &mut rng)?;
+            let scored = t.problem.score(&t.learner.policy, &traj, &t.device);
+            let log_pf = crate::objective::surrogate::tensor_to_f64(scored.log_pf.detach());
+            for (i, p) in traj.terminals().into_iter().enumerate() {
+                out.push(SampledPoint {
+                    point: p,
+                    log_reward: scored.log_r[i],
+                    log_pf: log_pf[i],
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The grid Jensen-Shannon divergence to the target from `n` fresh
+    /// samples drawn with `seed`, and the floor a perfect sampler reaches
+    /// with as many samples.
+    pub fn jsd(&mut self, n: usize, seed: u64) -> Result<(f64, f64)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let d = self.trainer.jsd(n, &mut rng)?;
+        let floor = crate::continuous::metric::jsd_floor(self.trainer.target_mass(), n, &mut rng);
+        Ok((d, floor))
+    }
+}
+
 /// One sampled object (a line of `ftb sample`'s JSONL).
 #[derive(Clone, Debug, Serialize)]
 pub struct SampledObject {
@@ -69,18 +166,10 @@ impl SavedRun {
     /// `config.toml` and its newest checkpoint. Errors name the file that is
     /// missing, corrupt or does not fit.
     pub fn load(dir: &Path) -> Result<Self> {
-        let config_path = dir.join("config.toml");
-        if !config_path.is_file() {
-            bail!(
-                "{} is not a run directory: it has no config.toml",
-                dir.display()
-            );
-        }
-        let mut cfg: TrainConfig = config::load(Some(&config_path), &[])?;
+        let mut cfg = run_config(dir)?;
         if super::env_kind::is_continuous(&cfg.env.kind) {
             bail!(
-                "{} is a continuous run (env.kind = `{}`); loading a run supports discrete \
-                 environments",
+                "{} is a continuous run (env.kind = `{}`): load it with SavedContinuousRun",
                 dir.display(),
                 cfg.env.kind
             );
@@ -88,18 +177,12 @@ impl SavedRun {
         // Loading evaluates and samples: no actor threads, no dataset.
         cfg.offpolicy.actors = 0;
         cfg.offpolicy.offline_data = String::new();
-        let ckpt_dir = checkpoint::latest(dir)?;
-        let ckpt = checkpoint::read(&ckpt_dir)?;
         let mut trainer = Trainer::new(cfg)?;
-        ckpt.check_fingerprint(&trainer.fingerprint())?;
-        trainer
-            .learner
-            .restore(&ckpt)
-            .with_context(|| format!("loading {}", ckpt_dir.display()))?;
+        let (checkpoint, step) = restore_newest(dir, &mut trainer)?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            checkpoint: ckpt_dir,
-            step: ckpt.manifest.step,
+            checkpoint,
+            step,
             trainer,
         })
     }
