@@ -214,7 +214,14 @@ pub fn run_loop<T: TrainingTask>(
             let why = learner.last_skip_reason.clone().unwrap_or_default();
             eprintln!("warning: iteration {it} skipped: {why}");
             if schedule.max_bad_steps > 0 && learner.skipped_in_a_row >= schedule.max_bad_steps {
-                let kept = match &last_checkpoint {
+                // This process's newest checkpoint, else the newest on disk
+                // (a resumed run that has not written one yet).
+                let newest = last_checkpoint.clone().or_else(|| {
+                    run_dir
+                        .as_deref()
+                        .and_then(|rd| checkpoint::latest(&rd.path).ok())
+                });
+                let kept = match newest {
                     Some(c) => format!("the last good checkpoint is {}", c.display()),
                     None => "no checkpoint was written".to_string(),
                 };
