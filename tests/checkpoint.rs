@@ -378,25 +378,35 @@ const TINY: [&str; 10] = [
     "run.trajectories=800",
 ];
 
-#[test]
-fn ctrl_c_checkpoints_and_exits_130_then_resume_finishes() {
-    let dir = tmp("sigint");
-    let child = ftb()
+/// Starts the TINY run into `dir` (stdout discarded).
+fn spawn_tiny(dir: &Path, stderr: Stdio) -> std::process::Child {
+    ftb()
         .args(["train", "--quiet", "--out"])
-        .arg(&dir)
+        .arg(dir)
         .args(TINY)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Polls until `dir` holds a complete checkpoint (at most a minute).
+fn wait_for_first_checkpoint(dir: &Path) {
     let t0 = Instant::now();
-    while checkpoint::list(&dir).map_or(true, |l| l.is_empty()) {
+    while checkpoint::list(dir).map_or(true, |l| l.is_empty()) {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
             "no checkpoint appeared"
         );
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+#[test]
+fn ctrl_c_checkpoints_and_exits_130_then_resume_finishes() {
+    let dir = tmp("sigint");
+    let child = spawn_tiny(&dir, Stdio::piped());
+    wait_for_first_checkpoint(&dir);
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -437,23 +447,9 @@ fn sigkill_during_checkpoint_writing_never_corrupts_the_latest() {
     let mut killed_with_checkpoint = 0;
     for trial in 0..20 {
         let dir = tmp(&format!("kill{trial}"));
-        let mut child = ftb()
-            .args(["train", "--quiet", "--out"])
-            .arg(&dir)
-            .args(TINY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_tiny(&dir, Stdio::null());
         // Wait for the first checkpoint, then kill after a random delay.
-        let t0 = Instant::now();
-        while checkpoint::list(&dir).map_or(true, |l| l.is_empty()) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "no checkpoint appeared"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_for_first_checkpoint(&dir);
         std::thread::sleep(Duration::from_micros(rng.random_range(0..250_000)));
         child.kill().unwrap();
         child.wait().unwrap();

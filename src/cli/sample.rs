@@ -40,12 +40,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let saved = SavedRun::load(&args.run)?;
     let samples = saved.sample(args.n, args.seed)?;
     let out = args.out.unwrap_or_else(|| args.run.join("samples.jsonl"));
-    let mut text = String::new();
-    for s in &samples {
-        text.push_str(&serde_json::to_string(s)?);
-        text.push('\n');
-    }
-    write_atomic(&out, text.as_bytes())?;
+    write_jsonl(&out, &samples)?;
     let n = samples.len().max(1) as f64;
     let distinct = samples
         .iter()
@@ -96,12 +91,7 @@ fn sample_continuous(args: Args) -> Result<ExitCode> {
     let saved = crate::train::saved::SavedContinuousRun::load(&args.run)?;
     let samples = saved.sample(args.n, args.seed)?;
     let out = args.out.unwrap_or_else(|| args.run.join("samples.jsonl"));
-    let mut text = String::new();
-    for s in &samples {
-        text.push_str(&serde_json::to_string(s)?);
-        text.push('\n');
-    }
-    write_atomic(&out, text.as_bytes())?;
+    write_jsonl(&out, &samples)?;
     let n = samples.len().max(1) as f64;
     let mean_log_r = samples.iter().map(|s| s.log_reward).sum::<f64>() / n;
     let summary = serde_json::json!({
@@ -125,4 +115,14 @@ fn sample_continuous(args: Args) -> Result<ExitCode> {
         out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// One JSON object per line, written atomically.
+fn write_jsonl<T: serde::Serialize>(path: &std::path::Path, rows: &[T]) -> Result<()> {
+    let mut text = String::new();
+    for r in rows {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
 }

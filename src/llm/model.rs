@@ -167,6 +167,35 @@ pub struct DecoderLayer {
     pub mlp: Mlp,
 }
 
+impl DecoderLayer {
+    /// Its seven projections with their module paths (`self_attn.q_proj`,
+    /// ..., `mlp.down_proj`), in [`PROJECTION_NAMES`] order.
+    pub fn projections(&self) -> [(&'static str, &Projection); 7] {
+        [
+            ("self_attn.q_proj", &self.self_attn.q_proj),
+            ("self_attn.k_proj", &self.self_attn.k_proj),
+            ("self_attn.v_proj", &self.self_attn.v_proj),
+            ("self_attn.o_proj", &self.self_attn.o_proj),
+            ("mlp.gate_proj", &self.mlp.gate_proj),
+            ("mlp.up_proj", &self.mlp.up_proj),
+            ("mlp.down_proj", &self.mlp.down_proj),
+        ]
+    }
+
+    /// [`DecoderLayer::projections`], mutable.
+    pub fn projections_mut(&mut self) -> [(&'static str, &mut Projection); 7] {
+        [
+            ("self_attn.q_proj", &mut self.self_attn.q_proj),
+            ("self_attn.k_proj", &mut self.self_attn.k_proj),
+            ("self_attn.v_proj", &mut self.self_attn.v_proj),
+            ("self_attn.o_proj", &mut self.self_attn.o_proj),
+            ("mlp.gate_proj", &mut self.mlp.gate_proj),
+            ("mlp.up_proj", &mut self.mlp.up_proj),
+            ("mlp.down_proj", &mut self.mlp.down_proj),
+        ]
+    }
+}
+
 /// A Llama-family causal LM (field names follow Hugging Face's so weight
 /// names map one to one).
 #[derive(Module, Debug)]
@@ -520,16 +549,8 @@ impl LlamaModel {
         let targets = &lora.target_modules;
         self = self.no_grad();
         for layer in &mut self.layers {
-            let named: [(&str, &mut Projection); 7] = [
-                ("q_proj", &mut layer.self_attn.q_proj),
-                ("k_proj", &mut layer.self_attn.k_proj),
-                ("v_proj", &mut layer.self_attn.v_proj),
-                ("o_proj", &mut layer.self_attn.o_proj),
-                ("gate_proj", &mut layer.mlp.gate_proj),
-                ("up_proj", &mut layer.mlp.up_proj),
-                ("down_proj", &mut layer.mlp.down_proj),
-            ];
-            for (name, proj) in named {
+            for (path, proj) in layer.projections_mut() {
+                let name = path.rsplit('.').next().expect("a module path");
                 if !targets.iter().any(|t| t == name) {
                     continue;
                 }
@@ -554,15 +575,7 @@ impl LlamaModel {
     /// (which writes base weights only) as a plain checkpoint.
     pub fn merge_lora(mut self) -> Self {
         for layer in &mut self.layers {
-            for proj in [
-                &mut layer.self_attn.q_proj,
-                &mut layer.self_attn.k_proj,
-                &mut layer.self_attn.v_proj,
-                &mut layer.self_attn.o_proj,
-                &mut layer.mlp.gate_proj,
-                &mut layer.mlp.up_proj,
-                &mut layer.mlp.down_proj,
-            ] {
+            for (_, proj) in layer.projections_mut() {
                 if let Some(l) = proj.lora.take() {
                     let delta = l.a.val().matmul(l.b.val()).mul_scalar(l.scale);
                     proj.weight = Param::from_tensor(proj.weight.val() + delta);

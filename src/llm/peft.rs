@@ -54,16 +54,7 @@ fn none() -> String {
 fn adapted(model: &LlamaModel) -> Vec<(String, &Projection)> {
     let mut out = Vec::new();
     for (i, l) in model.layers.iter().enumerate() {
-        let projs = [
-            ("self_attn.q_proj", &l.self_attn.q_proj),
-            ("self_attn.k_proj", &l.self_attn.k_proj),
-            ("self_attn.v_proj", &l.self_attn.v_proj),
-            ("self_attn.o_proj", &l.self_attn.o_proj),
-            ("mlp.gate_proj", &l.mlp.gate_proj),
-            ("mlp.up_proj", &l.mlp.up_proj),
-            ("mlp.down_proj", &l.mlp.down_proj),
-        ];
-        for (name, p) in projs {
+        for (name, p) in l.projections() {
             if p.lora.is_some() {
                 out.push((format!("base_model.model.model.layers.{i}.{name}"), p));
             }
@@ -188,15 +179,7 @@ pub fn load_peft_adapter(model: LlamaModel, dir: &Path) -> Result<LlamaModel, Ll
     let paths: Vec<String> = adapted(&model).into_iter().map(|(p, _)| p).collect();
     let mut projs: Vec<&mut Projection> = Vec::new();
     for l in &mut model.layers {
-        for p in [
-            &mut l.self_attn.q_proj,
-            &mut l.self_attn.k_proj,
-            &mut l.self_attn.v_proj,
-            &mut l.self_attn.o_proj,
-            &mut l.mlp.gate_proj,
-            &mut l.mlp.up_proj,
-            &mut l.mlp.down_proj,
-        ] {
+        for (_, p) in l.projections_mut() {
             if p.lora.is_some() {
                 projs.push(p);
             }

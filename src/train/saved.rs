@@ -199,23 +199,26 @@ impl SavedRun {
         let snapshot = self.policy();
         let sampler = Sampler::new(t.task.dynamics(), t.task.reward.as_ref(), t.device.clone());
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let m = (n - out.len()).min(4096);
+        let mut objects = crate::env::StateBatch::empty(t.task.dynamics().state_width());
+        let (mut log_rewards, mut log_pf) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        while log_rewards.len() < n {
+            let m = (n - log_rewards.len()).min(4096);
             let batch =
                 sampler.sample(&snapshot, m, Exploration::default(), self.step, &mut rng)?;
-            let objects = batch.terminal_states();
-            let p_t = t.exact_probabilities_of(&objects);
-            for i in 0..batch.len() {
-                out.push(SampledObject {
-                    object: objects.row(i).to_vec(),
-                    log_reward: batch.log_rewards[i],
-                    log_pf: batch.provenance[i].behaviour_log_prob,
-                    log_pt: p_t.as_ref().map(|p| p[i].ln()),
-                });
-            }
+            objects.extend_from(&batch.terminal_states());
+            log_rewards.extend_from_slice(&batch.log_rewards);
+            log_pf.extend(batch.provenance.iter().map(|p| p.behaviour_log_prob));
         }
-        Ok(out)
+        // One exact pass (dynamic programming over the DAG) for all of them.
+        let p_t = t.exact_probabilities_of(&objects);
+        Ok((0..n)
+            .map(|i| SampledObject {
+                object: objects.row(i).to_vec(),
+                log_reward: log_rewards[i],
+                log_pf: log_pf[i],
+                log_pt: p_t.as_ref().map(|p| p[i].ln()),
+            })
+            .collect())
     }
 
     /// Exact metrics of the saved policy against the target (`None` when the
