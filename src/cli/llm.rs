@@ -1,16 +1,13 @@
 //! `ftb llm`: the LLM path from the command line (`generate`, `train`,
 //! `experiment`); add new subcommands to [`LlmCommand`].
 
-use crate::llm::gguf::load_gguf;
 use crate::llm::peft::load_peft_adapter;
-use crate::llm::safetensors_io::load_hf_folder;
-use crate::llm::{GenerateConfig, LlamaModel, Tokenizer, generate};
+use crate::llm::{GenerateConfig, generate, load_model};
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -25,6 +22,9 @@ enum LlmCommand {
     /// Tune a tiny Llama with f-TB (or TB, RLOO, Dr. GRPO) on the exactly
     /// evaluable letter task, from its embedded default config.
     Train(super::llm_train::TrainArgs),
+    /// Pretrain the tiny reference Llama on the task's corpus and save it as
+    /// a model folder (what `ftb llm train` tunes).
+    Pretrain(super::llm_train::PretrainArgs),
     /// Experiments that print their tables (`lag`: methods by actor lag).
     Experiment(super::llm_train::ExperimentArgs),
     /// Continue a prompt with a Llama-family model (GGUF file or Hugging Face
@@ -36,6 +36,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         LlmCommand::Generate(a) => run_generate(a),
         LlmCommand::Train(a) => super::llm_train::train(a),
+        LlmCommand::Pretrain(a) => super::llm_train::pretrain(a),
         LlmCommand::Experiment(a) => super::llm_train::experiment(a),
     }
 }
@@ -96,74 +97,14 @@ pub struct GenerateArgs {
     json: bool,
 }
 
-/// Loads a model and its tokenizer from a GGUF file or a Hugging Face folder,
-/// with errors that name `path`. Also returns the end-of-sequence id, if any.
-pub fn load_model(path: &Path, device: &Device) -> Result<(LlamaModel, Tokenizer, Option<u32>)> {
-    if !path.exists() {
-        bail!(
-            "--model {}: no such file or directory (expected a GGUF file or a Hugging Face model folder)",
-            path.display()
-        );
-    }
-    if path.is_dir() {
-        if !path.join("config.json").is_file() {
-            bail!(
-                "--model {}: not a Hugging Face model folder (no config.json); \
-                 expected config.json, model.safetensors and tokenizer.json, or a GGUF file",
-                path.display()
-            );
-        }
-        let (model, tokenizer) = load_hf_folder(path, device)
-            .with_context(|| format!("loading the Hugging Face folder {}", path.display()))?;
-        let eos = tokenizer
-            .eos_id()
-            .or(model.config.eos_token_id)
-            .or_else(|| generation_config_eos(path));
-        return Ok((model, tokenizer, eos));
-    }
-    let mut magic = [0u8; 4];
-    let read = std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .with_context(|| format!("--model {}: cannot read it", path.display()));
-    if read.is_err() || &magic != b"GGUF" {
-        read?;
-        bail!(
-            "--model {}: not a GGUF file (it does not start with the GGUF magic) \
-             and not a Hugging Face folder",
-            path.display()
-        );
-    }
-    let (model, tokenizer) = load_gguf(path, device)
-        .with_context(|| format!("loading the GGUF file {}", path.display()))?;
-    let Some(tokenizer) = tokenizer else {
-        bail!(
-            "--model {}: the GGUF file has no tokenizer in its metadata",
-            path.display()
-        );
-    };
-    let eos = tokenizer.eos_id().or(model.config.eos_token_id);
-    Ok((model, tokenizer, eos))
-}
-
-/// `eos_token_id` of a folder's `generation_config.json` (an integer or the
-/// first of a list), when present.
-fn generation_config_eos(dir: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(dir.join("generation_config.json")).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    match json.get("eos_token_id")? {
-        serde_json::Value::Array(a) => a.first()?.as_u64(),
-        v => v.as_u64(),
-    }
-    .and_then(|x| u32::try_from(x).ok())
-}
-
 fn run_generate(args: GenerateArgs) -> Result<ExitCode> {
     if args.samples == 0 {
         bail!("--samples must be at least 1");
     }
     let device = Device::flex();
     let start = Instant::now();
-    let (mut model, tokenizer, eos) = load_model(&args.model, &device)?;
+    let (mut model, tokenizer, eos) =
+        load_model(&args.model, &device).map_err(|e| anyhow::anyhow!("--model {e:#}"))?;
     if let Some(dir) = &args.adapter {
         if !dir.is_dir() {
             bail!(

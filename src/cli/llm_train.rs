@@ -1,10 +1,12 @@
 //! `ftb llm train` and `ftb llm experiment lag`.
 
 use crate::llm::experiment::{lag_experiment, markdown};
-use crate::llm::train::{LlmConfig, LlmEvalPoint, LlmTrainer, run};
+use crate::llm::task::LanguageTask;
+use crate::llm::train::{LlmConfig, LlmEvalPoint, LlmTrainer, pretrain_reference, run_from};
 use crate::plot::{Series, curves_png};
+use crate::train::checkpoint;
 use crate::train::run_dir::RunDir;
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,60 +18,152 @@ use std::process::ExitCode;
                                                       f-TB Hellinger on the letter task, seconds
   ftb llm train --set objective.divergence=alpha:0 --set sampling.lag=10
   ftb llm train --set objective.name=rloo --set sampling.source=keyed
+  ftb llm train --set checkpoint_every=50 --out runs/long    checkpoints every 50 steps
+  ftb llm train --resume runs/long                          continue from the newest checkpoint
+  ftb llm pretrain --out models/letters                     pretrain and save pi_ref once ...
+  ftb llm train --set model.path=models/letters --set model.lora_rank=4
+                                                      ... then tune LoRA adapters on it
 
 Pretrains a tiny Llama on the letter task's corpus (the reference pi_ref),
 then tunes a copy toward p*(y|x) ∝ pi_ref(y|x) exp(r(x, y) / beta). Every
 answer of every prompt is listed, so the exact KL(pi_theta || p*) and L1 per
 prompt are reported. The run directory holds config.toml, metrics.jsonl,
-summary.json, kl.png and checkpoints/.")]
+summary.json, kl.png, checkpoints/ and reference/ (the pretrained pi_ref, so
+--resume tunes on the same model). Ctrl-C finishes the step, writes a
+checkpoint and prints the --resume command.")]
 pub struct TrainArgs {
     /// TOML config (keys it omits keep the embedded defaults).
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "resume")]
     config: Option<PathBuf>,
     /// Override a key, e.g. `--set sampling.lag=10` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
     /// Run directory (default: runs/llm-<objective>-lag<lag>-seed<seed>).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
+    /// Continue the run in this directory from its newest checkpoint, with
+    /// its saved config (`--set` may change it, e.g. `steps`).
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
     /// Replace an existing run directory.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     overwrite: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
 }
 
-/// Runs `ftb llm train`.
+/// Runs `ftb llm train` (exit status 130 after Ctrl-C, with its checkpoint).
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
     crate::train::interrupt::install()?;
-    let cfg = LlmConfig::load(args.config.as_deref(), &args.overrides)?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!(
-            "llm-{}-lag{}-seed{}",
-            cfg.objective.name, cfg.sampling.lag, cfg.seed
-        ))
-    });
-    if std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some()) {
+    match train_inner(args) {
+        Err(e) if e.downcast_ref::<crate::train::Interrupted>().is_some() => {
+            let i = e
+                .downcast_ref::<crate::train::Interrupted>()
+                .expect("checked");
+            let run_dir = i
+                .checkpoint
+                .parent()
+                .and_then(|c| c.parent())
+                .unwrap_or(&i.checkpoint);
+            eprintln!(
+                "interrupted after step {}; saved {}\nresume with: ftb llm train --resume {}",
+                i.iteration,
+                i.checkpoint.display(),
+                run_dir.display()
+            );
+            Ok(ExitCode::from(130))
+        }
+        other => other,
+    }
+}
+
+/// The saved pretrained reference inside a run directory.
+const REFERENCE_DIR: &str = "reference";
+
+fn train_inner(args: TrainArgs) -> Result<ExitCode> {
+    let (cfg, resume) = match &args.resume {
+        Some(dir) => {
+            let config_path = dir.join("config.toml");
+            if !config_path.is_file() {
+                bail!(
+                    "--resume {}: not an LLM run directory (no config.toml)",
+                    dir.display()
+                );
+            }
+            let cfg = LlmConfig::load(Some(&config_path), &args.overrides)?;
+            let ckpt = checkpoint::read(&checkpoint::latest(dir)?)?;
+            (cfg, Some((dir.clone(), ckpt)))
+        }
+        None => (
+            LlmConfig::load(args.config.as_deref(), &args.overrides)?,
+            None,
+        ),
+    };
+    let out = match &resume {
+        Some((dir, _)) => dir.clone(),
+        None => args.out.clone().unwrap_or_else(|| {
+            PathBuf::from("runs").join(format!(
+                "llm-{}-lag{}-seed{}",
+                cfg.objective.name, cfg.sampling.lag, cfg.seed
+            ))
+        }),
+    };
+    if resume.is_none() && std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some()) {
         if !args.overwrite {
-            anyhow::bail!(
-                "run directory {} already exists; pass --overwrite to replace it, or --out another directory",
+            bail!(
+                "run directory {} already exists; pass --overwrite to replace it, \
+                 --resume it, or --out another directory",
                 out.display()
             );
         }
         std::fs::remove_dir_all(&out)?;
     }
-    eprintln!(
-        "pretraining the reference model ({} steps)...",
-        cfg.pretrain.steps
-    );
-    let mut trainer = LlmTrainer::new(cfg.clone())?;
-    let mut run_dir = RunDir::create(&out)?;
+    // A resumed run tunes on the reference it saved (never re-pretrained).
+    let saved_reference = out.join(REFERENCE_DIR);
+    let (task, reference) = if resume.is_some() && cfg.model.path.is_empty() {
+        LlmTrainer::reference_at(&cfg, &saved_reference)?
+    } else {
+        if cfg.model.path.is_empty() {
+            eprintln!(
+                "pretraining the reference model ({} steps)...",
+                cfg.pretrain.steps
+            );
+        }
+        LlmTrainer::reference(&cfg)?
+    };
+    let mut trainer = LlmTrainer::with_reference(cfg.clone(), task, reference)?;
+    let ckpt = resume.map(|(_, c)| c);
+    let mut run_dir = match &ckpt {
+        Some(c) => {
+            // Check the fit before touching any file of the run.
+            c.check_fingerprint(&crate::train::TrainingTask::fingerprint(&trainer))?;
+            eprintln!(
+                "resuming {} from step {} ({})",
+                out.display(),
+                c.manifest.step,
+                c.dir.display()
+            );
+            RunDir::reopen(&out, c.manifest.step)?
+        }
+        None => {
+            let rd = RunDir::create(&out)?;
+            if cfg.model.path.is_empty() {
+                crate::llm::safetensors_io::save_model_folder(
+                    &trainer.reference,
+                    trainer.task.tokenizer(),
+                    &saved_reference,
+                )?;
+            }
+            rd
+        }
+    };
     run_dir.write("config.toml", toml::to_string(&cfg)?.as_bytes())?;
     let meta = serde_json::json!({
         "seed": cfg.seed,
         "version": env!("CARGO_PKG_VERSION"),
         "command": std::env::args().collect::<Vec<_>>(),
+        "resumed_from": ckpt.as_ref().map(|c| c.manifest.step),
     });
     run_dir.write("run.json", serde_json::to_string_pretty(&meta)?.as_bytes())?;
     let bar = if args.quiet {
@@ -81,22 +175,30 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {elapsed_precise}  {msg}")
             .expect("valid template"),
     );
-    let start = std::time::Instant::now();
-    let result = run(&mut trainer, Some(&mut run_dir), |p: &LlmEvalPoint, _| {
-        bar.set_position(p.iteration);
-        bar.set_message(format!(
-            "KL {:.4}  L1 {:.4}  E[r] {:.3}",
-            p.kl, p.l1, p.expected_reward
-        ));
-    });
+    if let Some(c) = &ckpt {
+        bar.set_position(c.manifest.step);
+    }
+    let result = run_from(
+        &mut trainer,
+        ckpt.as_ref(),
+        Some(&mut run_dir),
+        |p: &LlmEvalPoint, _| {
+            bar.set_position(p.iteration);
+            bar.set_message(format!(
+                "KL {:.4}  L1 {:.4}  E[r] {:.3}",
+                p.kl, p.l1, p.expected_reward
+            ));
+        },
+    );
     bar.finish_and_clear();
-    let points = match result {
-        Err(e) if e.downcast_ref::<crate::train::Interrupted>().is_some() => {
-            eprintln!("interrupted: {e:#}");
-            return Ok(ExitCode::from(130));
-        }
-        other => other?,
-    };
+    result?;
+    // Every point of the run, including those before a resume.
+    let points: Vec<LlmEvalPoint> = run_dir
+        .points()?
+        .into_iter()
+        .map(serde_json::from_value)
+        .collect::<Result<_, _>>()
+        .context("reading metrics.jsonl back")?;
     let first = points.first().expect("an initial evaluation");
     let last = points.last().expect("a final evaluation");
     let summary = serde_json::json!({
@@ -113,7 +215,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         "mean_staleness_last_window": last.staleness,
         "skipped_steps": trainer.learner.skipped_steps,
         "steps": cfg.steps,
-        "wall_seconds": start.elapsed().as_secs_f64(),
+        "wall_seconds": last.seconds,
         "seed": cfg.seed,
         "version": env!("CARGO_PKG_VERSION"),
     });
@@ -157,14 +259,84 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             ),
         ),
         ("mean staleness", format!("{:.1} steps", last.staleness)),
-        (
-            "wall time",
-            format!("{:.1} s", start.elapsed().as_secs_f64()),
-        ),
+        ("wall time", format!("{:.1} s", last.seconds)),
     ] {
         println!("{k:<16}  {v}");
     }
     println!("run directory: {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ftb llm pretrain`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  ftb llm pretrain --out models/letters                  the embedded default's task and model
+  ftb llm pretrain --set pretrain.steps=1000 --set model.hidden=64 --out models/letters-64
+  ftb llm train --set model.path=models/letters          tune it (full fine-tuning)
+  ftb llm train --set model.path=models/letters --set model.lora_rank=4   ... or LoRA
+
+Pretrains a tiny Llama ([model] shape) by maximum likelihood on the task's
+synthetic corpus ([pretrain] steps, batch, lr) and saves it as a model folder:
+config.json, model.safetensors (Hugging Face names) and its tokenizer. The
+same config keys as ftb llm train; ftb llm train pretrains the same model by
+itself when model.path is empty.")]
+pub struct PretrainArgs {
+    /// TOML config (keys it omits keep the embedded defaults).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Override a key, e.g. `--set pretrain.steps=1000` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// The model folder to write.
+    #[arg(long, default_value = "models/llm-letters")]
+    out: PathBuf,
+    /// Replace an existing folder.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+/// Runs `ftb llm pretrain`.
+pub fn pretrain(args: PretrainArgs) -> Result<ExitCode> {
+    let cfg = LlmConfig::load(args.config.as_deref(), &args.overrides)?;
+    if !cfg.model.path.is_empty() {
+        bail!(
+            "model.path = {}: ftb llm pretrain trains a new model from scratch; leave model.path empty",
+            cfg.model.path
+        );
+    }
+    if args.out.exists() && !args.overwrite {
+        bail!(
+            "{} already exists; pass --overwrite to replace it, or --out another folder",
+            args.out.display()
+        );
+    }
+    let start = std::time::Instant::now();
+    eprintln!(
+        "pretraining a Llama (hidden {}, {} layers) for {} steps of {} pairs...",
+        cfg.model.hidden, cfg.model.layers, cfg.pretrain.steps, cfg.pretrain.batch
+    );
+    let (task, model, nll) = pretrain_reference(&cfg)?;
+    crate::llm::safetensors_io::save_model_folder(&model, task.tokenizer(), &args.out)?;
+    let info = serde_json::json!({
+        "final_nll_per_answer": nll,
+        "seconds": start.elapsed().as_secs_f64(),
+        "seed": cfg.seed,
+        "version": env!("CARGO_PKG_VERSION"),
+        "config": cfg,
+    });
+    let info_path = args.out.join("ftb_pretrain.json");
+    std::fs::write(&info_path, serde_json::to_string_pretty(&info)?)
+        .with_context(|| format!("writing {}", info_path.display()))?;
+    println!(
+        "final NLL per answer {nll:.4} after {} steps ({:.1} s)",
+        cfg.pretrain.steps,
+        start.elapsed().as_secs_f64()
+    );
+    println!("model folder: {}", args.out.display());
+    println!(
+        "tune it with: ftb llm train --set model.path={}",
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -65,6 +65,73 @@ pub use tokenizer::Tokenizer;
 
 use std::path::{Path, PathBuf};
 
+/// Loads a model and its tokenizer from a GGUF file or a Hugging Face folder,
+/// or a folder written by `ftb llm pretrain`, with errors that name `path`.
+/// Also returns the end-of-sequence id, if any.
+pub fn load_model(
+    path: &Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<(LlamaModel, Tokenizer, Option<u32>)> {
+    use anyhow::{Context, bail};
+    use std::io::Read;
+    if !path.exists() {
+        bail!(
+            "{}: no such file or directory (expected a GGUF file or a Hugging Face model folder)",
+            path.display()
+        );
+    }
+    if path.is_dir() {
+        if !path.join("config.json").is_file() {
+            bail!(
+                "{}: not a Hugging Face model folder (no config.json); \
+                 expected config.json, model.safetensors and tokenizer.json, or a GGUF file",
+                path.display()
+            );
+        }
+        let (model, tokenizer) = safetensors_io::load_hf_folder(path, device)
+            .with_context(|| format!("loading the Hugging Face folder {}", path.display()))?;
+        let eos = tokenizer
+            .eos_id()
+            .or(model.config.eos_token_id)
+            .or_else(|| generation_config_eos(path));
+        return Ok((model, tokenizer, eos));
+    }
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .with_context(|| format!("{}: cannot read it", path.display()));
+    if read.is_err() || &magic != b"GGUF" {
+        read?;
+        bail!(
+            "{}: not a GGUF file (it does not start with the GGUF magic) \
+             and not a Hugging Face folder",
+            path.display()
+        );
+    }
+    let (model, tokenizer) = gguf::load_gguf(path, device)
+        .with_context(|| format!("loading the GGUF file {}", path.display()))?;
+    let Some(tokenizer) = tokenizer else {
+        bail!(
+            "{}: the GGUF file has no tokenizer in its metadata",
+            path.display()
+        );
+    };
+    let eos = tokenizer.eos_id().or(model.config.eos_token_id);
+    Ok((model, tokenizer, eos))
+}
+
+/// `eos_token_id` of a folder's `generation_config.json` (an integer or the
+/// first of a list), when present.
+fn generation_config_eos(dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(dir.join("generation_config.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    match json.get("eos_token_id")? {
+        serde_json::Value::Array(a) => a.first()?.as_u64(),
+        v => v.as_u64(),
+    }
+    .and_then(|x| u32::try_from(x).ok())
+}
+
 /// Everything that can go wrong reading a model, a tokenizer or a config:
 /// each variant names the file, so a user knows which input to fix.
 #[derive(Debug, thiserror::Error)]

@@ -578,7 +578,8 @@ impl LlamaModel {
             for (_, proj) in layer.projections_mut() {
                 if let Some(l) = proj.lora.take() {
                     let delta = l.a.val().matmul(l.b.val()).mul_scalar(l.scale);
-                    proj.weight = Param::from_tensor(proj.weight.val() + delta);
+                    // Detached: on an autodiff device the sum is not a leaf.
+                    proj.weight = Param::from_tensor((proj.weight.val() + delta).detach());
                 }
             }
         }

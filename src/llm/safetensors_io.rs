@@ -170,6 +170,31 @@ pub fn save_hf_folder(model: &LlamaModel, dir: &Path) -> Result<(), LlmError> {
     save_safetensors(model, &dir.join("model.safetensors"), SaveDtype::F32)
 }
 
+/// Writes a complete model folder that [`load_hf_folder`] (and
+/// `ftb llm train --set model.path=DIR`) reads back: `config.json`,
+/// `model.safetensors` and the tokenizer. Written into a temporary sibling
+/// and renamed, so an interrupted write never leaves a half folder at `dir`.
+pub fn save_model_folder(
+    model: &LlamaModel,
+    tokenizer: &Tokenizer,
+    dir: &Path,
+) -> Result<(), LlmError> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let tmp = dir.with_file_name(format!(".{name}.tmp"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| LlmError::io(&tmp, e))?;
+    }
+    save_hf_folder(model, &tmp)?;
+    tokenizer.save_to_dir(&tmp)?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| LlmError::io(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| LlmError::io(dir, e))
+}
+
 /// The weights of a Hugging Face folder: `model.safetensors`, or the shards
 /// listed in `model.safetensors.index.json` (larger models).
 pub struct HfWeights {
@@ -266,11 +291,12 @@ pub fn load_hf_model(dir: &Path, device: &Device) -> Result<LlamaModel, LlmError
     LlamaModel::from_source(config, &mut weights, device)
 }
 
-/// Loads the model and its `tokenizer.json`, checking that every token id
-/// the tokenizer can produce has a row in the model.
+/// Loads the model and its tokenizer (`tokenizer.json`, or the character
+/// vocabulary of a folder written by `ftb llm pretrain`), checking that every
+/// token id the tokenizer can produce has a row in the model.
 pub fn load_hf_folder(dir: &Path, device: &Device) -> Result<(LlamaModel, Tokenizer), LlmError> {
     let model = load_hf_model(dir, device)?;
-    let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let tokenizer = Tokenizer::from_dir(dir)?;
     tokenizer.check_vocab(model.vocab_size())?;
     Ok((model, tokenizer))
 }

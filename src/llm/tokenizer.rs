@@ -127,6 +127,78 @@ impl Tokenizer {
         Ok(Self::Chars { chars, eos })
     }
 
+    /// File name of a saved character vocabulary (next to a model's
+    /// `config.json`; Hugging Face folders hold `tokenizer.json` instead).
+    pub const CHARS_FILE: &'static str = "ftb_chars_tokenizer.json";
+
+    /// Writes the tokenizer into the model folder `dir`: `tokenizer.json`
+    /// for a Hugging Face tokenizer, [`Self::CHARS_FILE`] for characters
+    /// (read back by [`Self::from_dir`]).
+    pub fn save_to_dir(&self, dir: &Path) -> Result<(), LlmError> {
+        match self {
+            Self::Hf { inner, .. } => {
+                let path = dir.join("tokenizer.json");
+                inner
+                    .save(&path, true)
+                    .map_err(|e| LlmError::format(&path, format!("cannot write: {e}")))
+            }
+            Self::Chars { chars, eos } => {
+                let path = dir.join(Self::CHARS_FILE);
+                let json = serde_json::json!({
+                    "chars": chars.iter().collect::<String>(),
+                    "eos": eos.is_some(),
+                });
+                std::fs::write(&path, json.to_string()).map_err(|e| LlmError::io(&path, e))
+            }
+        }
+    }
+
+    /// The tokenizer of model folder `dir`: `tokenizer.json`, else a
+    /// character vocabulary written by [`Self::save_to_dir`].
+    pub fn from_dir(dir: &Path) -> Result<Self, LlmError> {
+        let hf = dir.join("tokenizer.json");
+        let chars_path = dir.join(Self::CHARS_FILE);
+        if hf.exists() || !chars_path.exists() {
+            return Self::from_file(&hf);
+        }
+        let text =
+            std::fs::read_to_string(&chars_path).map_err(|e| LlmError::io(&chars_path, e))?;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Saved {
+            chars: String,
+            eos: bool,
+        }
+        let saved: Saved = serde_json::from_str(&text).map_err(|e| {
+            LlmError::format(&chars_path, format!("not a character vocabulary: {e}"))
+        })?;
+        Self::chars(&saved.chars, saved.eos)
+            .map_err(|e| LlmError::format(&chars_path, e.to_string()))
+    }
+
+    /// Whether `other` maps every text to the same ids (same kind and
+    /// vocabulary): a task written for one tokenizer can use the other.
+    pub fn same_vocabulary(&self, other: &Tokenizer) -> bool {
+        match (self, other) {
+            (Self::Chars { chars: a, eos: x }, Self::Chars { chars: b, eos: y }) => {
+                a == b && x == y
+            }
+            (
+                Self::Hf {
+                    inner: a,
+                    add_bos: x,
+                    ..
+                },
+                Self::Hf {
+                    inner: b,
+                    add_bos: y,
+                    ..
+                },
+            ) => x == y && a.get_vocab(true) == b.get_vocab(true),
+            _ => false,
+        }
+    }
+
     /// Number of ids the tokenizer can produce (added tokens included).
     pub fn vocab_size(&self) -> usize {
         match self {
@@ -218,6 +290,25 @@ mod tests {
         assert!(t.encode("x").is_err());
         assert!(t.check_vocab(4).is_err());
         assert!(t.check_vocab(5).is_ok());
+    }
+
+    #[test]
+    fn character_vocabulary_saves_and_loads_from_a_model_folder() {
+        let dir = std::env::temp_dir().join(format!("ftb-chars-tok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = Tokenizer::chars("xy=", true).unwrap();
+        t.save_to_dir(&dir).unwrap();
+        let back = Tokenizer::from_dir(&dir).unwrap();
+        assert!(back.same_vocabulary(&t));
+        assert!(!back.same_vocabulary(&Tokenizer::chars("yx=", true).unwrap()));
+        assert!(!back.same_vocabulary(&Tokenizer::chars("xy=", false).unwrap()));
+        assert_eq!(back.encode("yx=").unwrap(), vec![1, 0, 2]);
+        std::fs::write(dir.join(Tokenizer::CHARS_FILE), "{\"chars\": 3}").unwrap();
+        let e = Tokenizer::from_dir(&dir).unwrap_err().to_string();
+        assert!(e.contains(Tokenizer::CHARS_FILE), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = Tokenizer::from_dir(&dir).unwrap_err().to_string();
+        assert!(e.contains("tokenizer.json"), "{e}");
     }
 
     #[test]

@@ -61,6 +61,15 @@ pub struct LlmConfig {
     pub steps: u64,
     /// Exact evaluation every this many steps (and at the start and end).
     pub eval_every: u64,
+    /// Checkpoint every this many steps (0: only at the end and on Ctrl-C).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    /// Checkpoints kept (the newest).
+    #[serde(default = "default_keep")]
+    pub keep_checkpoints: usize,
+    /// Stop after this many skipped (non-finite) steps in a row (0: never).
+    #[serde(default = "default_bad_steps")]
+    pub max_bad_steps: u64,
     /// The letter task.
     pub task: TaskConfig,
     /// The reference model's shape.
@@ -85,10 +94,42 @@ pub struct TaskConfig {
     pub max_len: usize,
 }
 
+fn default_keep() -> usize {
+    3
+}
+fn default_bad_steps() -> u64 {
+    20
+}
+fn default_lora_alpha() -> f64 {
+    16.0
+}
+fn default_lora_targets() -> Vec<String> {
+    super::model::PROJECTION_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// `[model]`: a tiny Llama.
+/// `[model]`: the reference model (a tiny Llama that ftb pretrains, or a
+/// model file) and how the tuned copy is parameterised.
 pub struct ModelConfig {
+    /// A model to tune instead of pretraining one: a GGUF file, a Hugging
+    /// Face folder, or a folder written by `ftb llm pretrain` (`""`: pretrain
+    /// the tiny model below). Its tokenizer must suit the task.
+    #[serde(default)]
+    pub path: String,
+    /// LoRA rank (0: full fine-tuning; r > 0: adapters of rank r on
+    /// `lora_targets`, every base weight frozen).
+    #[serde(default)]
+    pub lora_rank: usize,
+    /// LoRA scale numerator (the update is `alpha / r * A B`).
+    #[serde(default = "default_lora_alpha")]
+    pub lora_alpha: f64,
+    /// Projections that get adapters (PEFT's `target_modules`).
+    #[serde(default = "default_lora_targets")]
+    pub lora_targets: Vec<String>,
     /// Hidden size.
     pub hidden: usize,
     /// SwiGLU width.
@@ -177,8 +218,38 @@ impl LlmConfig {
         if self.steps == 0 || self.eval_every == 0 {
             bail!("steps and eval_every must be >= 1");
         }
+        if self.model.lora_rank > 0 {
+            self.lora()?;
+        }
         self.objective()?;
         Ok(())
+    }
+
+    /// The LoRA settings of `[model]` (`None`: full fine-tuning).
+    pub fn lora(&self) -> Result<Option<super::LoraConfig>> {
+        let m = &self.model;
+        if m.lora_rank == 0 {
+            return Ok(None);
+        }
+        if !(m.lora_alpha.is_finite() && m.lora_alpha > 0.0) {
+            bail!("model.lora_alpha must be finite and positive");
+        }
+        let known = super::model::PROJECTION_NAMES;
+        if m.lora_targets.is_empty() {
+            bail!("model.lora_targets is empty; valid: {}", known.join(", "));
+        }
+        if let Some(bad) = m.lora_targets.iter().find(|t| !known.contains(&t.as_str())) {
+            bail!(
+                "model.lora_targets: unknown projection `{bad}`; valid: {}",
+                known.join(", ")
+            );
+        }
+        Ok(Some(super::LoraConfig {
+            rank: m.lora_rank,
+            alpha: m.lora_alpha,
+            target_modules: m.lora_targets.clone(),
+            seed: self.seed,
+        }))
     }
 
     /// The sequence objective the config names.
@@ -229,6 +300,47 @@ pub fn pretrain(
         model = burn::optim::ModuleOptimizer::step(&mut optim, cfg.lr, model, grads);
     }
     Ok((model, last))
+}
+
+/// The letter task of `cfg` and a tiny Llama (`[model]`'s shape) pretrained
+/// on its corpus (`[pretrain]`), on an autodiff device; also the final
+/// negative log-likelihood per answer. What `ftb llm pretrain` saves and
+/// `ftb llm train` tunes when `model.path` is empty.
+pub fn pretrain_reference(cfg: &LlmConfig) -> Result<(LetterTask, LlamaModel, f64)> {
+    let task = LetterTask::new(cfg.task.prompts, cfg.task.max_len, cfg.seed)?;
+    let device = Device::flex().autodiff();
+    let m = &cfg.model;
+    let config = super::LlamaConfig::tiny(
+        task.tokenizer().vocab_size(),
+        m.hidden,
+        m.mlp,
+        m.layers,
+        m.heads,
+        m.kv_heads,
+    );
+    let base = LlamaModel::random(config, cfg.seed, &device)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x00c0_ffee);
+    let corpus = task.corpus(4096, &mut rng);
+    let (model, nll) = pretrain(base, &corpus, &cfg.pretrain, task.stop(), &mut rng)?;
+    Ok((task, model, nll))
+}
+
+/// Loads the reference model at `path` (see [`super::load_model`]) onto an
+/// autodiff device, refusing one whose tokenizer is not the task's.
+pub fn load_reference(path: &std::path::Path, task: &LetterTask) -> Result<LlamaModel> {
+    let (model, tokenizer, _) = super::load_model(path, &Device::flex().autodiff())
+        .with_context(|| format!("model.path = {}", path.display()))?;
+    if !tokenizer.same_vocabulary(task.tokenizer()) {
+        bail!(
+            "model.path = {}: its tokenizer ({} tokens) is not the letter task's character \
+             vocabulary; the task is evaluated exactly over its own tokens. Use a model \
+             written by `ftb llm pretrain`, or leave model.path empty",
+            path.display(),
+            tokenizer.vocab_size()
+        );
+    }
+    tokenizer.check_vocab(model.vocab_size())?;
+    Ok(model)
 }
 
 /// One generated response and what training needs of it.
@@ -313,39 +425,39 @@ pub struct LlmTrainer {
     listing: Vec<Vec<u32>>,
     exact: Vec<PromptListing>,
     window: Window,
+    /// Learner steps done (the version of the newest snapshot after a resume).
+    steps_done: u64,
 }
 
 impl LlmTrainer {
-    /// Builds the task, pretrains the reference model (`pretrain.steps`),
-    /// and starts the tuned model as a copy of it (full fine-tuning).
+    /// Builds the task and its reference model ([`Self::reference`]) and
+    /// starts the tuned model as a copy of it (with LoRA adapters when
+    /// `model.lora_rank > 0`).
     pub fn new(cfg: LlmConfig) -> Result<Self> {
-        let task = LetterTask::new(cfg.task.prompts, cfg.task.max_len, cfg.seed)?;
-        let device = Device::flex().autodiff();
-        let m = &cfg.model;
-        let config = super::LlamaConfig::tiny(
-            task.tokenizer().vocab_size(),
-            m.hidden,
-            m.mlp,
-            m.layers,
-            m.heads,
-            m.kv_heads,
-        );
-        let base = LlamaModel::random(config, cfg.seed, &device)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x00c0_ffee);
-        let corpus = task.corpus(4096, &mut rng);
-        let (reference, _) = pretrain(base, &corpus, &cfg.pretrain, task.stop(), &mut rng)?;
+        let (task, reference) = Self::reference(&cfg)?;
         Self::with_reference(cfg, task, reference)
     }
 
-    /// The task and pretrained reference model `cfg` describes (what
-    /// [`LlmTrainer::new`] builds; experiments share one per seed).
+    /// The task and reference model `cfg` describes: the model at
+    /// `model.path`, else a tiny Llama pretrained on the task's corpus
+    /// ([`pretrain_reference`]). Experiments share one per seed.
     pub fn reference(cfg: &LlmConfig) -> Result<(LetterTask, LlamaModel)> {
-        let t = Self::new(LlmConfig {
-            steps: 1,
-            ..cfg.clone()
-        })?;
-        let reference = t.learner.policy.clone();
-        Ok((t.task, reference))
+        if cfg.model.path.is_empty() {
+            let (task, model, _) = pretrain_reference(cfg)?;
+            return Ok((task, model));
+        }
+        Self::reference_at(cfg, std::path::Path::new(&cfg.model.path))
+    }
+
+    /// The task of `cfg` and the reference model saved at `path` (a run
+    /// directory's `reference/`, which a resumed run tunes on).
+    pub fn reference_at(
+        cfg: &LlmConfig,
+        path: &std::path::Path,
+    ) -> Result<(LetterTask, LlamaModel)> {
+        let task = LetterTask::new(cfg.task.prompts, cfg.task.max_len, cfg.seed)?;
+        let model = load_reference(path, &task)?;
+        Ok((task, model))
     }
 
     /// A run tuning `reference` (a model on an autodiff device) on `task`.
@@ -353,11 +465,11 @@ impl LlmTrainer {
         let device = Device::flex().autodiff();
         let objective = cfg.objective()?;
         let n = task.prompts().len();
-        let learner = Learner::new(
-            reference.clone(),
-            LogZ::per_group(n, 0.0, &device),
-            &cfg.optim,
-        );
+        let policy = match cfg.lora()? {
+            Some(lora) => reference.clone().with_lora(&lora)?,
+            None => reference.clone(),
+        };
+        let learner = Learner::new(policy, LogZ::per_group(n, 0.0, &device), &cfg.optim);
         let frozen = reference.valid();
         let listing = all_responses(
             task.tokenizer().vocab_size() as u32,
@@ -389,6 +501,7 @@ impl LlmTrainer {
             listing,
             exact,
             window: Window::default(),
+            steps_done: 0,
         };
         t.snapshots.push_back((0, t.learner.snapshot()));
         Ok(t)
@@ -534,11 +647,13 @@ impl LlmTrainer {
 
 /// The trainer's own checkpoint state: counters, the keyed buffer. The
 /// published snapshots are not saved: after a resume the generating
-/// snapshot is the checkpoint's model until `lag` steps have passed.
+/// snapshot is the checkpoint's model until `lag` steps have passed (so a
+/// resume is bitwise the uninterrupted run at lag 0 only).
 #[derive(Serialize, Deserialize)]
 struct LlmState {
     window: Window,
     buffer: Option<KeyedBuffer<LlmSample>>,
+    steps_done: u64,
 }
 
 impl TrainingTask for LlmTrainer {
@@ -558,16 +673,19 @@ impl TrainingTask for LlmTrainer {
     }
 
     fn fingerprint(&self) -> String {
-        let m = &self.cfg.model;
+        let c = &self.reference.config;
         format!(
-            "llm letter task ({} prompts, answers <= {}); Llama hidden {} mlp {} layers {} heads {}/{}",
+            "llm letter task ({} prompts, answers <= {}); Llama vocab {} hidden {} mlp {} \
+             layers {} heads {}/{}; lora rank {}",
             self.cfg.task.prompts,
             self.cfg.task.max_len,
-            m.hidden,
-            m.mlp,
-            m.layers,
-            m.heads,
-            m.kv_heads
+            c.vocab_size,
+            c.hidden_size,
+            c.intermediate_size,
+            c.num_hidden_layers,
+            c.num_attention_heads,
+            c.kv_heads(),
+            self.cfg.model.lora_rank
         )
     }
 
@@ -576,10 +694,12 @@ impl TrainingTask for LlmTrainer {
         struct Ref<'a> {
             window: &'a Window,
             buffer: &'a Option<KeyedBuffer<LlmSample>>,
+            steps_done: u64,
         }
         checkpoint::to_msgpack(&Ref {
             window: &self.window,
             buffer: &self.buffer,
+            steps_done: self.steps_done,
         })
     }
 
@@ -589,7 +709,8 @@ impl TrainingTask for LlmTrainer {
         })?;
         self.window = s.window;
         self.buffer = s.buffer;
-        self.snapshots = VecDeque::from([(0, self.learner.snapshot())]);
+        self.steps_done = s.steps_done;
+        self.snapshots = VecDeque::from([(s.steps_done, self.learner.snapshot())]);
         Ok(())
     }
 
@@ -620,6 +741,7 @@ impl TrainingTask for LlmTrainer {
             Err(e) => return Err(e),
         }
         let done = it + 1;
+        self.steps_done = done;
         if done.is_multiple_of(self.cfg.sampling.sync_interval) {
             self.snapshots.push_back((done, self.learner.snapshot()));
             let keep = (self.cfg.sampling.lag / self.cfg.sampling.sync_interval + 2) as usize;
@@ -656,28 +778,40 @@ impl TrainingTask for LlmTrainer {
     }
 }
 
-/// Runs `cfg` to the end (no run directory): the evaluation points.
+/// Runs the trainer's config to the end: the evaluation points. With a run
+/// directory, `metrics.jsonl` and checkpoints are written (see
+/// [`crate::train::run_loop::run_loop`]).
 pub fn run(
     trainer: &mut LlmTrainer,
     run_dir: Option<&mut crate::train::run_dir::RunDir>,
     on_eval: impl FnMut(&LlmEvalPoint, u64),
 ) -> Result<Vec<LlmEvalPoint>> {
+    run_from(trainer, None, run_dir, on_eval)
+}
+
+/// [`run`] continued from checkpoint `ckpt` (taken by a run of the same
+/// config): the learner, the keyed buffer, the counters and the loop's RNG
+/// are restored, then the run goes on to `steps`. Only the points of this
+/// call are returned (the run directory's `metrics.jsonl` has them all).
+pub fn run_from(
+    trainer: &mut LlmTrainer,
+    ckpt: Option<&checkpoint::Checkpoint>,
+    run_dir: Option<&mut crate::train::run_dir::RunDir>,
+    on_eval: impl FnMut(&LlmEvalPoint, u64),
+) -> Result<Vec<LlmEvalPoint>> {
     let cfg = trainer.cfg.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let start = match ckpt {
+        Some(c) => crate::train::run_loop::resume(trainer, c, &mut rng)?,
+        None => crate::train::run_loop::Start::default(),
+    };
     let schedule = crate::train::run_loop::Schedule {
         iterations: cfg.steps,
         eval_every: cfg.eval_every,
         eval_at_start: true,
-        checkpoint_every: 0,
-        keep_checkpoints: 2,
-        max_bad_steps: 20,
+        checkpoint_every: cfg.checkpoint_every,
+        keep_checkpoints: cfg.keep_checkpoints,
+        max_bad_steps: cfg.max_bad_steps,
     };
-    crate::train::run_loop::run_loop(
-        trainer,
-        schedule,
-        crate::train::run_loop::Start::default(),
-        &mut rng,
-        run_dir,
-        on_eval,
-    )
+    crate::train::run_loop::run_loop(trainer, schedule, start, &mut rng, run_dir, on_eval)
 }

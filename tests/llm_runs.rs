@@ -1,0 +1,227 @@
+//! LLM runs that last and models that come from files, end to end on the
+//! binary: `ftb llm pretrain` writes a model folder that `ftb llm train`
+//! tunes exactly as it tunes the model it pretrains itself; LoRA moves only
+//! the adapters; `--resume` continues bitwise; bad model paths are clear
+//! errors.
+
+use burn::tensor::Device;
+use ftb::llm::safetensors_io::save_hf_folder;
+use ftb::llm::train::{LlmConfig, LlmTrainer, run};
+use ftb::llm::{LlamaConfig, LlamaModel, Tokenizer};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Short runs: a small pretraining and 30 tuning steps.
+const FAST: [&str; 4] = ["--set", "pretrain.steps=80", "--set", "eval_every=10"];
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ftb-llm-runs-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ftb(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ftb"))
+        .args(args)
+        .output()
+        .expect("run the ftb binary")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = ftb(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ftb {args:?} failed: {stderr}");
+    String::from_utf8(out.stdout).unwrap() + &stderr
+}
+
+fn train(out: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["llm", "train", "--quiet", "--out", out.to_str().unwrap()];
+    args.extend(FAST);
+    args.extend(extra);
+    ok(&args)
+}
+
+/// `metrics.jsonl` without the wall-clock field.
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+fn newest_policy(run: &Path) -> Vec<u8> {
+    let dir = ftb::train::checkpoint::latest(run).unwrap();
+    std::fs::read(dir.join("policy.safetensors")).unwrap()
+}
+
+#[test]
+fn a_pretrained_model_folder_tunes_exactly_like_the_builtin_reference() {
+    let dir = temp_dir("pretrain");
+    let model = dir.join("letters");
+    let said = ok(&[
+        "llm",
+        "pretrain",
+        "--set",
+        "pretrain.steps=80",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(said.contains("final NLL per answer"), "{said}");
+    for f in ["config.json", "model.safetensors", Tokenizer::CHARS_FILE] {
+        assert!(model.join(f).is_file(), "{f} missing");
+    }
+    // The folder is refused as an output twice, and is what the run saves.
+    let again = ftb(&["llm", "pretrain", "--out", model.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+
+    let builtin = dir.join("builtin");
+    let from_file = dir.join("from-file");
+    train(&builtin, &["--set", "steps=30"]);
+    let path = format!("model.path={}", model.display());
+    train(&from_file, &["--set", "steps=30", "--set", &path]);
+    let (a, b) = (metrics(&builtin), metrics(&from_file));
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b, "the saved model is not the pretrained one");
+    // The run saved its pretrained reference (what --resume tunes on).
+    assert_eq!(
+        std::fs::read(builtin.join("reference/model.safetensors")).unwrap(),
+        std::fs::read(model.join("model.safetensors")).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn resume_continues_bitwise_and_refuses_other_runs() {
+    let dir = temp_dir("resume");
+    let whole = dir.join("whole");
+    let split = dir.join("split");
+    let keyed = ["--set", "sampling.source=\"keyed\""];
+    let mut args = vec!["--set", "steps=40", "--set", "checkpoint_every=20"];
+    args.extend(keyed);
+    train(&whole, &args);
+    let mut first = vec!["--set", "steps=20"];
+    first.extend(keyed);
+    train(&split, &first);
+    let said = ok(&[
+        "llm",
+        "train",
+        "--quiet",
+        "--resume",
+        split.to_str().unwrap(),
+        "--set",
+        "steps=40",
+    ]);
+    assert!(said.contains("resuming"), "{said}");
+    assert_eq!(metrics(&whole), metrics(&split));
+    assert_eq!(newest_policy(&whole), newest_policy(&split));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(split.join("summary.json")).unwrap())
+            .unwrap();
+    assert!(summary["kl"].as_f64().unwrap() < summary["kl_initial"].as_f64().unwrap());
+
+    // Another model shape: refused by its fingerprint, nothing touched.
+    let before = std::fs::read(split.join("metrics.jsonl")).unwrap();
+    let out = ftb(&[
+        "llm",
+        "train",
+        "--quiet",
+        "--resume",
+        split.to_str().unwrap(),
+        "--set",
+        "model.lora_rank=2",
+        "--set",
+        "steps=60",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lora rank"), "{stderr}");
+    assert_eq!(std::fs::read(split.join("metrics.jsonl")).unwrap(), before);
+    // Not a run directory.
+    let out = ftb(&["llm", "train", "--resume", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no config.toml"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn lora_moves_only_the_adapters_toward_the_target() {
+    let overrides: Vec<String> = [
+        "steps=60",
+        "eval_every=60",
+        "pretrain.steps=80",
+        "model.lora_rank=4",
+        "model.lora_alpha=8.0",
+        "optim.lr=1e-2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cfg = LlmConfig::load(None, &overrides).unwrap();
+    let mut t = LlmTrainer::new(cfg).unwrap();
+    let points = run(&mut t, None, |_, _| {}).unwrap();
+    let (first, last) = (&points[0], points.last().unwrap());
+    assert!(last.kl < 0.7 * first.kl, "{} -> {}", first.kl, last.kl);
+    // Base weights (named_weights lists them without adapters) are frozen.
+    let base = t.reference.named_weights();
+    let tuned = t.learner.policy.named_weights();
+    assert_eq!(base.len(), tuned.len());
+    for ((name, _, a), (_, _, b)) in base.iter().zip(&tuned) {
+        assert_eq!(a, b, "{name} moved");
+    }
+    // ... while the adapted model differs from the reference.
+    let merged = t.learner.policy.clone().merge_lora().named_weights();
+    assert!(
+        base.iter()
+            .zip(&merged)
+            .any(|((_, _, a), (_, _, b))| a != b)
+    );
+
+    let bad: Vec<String> = vec![
+        "model.lora_rank=2".into(),
+        "model.lora_targets=[\"qkv\"]".into(),
+    ];
+    let e = LlmConfig::load(None, &bad).unwrap_err();
+    assert!(format!("{e:#}").contains("q_proj"), "{e:#}");
+}
+
+#[test]
+fn a_model_path_that_does_not_suit_the_task_is_a_clear_error() {
+    let dir = temp_dir("bad-model");
+    let missing = dir.join("no-such-model");
+    let e = LlmTrainer::new(
+        LlmConfig::load(None, &[format!("model.path=\"{}\"", missing.display())]).unwrap(),
+    )
+    .err()
+    .unwrap();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("model.path") && msg.contains("no-such-model"),
+        "{msg}"
+    );
+
+    // A model with another character vocabulary: the letter task refuses it.
+    let folder = dir.join("other-vocab");
+    let tokenizer = Tokenizer::chars("xyz=", true).unwrap();
+    let config = LlamaConfig::tiny(tokenizer.vocab_size(), 16, 32, 1, 2, 1);
+    let model = LlamaModel::random(config, 0, &Device::flex()).unwrap();
+    save_hf_folder(&model, &folder).unwrap();
+    tokenizer.save_to_dir(&folder).unwrap();
+    let e = LlmTrainer::new(
+        LlmConfig::load(None, &[format!("model.path=\"{}\"", folder.display())]).unwrap(),
+    )
+    .err()
+    .unwrap();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("tokenizer") && msg.contains("other-vocab"),
+        "{msg}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
