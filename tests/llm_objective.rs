@@ -292,3 +292,79 @@ fn rloo_and_dr_grpo_compute_their_formulas() {
     .unwrap();
     assert!((out.value - want).abs() < 1e-6, "{} vs {want}", out.value);
 }
+
+/// Tempering (SPEC §2.4) through the transformer: `L(beta D~) / beta`. At
+/// beta = 1 it is the balance objective itself; for reverse KL with DevGrad
+/// its value is `beta` times the untempered one and so is its gradient (the
+/// loss is quadratic); for another member it differs, yet at the target
+/// (residuals constant within each prompt) loss and gradient vanish.
+#[test]
+fn tempered_balance_objectives_keep_the_zero_set() {
+    let device = Device::flex().autodiff();
+    let m = model(9, &device);
+    let prompts = vec![vec![0u32], vec![0], vec![0], vec![1, 2], vec![1, 2]];
+    let responses = vec![
+        vec![1u32, STOP],
+        vec![2, 2, 1],
+        vec![STOP],
+        vec![STOP],
+        vec![1, 1, STOP],
+    ];
+    let groups = [0u32, 0, 0, 1, 1];
+    let rewards: Vec<f64> = responses.iter().map(|y| reward(y)).collect();
+    let log_ref = vec![-2.0, -3.0, -1.0, -2.5, -0.7];
+    let log_z = LogZ::per_group(2, 0.0, &device);
+    let grad_of = |obj: &SequenceObjective, log_ref: &[f64], beta: f64| {
+        let lp = response_log_probs(&m, &prompts, &responses, 0).unwrap();
+        let batch = SequenceBatch {
+            log_ref,
+            rewards: &rewards,
+            groups: &groups,
+            behaviour_token_log_probs: &[],
+            max_len: MAX_LEN,
+            exact_log_z: None,
+        };
+        let out = sequence_loss(obj, &lp, &batch, beta, &log_z).unwrap();
+        let g = flat_gradients(&m, &GradientsParams::from_grads(out.loss.backward(), &m));
+        (out.value, g)
+    };
+    let devgrad = |member: Divergence| Objective::FTb {
+        member,
+        log_z: LogZMode::DevGrad,
+    };
+    let close = |a: &[f64], b: &[f64], scale: f64| {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - scale * y).abs() < 1e-5 * (1.0 + (scale * y).abs()))
+    };
+    // beta = 1: identical.
+    let rkl = devgrad(Divergence::reverse_kl());
+    let (v0, g0) = grad_of(&SequenceObjective::Balance(rkl.clone()), &log_ref, 1.0);
+    let (v1, g1) = grad_of(&SequenceObjective::Tempered(rkl.clone()), &log_ref, 1.0);
+    assert!((v0 - v1).abs() < 1e-12 && close(&g1, &g0, 1.0));
+    // Reverse KL: tempered = beta x untempered, on the same residuals D~.
+    let beta = 0.25;
+    let (vb, gb) = grad_of(&SequenceObjective::Balance(rkl.clone()), &log_ref, beta);
+    let (vt, gt) = grad_of(&SequenceObjective::Tempered(rkl), &log_ref, beta);
+    assert!(vb > 1e-3, "a residual spread to test on");
+    assert!(
+        (vt - beta * vb).abs() < 1e-9 * (1.0 + vb),
+        "{vt} vs {beta} * {vb}"
+    );
+    assert!(close(&gt, &gb, beta));
+    // Hellinger: not a rescaling ...
+    let hel = devgrad(Divergence::alpha(0.5).unwrap());
+    let (_, gh) = grad_of(&SequenceObjective::Balance(hel.clone()), &log_ref, beta);
+    let (_, ght) = grad_of(&SequenceObjective::Tempered(hel.clone()), &log_ref, beta);
+    assert!(!close(&ght, &gh, beta));
+    // ... but zero at the target: choose ln pi_ref so that D~ is a constant
+    // per prompt (c_g), i.e. pi_theta = p* on these responses.
+    let lp = response_log_probs(&m, &prompts, &responses, 0).unwrap();
+    let log_pi = tensor_to_f64(lp.per_sequence);
+    let at_target: Vec<f64> = (0..5)
+        .map(|i| log_pi[i] - rewards[i] / beta - [0.3, -1.1][groups[i] as usize])
+        .collect();
+    let (v, g) = grad_of(&SequenceObjective::Tempered(hel), &at_target, beta);
+    assert!(v.abs() < 1e-9, "{v}");
+    assert!(g.iter().all(|x| x.abs() < 1e-6), "{:?}", &g[..4]);
+}

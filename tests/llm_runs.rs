@@ -225,3 +225,58 @@ fn a_model_path_that_does_not_suit_the_task_is_a_clear_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn member_alpha(cfg: &LlmConfig, step: u64) -> f64 {
+    use ftb::llm::objective::SequenceObjective;
+    use ftb::objective::Objective;
+    match cfg.objective_at(step).unwrap() {
+        SequenceObjective::Balance(Objective::FTb { member, .. })
+        | SequenceObjective::Tempered(Objective::FTb { member, .. }) => {
+            member.alpha_value().unwrap()
+        }
+        other => panic!("not f-TB: {other:?}"),
+    }
+}
+
+#[test]
+fn alpha_schedules_and_tempering_train_toward_the_target() {
+    let load = |extra: &[&str]| {
+        let mut o: Vec<String> = ["steps=60", "eval_every=60", "pretrain.steps=80"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        o.extend(extra.iter().map(|s| s.to_string()));
+        LlmConfig::load(None, &o)
+    };
+    let cfg = load(&["objective.alpha_schedule=\"linear:0:1:40\""]).unwrap();
+    assert_eq!(member_alpha(&cfg, 0), 0.0);
+    assert!((member_alpha(&cfg, 10) - 0.25).abs() < 1e-12);
+    assert_eq!(member_alpha(&cfg, 50), 1.0);
+    let cfg_t = load(&["objective.tempered=true", "objective.beta=0.5"]).unwrap();
+    for cfg in [cfg, cfg_t] {
+        let mut t = LlmTrainer::new(cfg).unwrap();
+        let points = run(&mut t, None, |_, _| {}).unwrap();
+        let (first, last) = (&points[0], points.last().unwrap());
+        assert!(last.kl < 0.5 * first.kl, "{} -> {}", first.kl, last.kl);
+    }
+    for (bad, says) in [
+        (
+            vec![
+                "objective.name=\"rloo\"",
+                "objective.alpha_schedule=\"linear:0:1:9\"",
+            ],
+            "f-TB member",
+        ),
+        (
+            vec!["objective.alpha_schedule=\"linear:0:x:9\""],
+            "alpha_schedule",
+        ),
+        (
+            vec!["objective.name=\"dr-grpo\"", "objective.tempered=true"],
+            "tempered",
+        ),
+    ] {
+        let e = format!("{:#}", load(&bad).unwrap_err());
+        assert!(e.contains(says), "{bad:?}: {e}");
+    }
+}

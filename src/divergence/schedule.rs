@@ -31,6 +31,14 @@ pub enum AlphaSchedule {
 }
 
 impl AlphaSchedule {
+    /// The step from which alpha stays constant (0 for a constant).
+    pub fn last_step(&self) -> u64 {
+        match *self {
+            AlphaSchedule::Constant(_) => 0,
+            AlphaSchedule::Linear { steps, .. } | AlphaSchedule::Cosine { steps, .. } => steps,
+        }
+    }
+
     pub fn at(&self, step: u64) -> f64 {
         match *self {
             AlphaSchedule::Constant(a) => a,

@@ -114,6 +114,13 @@ pub enum SequenceObjective {
     /// mode, `tb`, `vargrad`) on `D~ = ln pi - ln pi_ref - r / beta`, log Z
     /// per prompt.
     Balance(Objective),
+    /// [`Self::Balance`] tempered (SPEC §2.4): `L(beta D~) / beta`, whose
+    /// residual `beta (ln pi - ln pi_ref) - r` has gradients of order one
+    /// when `beta` is small and no `exp(r / beta)` to overflow; same zero set,
+    /// so the same minimiser `p*`. Measured against the untempered target, a
+    /// tempered alpha member behaves like alpha `1 + beta (alpha - 1)`. A
+    /// learned log Z holds `beta ln Z` (the reported log Z is `ln Z`).
+    Tempered(Objective),
     /// RLOO: `A_i = r~_i - mean_{j != i} r~_j` over a prompt's samples with
     /// `r~ = r - beta (ln pi - ln pi_ref)` (no gradient through it); loss
     /// `-mean_i A_i ln pi(y_i | x)`.
@@ -186,20 +193,34 @@ pub fn sequence_loss(
     let log_pi = tensor_to_f64(lp.per_sequence.clone());
     check_finite(&log_pi)?;
     match objective {
-        SequenceObjective::Balance(obj) => {
+        SequenceObjective::Balance(obj) | SequenceObjective::Tempered(obj) => {
+            // Tempering scales the residual by beta and the loss by 1 / beta.
+            let t = match objective {
+                SequenceObjective::Tempered(_) => beta,
+                _ => 1.0,
+            };
             let scaled: Vec<f64> = batch.rewards.iter().map(|r| r / beta).collect();
-            let d_tilde = lp.per_sequence.clone()
+            let mut d_tilde = lp.per_sequence.clone()
                 - constant(batch.log_ref, &device)
                 - constant(&scaled, &device);
+            if t != 1.0 {
+                d_tilde = d_tilde.mul_scalar(t);
+            }
             match trajectory_level_loss(
                 obj,
                 lp.per_sequence.clone(),
                 log_pi.clone(),
                 d_tilde,
                 log_z,
-                batch.exact_log_z,
+                batch.exact_log_z.map(|z| z * t),
                 Some(batch.groups),
             )? {
+                Some(out) if t != 1.0 => Ok(LossOutput {
+                    loss: out.loss.div_scalar(t),
+                    value: out.value / t,
+                    log_z: out.log_z.map(|z| z / t),
+                    log_pi_f: out.log_pi_f,
+                }),
                 Some(out) => Ok(out),
                 None => bail!(
                     "objective `{}` is not a trajectory-level objective; LLM tuning takes \

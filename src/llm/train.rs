@@ -23,6 +23,7 @@ use super::objective::{SequenceBatch, SequenceObjective, response_log_probs, seq
 use super::task::{LanguageTask, LetterTask};
 use crate::divergence::Divergence;
 use crate::divergence::partition::LogZMode;
+use crate::divergence::schedule::AlphaSchedule;
 use crate::objective::{LossOutput, Objective};
 use crate::policy::{LogZ, Policy};
 use crate::sample::replay::{KeyedBuffer, KeyedSampling};
@@ -166,6 +167,14 @@ pub struct LlmObjectiveConfig {
     pub log_z: String,
     /// KL coefficient of the target `pi_ref exp(r / beta)`.
     pub beta: f64,
+    /// Balance objectives: minimise `L(beta D~) / beta` (SPEC §2.4; same
+    /// target, gradients of order one for small `beta`).
+    #[serde(default)]
+    pub tempered: bool,
+    /// `ftb`: anneal the alpha member over learner steps (`linear:FROM:TO:STEPS`
+    /// or `cosine:FROM:TO:STEPS`; `""`: the fixed `divergence`).
+    #[serde(default)]
+    pub alpha_schedule: String,
     /// Dr. GRPO's PPO clip range.
     pub clip: f64,
 }
@@ -222,6 +231,10 @@ impl LlmConfig {
             self.lora()?;
         }
         self.objective()?;
+        if let Some(s) = self.alpha_schedule()? {
+            self.objective_at(0)?;
+            self.objective_at(s.last_step())?;
+        }
         Ok(())
     }
 
@@ -252,9 +265,57 @@ impl LlmConfig {
         }))
     }
 
+    /// The alpha schedule of `objective.alpha_schedule`, if set.
+    pub fn alpha_schedule(&self) -> Result<Option<AlphaSchedule>> {
+        let o = &self.objective;
+        if o.alpha_schedule.trim().is_empty() {
+            return Ok(None);
+        }
+        if o.name != "ftb" {
+            bail!(
+                "objective.alpha_schedule anneals an f-TB member; objective.name is `{}`",
+                o.name
+            );
+        }
+        let s: AlphaSchedule = o
+            .alpha_schedule
+            .parse()
+            .map_err(|e| anyhow::anyhow!("objective.alpha_schedule: {e}"))?;
+        Ok(Some(s))
+    }
+
+    /// The sequence objective the config names at learner step `step`
+    /// (the alpha schedule, when set, picks the member).
+    pub fn objective_at(&self, step: u64) -> Result<SequenceObjective> {
+        let mut objective = self.objective()?;
+        if let (
+            Some(schedule),
+            SequenceObjective::Balance(Objective::FTb { member, .. })
+            | SequenceObjective::Tempered(Objective::FTb { member, .. }),
+        ) = (self.alpha_schedule()?, &mut objective)
+        {
+            *member = Divergence::alpha(schedule.at(step))
+                .map_err(|e| anyhow::anyhow!("objective.alpha_schedule: {e}"))?;
+        }
+        Ok(objective)
+    }
+
     /// The sequence objective the config names.
     pub fn objective(&self) -> Result<SequenceObjective> {
         let o = &self.objective;
+        let balance = |obj: Objective| {
+            if o.tempered {
+                SequenceObjective::Tempered(obj)
+            } else {
+                SequenceObjective::Balance(obj)
+            }
+        };
+        if o.tempered && !matches!(o.name.as_str(), "ftb" | "tb" | "vargrad") {
+            bail!(
+                "objective.tempered applies to ftb, tb and vargrad, not `{}`",
+                o.name
+            );
+        }
         Ok(match o.name.as_str() {
             "ftb" => {
                 let member: Divergence = o
@@ -266,10 +327,10 @@ impl LlmConfig {
                     "learned" => LogZMode::Learned,
                     other => bail!("objective.log_z = `{other}`: valid: devgrad, learned"),
                 };
-                SequenceObjective::Balance(Objective::FTb { member, log_z })
+                balance(Objective::FTb { member, log_z })
             }
-            "tb" => SequenceObjective::Balance(Objective::Tb),
-            "vargrad" => SequenceObjective::Balance(Objective::VarGrad),
+            "tb" => balance(Objective::Tb),
+            "vargrad" => balance(Objective::VarGrad),
             "rloo" => SequenceObjective::Rloo,
             "dr-grpo" => SequenceObjective::DrGrpo { clip: o.clip },
             other => bail!("objective.name = `{other}`: valid: ftb, tb, vargrad, rloo, dr-grpo"),
@@ -419,6 +480,8 @@ pub struct LlmTrainer {
     /// The frozen reference `pi_ref` (the pretrained model).
     pub reference: LlamaModel,
     objective: SequenceObjective,
+    /// The member follows `objective.alpha_schedule` (set per step).
+    annealed: bool,
     /// Published snapshots, newest last: `(version, weights)`.
     snapshots: VecDeque<(u64, LlamaModel)>,
     buffer: Option<KeyedBuffer<LlmSample>>,
@@ -463,7 +526,8 @@ impl LlmTrainer {
     /// A run tuning `reference` (a model on an autodiff device) on `task`.
     pub fn with_reference(cfg: LlmConfig, task: LetterTask, reference: LlamaModel) -> Result<Self> {
         let device = Device::flex().autodiff();
-        let objective = cfg.objective()?;
+        let objective = cfg.objective_at(0)?;
+        let annealed = cfg.alpha_schedule()?.is_some();
         let n = task.prompts().len();
         let policy = match cfg.lora()? {
             Some(lora) => reference.clone().with_lora(&lora)?,
@@ -497,6 +561,7 @@ impl LlmTrainer {
             learner,
             reference: frozen,
             objective,
+            annealed,
             buffer,
             listing,
             exact,
@@ -640,7 +705,8 @@ impl LlmTrainer {
     fn uses_learned_log_z(&self) -> bool {
         matches!(
             &self.objective,
-            SequenceObjective::Balance(o) if o.uses_learned_log_z()
+            SequenceObjective::Balance(o) | SequenceObjective::Tempered(o)
+                if o.uses_learned_log_z()
         )
     }
 }
@@ -715,6 +781,9 @@ impl TrainingTask for LlmTrainer {
     }
 
     fn iterate(&mut self, it: u64, rng: &mut ChaCha8Rng) -> Result<()> {
+        if self.annealed {
+            self.objective = self.cfg.objective_at(it)?;
+        }
         let fresh = self.generate(it, rng)?;
         for x in &fresh {
             self.window.reward_sum += x.reward;
