@@ -280,3 +280,43 @@ fn alpha_schedules_and_tempering_train_toward_the_target() {
         assert!(e.contains(says), "{bad:?}: {e}");
     }
 }
+
+#[test]
+fn a_log_z_head_on_the_prompts_hidden_state_trains_with_ftb_and_tb() {
+    for name in ["ftb", "tb"] {
+        let o: Vec<String> = [
+            "steps=80",
+            "eval_every=80",
+            "pretrain.steps=80",
+            "objective.log_z=\"head\"",
+            &format!("objective.name=\"{name}\""),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut t = LlmTrainer::new(LlmConfig::load(None, &o).unwrap()).unwrap();
+        let before = t.learner.log_z.values();
+        let points = run(&mut t, None, |_, _| {}).unwrap();
+        let (first, last) = (&points[0], points.last().unwrap());
+        assert!(
+            last.kl < 0.6 * first.kl,
+            "{name}: {} -> {}",
+            first.kl,
+            last.kl
+        );
+        // The head moved, and gives every prompt its own value.
+        let after = t.learner.log_z.values();
+        assert_eq!(after.len(), 8);
+        assert!(before.iter().zip(&after).any(|(a, b)| a != b));
+        assert!(
+            after.iter().any(|z| (z - after[0]).abs() > 1e-4),
+            "{after:?}"
+        );
+    }
+    let bad: Vec<String> = vec![
+        "objective.name=\"rloo\"".into(),
+        "objective.log_z=\"head\"".into(),
+    ];
+    let e = format!("{:#}", LlmConfig::load(None, &bad).unwrap_err());
+    assert!(e.contains("head"), "{e}");
+}

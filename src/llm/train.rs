@@ -163,7 +163,10 @@ pub struct LlmObjectiveConfig {
     pub name: String,
     /// f-TB member (`ftb` only).
     pub divergence: String,
-    /// `devgrad` (per prompt) or `learned` (a table per prompt) for `ftb`.
+    /// `devgrad` (per prompt, over its samples), `learned` (a table per
+    /// prompt) or `head` (a linear head on the reference model's last hidden
+    /// state of the prompt, shared across prompts) for `ftb`; `tb` learns a
+    /// table, or the head with `head`.
     pub log_z: String,
     /// KL coefficient of the target `pi_ref exp(r / beta)`.
     pub beta: f64,
@@ -310,6 +313,12 @@ impl LlmConfig {
                 SequenceObjective::Balance(obj)
             }
         };
+        if o.log_z == "head" && !matches!(o.name.as_str(), "ftb" | "tb") {
+            bail!(
+                "objective.log_z = head is a learned log Z: it serves ftb and tb, not `{}`",
+                o.name
+            );
+        }
         if o.tempered && !matches!(o.name.as_str(), "ftb" | "tb" | "vargrad") {
             bail!(
                 "objective.tempered applies to ftb, tb and vargrad, not `{}`",
@@ -324,8 +333,8 @@ impl LlmConfig {
                     .map_err(|e| anyhow::anyhow!("objective.divergence: {e}"))?;
                 let log_z = match o.log_z.as_str() {
                     "devgrad" => LogZMode::DevGrad,
-                    "learned" => LogZMode::Learned,
-                    other => bail!("objective.log_z = `{other}`: valid: devgrad, learned"),
+                    "learned" | "head" => LogZMode::Learned,
+                    other => bail!("objective.log_z = `{other}`: valid: devgrad, learned, head"),
                 };
                 balance(Objective::FTb { member, log_z })
             }
@@ -402,6 +411,35 @@ pub fn load_reference(path: &std::path::Path, task: &LetterTask) -> Result<Llama
     }
     tokenizer.check_vocab(model.vocab_size())?;
     Ok(model)
+}
+
+/// Each prompt's features for a conditioned log Z head: the model's last
+/// hidden state (after the final norm) at the prompt's last token, which
+/// summarises the prompt for next-token prediction. Computed once from the
+/// frozen reference, so the features are constants.
+pub fn prompt_features(model: &LlamaModel, prompts: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+    let device = model.device();
+    prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if p.is_empty() {
+                bail!("prompt {i} is empty");
+            }
+            let tokens: Vec<i64> = p.iter().map(|&t| i64::from(t)).collect();
+            let h = model.hidden(
+                super::model::token_tensor(&tokens, 1, p.len(), &device),
+                None,
+                None,
+            );
+            let d = h.dims()[2];
+            let last = h.slice([0..1, p.len() - 1..p.len(), 0..d]).reshape([d]);
+            last.into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("prompt {i}'s features: {e:?}"))
+        })
+        .collect()
 }
 
 /// One generated response and what training needs of it.
@@ -533,7 +571,12 @@ impl LlmTrainer {
             Some(lora) => reference.clone().with_lora(&lora)?,
             None => reference.clone(),
         };
-        let learner = Learner::new(policy, LogZ::per_group(n, 0.0, &device), &cfg.optim);
+        let log_z = if cfg.objective.log_z == "head" {
+            LogZ::conditioned(&prompt_features(&reference, task.prompts())?, 0, 0, &device)?
+        } else {
+            LogZ::per_group(n, 0.0, &device)
+        };
+        let learner = Learner::new(policy, log_z, &cfg.optim);
         let frozen = reference.valid();
         let listing = all_responses(
             task.tokenizer().vocab_size() as u32,
