@@ -89,6 +89,42 @@ fn a_pretrained_model_folder_tunes_exactly_like_the_builtin_reference() {
     let (a, b) = (metrics(&builtin), metrics(&from_file));
     assert_eq!(a.len(), 4);
     assert_eq!(a, b, "the saved model is not the pretrained one");
+    // The tuned model generates from the command line: the whole model
+    // after full fine-tuning, or the reference plus a PEFT adapter (LoRA).
+    let generate = |model: &Path, adapter: Option<&Path>| {
+        let mut args = vec![
+            "llm".to_string(),
+            "generate".into(),
+            "--model".into(),
+            model.display().to_string(),
+            "--prompt".into(),
+            "ab=".into(),
+            "--temperature".into(),
+            "0".into(),
+            "--max-new-tokens".into(),
+            "3".into(),
+        ];
+        if let Some(a) = adapter {
+            args.extend(["--adapter".into(), a.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&args)
+    };
+    generate(&from_file.join("model"), None);
+    let lora = dir.join("lora");
+    train(
+        &lora,
+        &[
+            "--set",
+            "steps=10",
+            "--set",
+            &path,
+            "--set",
+            "model.lora_rank=2",
+        ],
+    );
+    assert!(!lora.join("model").exists());
+    generate(&model, Some(&lora.join("adapter")));
     // The run saved its pretrained reference (what --resume tunes on).
     assert_eq!(
         std::fs::read(builtin.join("reference/model.safetensors")).unwrap(),

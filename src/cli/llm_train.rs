@@ -7,6 +7,7 @@ use crate::plot::{Series, curves_png};
 use crate::train::checkpoint;
 use crate::train::run_dir::RunDir;
 use anyhow::{Context, Result, bail};
+use burn::module::Module;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,8 +29,9 @@ Pretrains a tiny Llama on the letter task's corpus (the reference pi_ref),
 then tunes a copy toward p*(y|x) ∝ pi_ref(y|x) exp(r(x, y) / beta). Every
 answer of every prompt is listed, so the exact KL(pi_theta || p*) and L1 per
 prompt are reported. The run directory holds config.toml, metrics.jsonl,
-summary.json, kl.png, checkpoints/ and reference/ (the pretrained pi_ref, so
---resume tunes on the same model). Ctrl-C finishes the step, writes a
+summary.json, kl.png, checkpoints/, reference/ (the pretrained pi_ref, so
+--resume tunes on the same model) and the tuned model for ftb llm generate:
+model/ (full fine-tuning) or adapter/ (LoRA, PEFT format: --adapter). Ctrl-C finishes the step, writes a
 checkpoint and prints the --resume command.")]
 pub struct TrainArgs {
     /// TOML config (keys it omits keep the embedded defaults).
@@ -223,6 +225,26 @@ fn train_inner(args: TrainArgs) -> Result<ExitCode> {
         "summary.json",
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
+    // The tuned model, ready for `ftb llm generate`: LoRA adapters in
+    // PEFT's format on top of the reference, or the whole model.
+    let tuned = if cfg.model.lora_rank > 0 {
+        let dir = run_dir.file("adapter");
+        let base = if cfg.model.path.is_empty() {
+            saved_reference.display().to_string()
+        } else {
+            cfg.model.path.clone()
+        };
+        crate::llm::peft::save_peft_adapter(&trainer.learner.policy, &dir, Some(&base))?;
+        format!("{} (LoRA adapter on {base})", dir.display())
+    } else {
+        let dir = run_dir.file("model");
+        crate::llm::safetensors_io::save_model_folder(
+            &trainer.learner.policy.clone().valid(),
+            trainer.task.tokenizer(),
+            &dir,
+        )?;
+        dir.display().to_string()
+    };
     curves_png(
         &run_dir.file("kl.png"),
         &format!("exact KL(pi_theta || p*): {}", cfg.objective.name),
@@ -263,6 +285,7 @@ fn train_inner(args: TrainArgs) -> Result<ExitCode> {
     ] {
         println!("{k:<16}  {v}");
     }
+    println!("tuned model       {tuned}");
     println!("run directory: {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
