@@ -16,12 +16,41 @@ use std::process::ExitCode;
                                                       f-TB Hellinger on the letter task, seconds
   ftb llm train --set objective.divergence=alpha:0 --set sampling.lag=10
   ftb llm train --set objective.name=rloo --set sampling.source=keyed
+  ftb llm train --set task.name=arithmetic            a+b= with single-digit operands
+  ftb llm train --set task.name=command --set task.prompts_from=arithmetic \\
+      --set 'task.reward_command=\"python3 reward.py\"'
 
-Pretrains a tiny Llama on the letter task's corpus (the reference pi_ref),
-then tunes a copy toward p*(y|x) ∝ pi_ref(y|x) exp(r(x, y) / beta). Every
-answer of every prompt is listed, so the exact KL(pi_theta || p*) and L1 per
-prompt are reported. The run directory holds config.toml, metrics.jsonl,
-summary.json, kl.png and checkpoints/.")]
+Pretrains a tiny Llama on the task's corpus (the reference pi_ref), then
+tunes a copy toward p*(y|x) ∝ pi_ref(y|x) exp(r(x, y) / beta).
+
+Tasks (task.name): letters (answer the word reversed; graded reward),
+arithmetic (prompts a+b= with a, b <= task.max_operand; r = task.reward_correct
+for the exact sum then stop, else task.digit_credit per digit in place),
+command (an external reward program; prompts from task.prompts_file, one per
+line, or task.prompts_from a built-in task). When every answer of every
+prompt can be listed (at most 5000 per prompt; letters, single-digit
+arithmetic), the exact KL(pi_theta || p*), L1, expected reward and accuracy
+are reported; otherwise they are NaN and the greedy answers' reward and
+accuracy are still reported.
+
+The reward command is started once; per batch ftb writes one JSON line per
+sample to its stdin, {\"prompt\": \"3+4=\", \"response\": \"7\",
+\"prompt_index\": 5, \"finished\": true}, then reads one line per sample,
+in order, from its stdout: {\"reward\": 1.5} or a bare number (r, so a
+log-reward is allowed; it must be finite). A reward script:
+
+  import json, sys
+  for line in sys.stdin:
+      s = json.loads(line)
+      a, b = s[\"prompt\"].rstrip(\"=\").split(\"+\")
+      right = s[\"finished\"] and s[\"response\"] == str(int(a) + int(b))
+      print(json.dumps({\"reward\": 2.0 if right else 0.0}), flush=True)
+
+Training batches come from sampling.source: on-policy (the fresh samples),
+keyed (TBA's per-prompt buffer, recency and reward prioritised) or fifo (the
+sampling.fifo_capacity most recent samples: a prompt is drawn through a
+uniform sample, then K of its samples). The run directory holds config.toml,
+metrics.jsonl, summary.json, kl.png and checkpoints/.")]
 pub struct TrainArgs {
     /// TOML config (keys it omits keep the embedded defaults).
     #[arg(long, short)]
@@ -109,6 +138,10 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         "l1": last.l1,
         "expected_reward_initial": first.expected_reward,
         "expected_reward": last.expected_reward,
+        "accuracy_initial": first.accuracy,
+        "accuracy": last.accuracy,
+        "greedy_reward": last.greedy_reward,
+        "greedy_accuracy": last.greedy_accuracy,
         "distinct_answers_last_window": last.distinct,
         "mean_staleness_last_window": last.staleness,
         "skipped_steps": trainer.learner.skipped_steps,
@@ -154,6 +187,20 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             format!(
                 "{:.4} (initial {:.4})",
                 last.expected_reward, first.expected_reward
+            ),
+        ),
+        (
+            "greedy reward",
+            format!(
+                "{:.4} (initial {:.4})",
+                last.greedy_reward, first.greedy_reward
+            ),
+        ),
+        (
+            "accuracy",
+            format!(
+                "{:.4} (initial {:.4}; greedy {:.4})",
+                last.accuracy, first.accuracy, last.greedy_accuracy
             ),
         ),
         ("mean staleness", format!("{:.1} steps", last.staleness)),
