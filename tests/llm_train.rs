@@ -1,8 +1,8 @@
 //! LLM tuning end to end on the letter task: the reference model learns the
 //! task's corpus, f-TB moves the tuned model toward the exact target
 //! `p* ∝ pi_ref exp(r / beta)` (exact KL over every answer of every prompt),
-//! at lag 0 and with a lag of 10 steps through the keyed buffer, and at
-//! lag 0 through the keyed and FIFO buffers. Then
+//! at lag 0 and with a lag of 10 steps through the keyed buffer (the
+//! default source), and at lag 0 on-policy and through the FIFO buffer. Then
 //! the other tasks: arithmetic, an external reward command, prompts files.
 
 use ftb::llm::train::{LlmConfig, LlmTrainer, run};
@@ -96,8 +96,8 @@ fn fifo_source_moves_the_model_toward_the_exact_target() {
 }
 
 #[test]
-fn keyed_source_at_lag_zero() {
-    let kl = kl_curve(&["sampling.source=\"keyed\""]);
+fn on_policy_source_at_lag_zero() {
+    let kl = kl_curve(&["sampling.source=\"on-policy\""]);
     assert!(kl.last().unwrap() < &(0.5 * kl[0]), "{kl:?}");
 }
 
