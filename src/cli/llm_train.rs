@@ -30,7 +30,7 @@ for the exact sum then stop, else task.digit_credit per digit in place),
 command (an external reward program; prompts from task.prompts_file, one per
 line, or task.prompts_from a built-in task). When every answer of every
 prompt can be listed (at most 5000 per prompt; letters, single-digit
-arithmetic), the exact KL(pi_theta || p*), L1, expected reward and accuracy
+arithmetic, a command task with task.exact = true), the exact KL(pi_theta || p*), L1, expected reward and accuracy
 are reported; otherwise they are NaN and the greedy answers' reward and
 accuracy are still reported.
 
