@@ -361,3 +361,43 @@ fn prompts_file_tasks() {
     let p = run(&mut t, None, |_, _| {}).unwrap();
     assert!(p[0].kl.is_nan() && p[0].greedy_reward.is_finite() && p[0].greedy_accuracy.is_nan());
 }
+
+#[test]
+fn a_loaded_models_tokenizer_runs_end_to_end() {
+    // What tuning a loaded model will do: the task writes its prompts in the
+    // model's tokenizer (here a character one with another alphabet and
+    // order), the model is given, not pretrained by ftb.
+    use burn::tensor::Device;
+    use ftb::llm::{LlamaConfig, LlamaModel};
+    let tok = Tokenizer::chars(" =+0123456789abc", true).unwrap();
+    let cfg = LlmConfig::load(
+        None,
+        &[
+            "task.name=\"arithmetic\"".to_string(),
+            "task.prompts=4".into(),
+            "steps=3".into(),
+            "eval_every=3".into(),
+        ],
+    )
+    .unwrap();
+    let device = Device::flex().autodiff();
+    let model = |vocab: usize| {
+        LlamaModel::random(LlamaConfig::tiny(vocab, 16, 32, 1, 2, 1), 0, &device).unwrap()
+    };
+    let task = build_task(&cfg.task, Some(&tok), 0).unwrap();
+    // A model with fewer rows than the tokenizer's ids is refused.
+    let e = LlmTrainer::with_reference(cfg.clone(), task, model(10))
+        .err()
+        .unwrap();
+    assert!(format!("{e:#}").contains("17 tokens"), "{e:#}");
+    let task = build_task(&cfg.task, Some(&tok), 0).unwrap();
+    let mut t = LlmTrainer::with_reference(cfg, task, model(20)).unwrap();
+    let p = run(&mut t, None, |_, _| {}).unwrap();
+    // 1 + 16 + 256 + 4,096 answers per prompt would fit the listing bound,
+    // but the task does not list answers in a vocabulary not its own.
+    assert!(
+        p.iter()
+            .all(|x| x.kl.is_nan() && x.greedy_reward.is_finite())
+    );
+    assert!(p.last().unwrap().sample_reward.is_finite());
+}
