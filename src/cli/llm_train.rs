@@ -1,7 +1,6 @@
 //! `ftb llm train` and `ftb llm experiment lag`.
 
 use crate::llm::experiment::{lag_experiment, markdown};
-use crate::llm::task::LanguageTask;
 use crate::llm::train::{LlmConfig, LlmEvalPoint, LlmTrainer, pretrain_reference, run_from};
 use crate::plot::{Series, curves_png};
 use crate::train::checkpoint;
@@ -16,23 +15,57 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   ftb llm train                                       the embedded default (configs/llm.toml):
-                                                      f-TB Hellinger on the letter task, seconds
+                                                      f-TB Hellinger on the letter task through
+                                                      the keyed buffer, seconds
   ftb llm train --set objective.divergence=alpha:0 --set sampling.lag=10
-  ftb llm train --set objective.name=rloo --set sampling.source=keyed
+  ftb llm train --set objective.name=rloo --set sampling.source=on-policy
+  ftb llm train --set task.name=arithmetic            a+b= with single-digit operands
+  ftb llm train --set task.name=command --set task.prompts_from=arithmetic \\
+      --set 'task.reward_command=\"python3 reward.py\"'
   ftb llm train --set checkpoint_every=50 --out runs/long    checkpoints every 50 steps
   ftb llm train --resume runs/long                          continue from the newest checkpoint
   ftb llm pretrain --out models/letters                     pretrain and save pi_ref once ...
   ftb llm train --set model.path=models/letters --set model.lora_rank=4
                                                       ... then tune LoRA adapters on it
+  ftb llm train --set model.path=SmolLM2-135M-Instruct.Q4_1.gguf --set task.name=arithmetic \\
+      --set model.lora_rank=8                         a real model (GGUF or HF folder), LoRA
 
-Pretrains a tiny Llama on the letter task's corpus (the reference pi_ref),
-then tunes a copy toward p*(y|x) ∝ pi_ref(y|x) exp(r(x, y) / beta). Every
-answer of every prompt is listed, so the exact KL(pi_theta || p*) and L1 per
-prompt are reported. The run directory holds config.toml, metrics.jsonl,
-summary.json, kl.png, checkpoints/, reference/ (the pretrained pi_ref, so
---resume tunes on the same model) and the tuned model for ftb llm generate:
-model/ (full fine-tuning) or adapter/ (LoRA, PEFT format: --adapter). Ctrl-C finishes the step, writes a
-checkpoint and prints the --resume command.")]
+Pretrains a tiny Llama on the task's corpus (the reference pi_ref), or loads
+model.path, then tunes a copy toward p*(y|x) ∝ pi_ref(y|x) exp(r(x, y) / beta).
+
+Tasks (task.name): letters (answer the word reversed; graded reward),
+arithmetic (prompts a+b= with a, b <= task.max_operand; r = task.reward_correct
+for the exact sum then stop, else task.digit_credit per digit in place),
+command (an external reward program; prompts from task.prompts_file, one per
+line, or task.prompts_from a built-in task). When every answer of every
+prompt can be listed (at most 5000 per prompt; letters, single-digit
+arithmetic, a command task with task.exact = true), the exact KL(pi_theta || p*), L1, expected reward and accuracy
+are reported; otherwise they are NaN and the greedy answers' reward and
+accuracy are still reported. With a loaded model's own tokenizer the task
+writes its prompts in it and scores the decoded text (letters needs its own
+vocabulary: a model from ftb llm pretrain).
+
+The reward command is started once; per batch ftb writes one JSON line per
+sample to its stdin, {\"prompt\": \"3+4=\", \"response\": \"7\",
+\"prompt_index\": 5, \"finished\": true}, then reads one line per sample,
+in order, from its stdout: {\"reward\": 1.5} or a bare number (r, so a
+log-reward is allowed; it must be finite). A reward script:
+
+  import json, sys
+  for line in sys.stdin:
+      s = json.loads(line)
+      a, b = s[\"prompt\"].rstrip(\"=\").split(\"+\")
+      right = s[\"finished\"] and s[\"response\"] == str(int(a) + int(b))
+      print(json.dumps({\"reward\": 2.0 if right else 0.0}), flush=True)
+
+Training batches come from sampling.source: on-policy (the fresh samples),
+keyed (TBA's per-prompt buffer, recency and reward prioritised) or fifo (the
+sampling.fifo_capacity most recent samples: a prompt is drawn through a
+uniform sample, then K of its samples). The run directory holds config.toml,
+metrics.jsonl, summary.json, kl.png, checkpoints/, reference/ (the pretrained
+pi_ref, so --resume tunes on the same model) and the tuned model for ftb llm
+generate: model/ (full fine-tuning) or adapter/ (LoRA, PEFT format: --adapter).
+Ctrl-C finishes the step, writes a checkpoint and prints the --resume command.")]
 pub struct TrainArgs {
     /// TOML config (keys it omits keep the embedded defaults).
     #[arg(long, short, conflicts_with = "resume")]
@@ -213,6 +246,10 @@ fn train_inner(args: TrainArgs) -> Result<ExitCode> {
         "l1": last.l1,
         "expected_reward_initial": first.expected_reward,
         "expected_reward": last.expected_reward,
+        "accuracy_initial": first.accuracy,
+        "accuracy": last.accuracy,
+        "greedy_reward": last.greedy_reward,
+        "greedy_accuracy": last.greedy_accuracy,
         "distinct_answers_last_window": last.distinct,
         "mean_staleness_last_window": last.staleness,
         "skipped_steps": trainer.learner.skipped_steps,
@@ -278,6 +315,20 @@ fn train_inner(args: TrainArgs) -> Result<ExitCode> {
             format!(
                 "{:.4} (initial {:.4})",
                 last.expected_reward, first.expected_reward
+            ),
+        ),
+        (
+            "greedy reward",
+            format!(
+                "{:.4} (initial {:.4})",
+                last.greedy_reward, first.greedy_reward
+            ),
+        ),
+        (
+            "accuracy",
+            format!(
+                "{:.4} (initial {:.4}; greedy {:.4})",
+                last.accuracy, first.accuracy, last.greedy_accuracy
             ),
         ),
         ("mean staleness", format!("{:.1} steps", last.staleness)),
@@ -369,9 +420,10 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode> {
   ftb llm experiment lag --lags 0,10,50 --seeds 0,1,2
 
 f-TB (alpha 0 and 0.5, DevGrad per prompt), TB, RLOO and Dr. GRPO from the
-same pretrained reference per seed, at each actor lag; prints a Markdown
-table of mean ± std over seeds of the final exact KL(pi_theta || p*) and the
-exact expected reward.")]
+same pretrained reference per seed, at each actor lag, training on the
+lagged samples directly (sampling.source = on-policy unless set); prints a
+Markdown table of mean ± std over seeds of the final exact KL(pi_theta || p*)
+and the exact expected reward.")]
 pub struct ExperimentArgs {
     /// The experiment (`lag`: methods by actor lag).
     #[arg(value_parser = ["lag"])]
@@ -389,7 +441,11 @@ pub struct ExperimentArgs {
 
 /// Runs `ftb llm experiment lag`.
 pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
-    let base = LlmConfig::load(None, &args.overrides)?;
+    // The lag experiment trains on exactly the lagged samples (the table in
+    // the README was measured so); `--set sampling.source=keyed` still wins.
+    let mut overrides = vec!["sampling.source=\"on-policy\"".to_string()];
+    overrides.extend(args.overrides);
+    let base = LlmConfig::load(None, &overrides)?;
     let cells = lag_experiment(&base, &args.lags, &args.seeds, |m, lag, seed, kl| {
         eprintln!("{m:<32} lag {lag:>3} seed {seed}: KL {kl:.4}");
     })?;

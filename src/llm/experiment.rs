@@ -100,8 +100,7 @@ pub fn lag_experiment(
                     m.overrides.iter().map(|s| s.to_string()).collect();
                 overrides.push(format!("sampling.lag={lag}"));
                 let cfg = apply(&seeded, &overrides)?;
-                let task =
-                    super::task::LetterTask::new(cfg.task.prompts, cfg.task.max_len, cfg.seed)?;
+                let task = super::task::build_task(&cfg.task, None, cfg.seed)?;
                 let mut t = LlmTrainer::with_reference(cfg, task, reference.clone())?;
                 let points = run(&mut t, None, |_, _| {})?;
                 let last = points.last().expect("a final evaluation");

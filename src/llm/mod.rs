@@ -10,7 +10,9 @@
 //! * [`gguf`]: a GGUF v2/v3 reader/writer with F32/F16/Q8_0/Q4_0/Q4_1;
 //! * [`tokenizer`]: [`Tokenizer`] over `tokenizer.json`, GGUF metadata, or characters;
 //! * [`peft`]: LoRA adapters saved and loaded in PEFT's format;
-//! * [`generate`]: temperature/top-k/top-p/greedy sampling with stop tokens.
+//! * [`generate`]: temperature/top-k/top-p/greedy sampling with stop tokens;
+//! * [`task`], [`arithmetic`], [`reward_command`]: tasks (prompts and a
+//!   reward) for tuning, including an external reward program.
 //!
 //! Load and sample (here a tiny random model with a character tokenizer; a
 //! real one comes from [`gguf::load_gguf`] or [`safetensors_io::load_hf_folder`]):
@@ -45,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+pub mod arithmetic;
 pub mod config;
 pub mod exact;
 pub mod experiment;
@@ -53,6 +56,7 @@ pub mod gguf;
 pub mod model;
 pub mod objective;
 pub mod peft;
+pub mod reward_command;
 pub mod safetensors_io;
 pub mod task;
 pub mod tokenizer;

@@ -8,9 +8,18 @@
 //! `prompts_per_step` prompts with a policy snapshot exactly `lag` learner
 //! steps old (snapshots published every `sync_interval` steps, as TBA's
 //! actors receive them), scores them with the frozen reference model and the
-//! task's reward, and trains on a batch from the chosen source (the fresh
-//! batch, or the keyed buffer). Evaluation lists every answer of every
-//! prompt: exact `KL(pi_theta || p*)` and L1 per prompt.
+//! task's reward, and trains on a batch from the chosen source
+//! (`sampling.source`): the fresh batch (`on-policy`), TBA's prompt-keyed
+//! buffer (`keyed`), or a plain FIFO of the most recent samples (`fifo`; see
+//! [`LlmTrainer`]'s batch rule for how its groups are formed).
+//!
+//! The task is any [`LanguageTask`] ([`build_task`]: letters, arithmetic, an
+//! external reward command). Evaluation lists every answer of every prompt
+//! when the task allows it and the listing has at most
+//! [`EXACT_MAX_ANSWERS`] answers per prompt: exact `KL(pi_theta || p*)`, L1
+//! and expected reward per prompt; otherwise those are NaN (`null` in
+//! `metrics.jsonl`) and the greedy answers' reward and accuracy, which every
+//! task has, are still reported.
 //!
 //! The lagged generation runs in the learner's thread (deterministic, and the
 //! data are what lagged actors would produce); generating on actor threads
@@ -20,13 +29,14 @@ use super::exact::{all_responses, answer_metrics, response_log_distribution, tar
 use super::generate::{GenerateConfig, generate};
 use super::model::LlamaModel;
 use super::objective::{SequenceBatch, SequenceObjective, response_log_probs, sequence_loss};
-use super::task::{LanguageTask, LetterTask};
+pub use super::task::TaskConfig;
+use super::task::{LanguageTask, build_task};
 use crate::divergence::Divergence;
 use crate::divergence::partition::LogZMode;
 use crate::divergence::schedule::AlphaSchedule;
 use crate::objective::{LossOutput, Objective};
 use crate::policy::{LogZ, Policy};
-use crate::sample::replay::{KeyedBuffer, KeyedSampling};
+use crate::sample::replay::{FifoBuffer, KeyedBuffer, KeyedSampling, ReplayBuffer};
 use crate::train::checkpoint;
 use crate::train::config::OptimConfig;
 use crate::train::learner::Learner;
@@ -43,6 +53,14 @@ use std::collections::VecDeque;
 
 /// The embedded default of `ftb llm train`.
 pub const DEFAULT_LLM_CONFIG: &str = include_str!("../../configs/llm.toml");
+
+/// Exact evaluation lists every answer of every prompt only when a prompt
+/// has at most this many (all strings of up to `max_len` tokens ending at
+/// their first stop: `sum_k (V - 1)^k`). Each is scored by the model at every
+/// evaluation, so the cost is prompts x answers forward passes: the letter
+/// task has 259 per prompt, single-digit arithmetic 1,885; two-digit
+/// arithmetic (22,621) is past the bound and gets NaN exact metrics.
+pub const EXACT_MAX_ANSWERS: usize = 5000;
 
 impl Policy for LlamaModel {
     type Snapshot = LlamaModel;
@@ -71,7 +89,7 @@ pub struct LlmConfig {
     /// Stop after this many skipped (non-finite) steps in a row (0: never).
     #[serde(default = "default_bad_steps")]
     pub max_bad_steps: u64,
-    /// The letter task.
+    /// The task (see [`TaskConfig`]).
     pub task: TaskConfig,
     /// The reference model's shape.
     pub model: ModelConfig,
@@ -83,16 +101,6 @@ pub struct LlmConfig {
     pub sampling: LlmSamplingConfig,
     /// Adam settings of the model and of the learned log Z.
     pub optim: OptimConfig,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-/// `[task]`: the letter task (see [`LetterTask`]).
-pub struct TaskConfig {
-    /// Number of prompts.
-    pub prompts: usize,
-    /// Longest answer, stop token included.
-    pub max_len: usize,
 }
 
 fn default_keep() -> usize {
@@ -194,7 +202,8 @@ pub struct LlmSamplingConfig {
     pub lag: u64,
     /// Learner steps between published snapshots.
     pub sync_interval: u64,
-    /// `on-policy` (train on the fresh batch) or `keyed` (TBA's buffer).
+    /// `on-policy` (train on the fresh batch), `keyed` (TBA's buffer) or
+    /// `fifo` (uniform over the most recent samples).
     pub source: String,
     /// Keyed buffer: probability a prompt's newest samples are replayed.
     pub recent_prob: f64,
@@ -202,6 +211,13 @@ pub struct LlmSamplingConfig {
     pub inv_temp: f64,
     /// Keyed buffer: samples kept per prompt.
     pub per_prompt_capacity: usize,
+    /// FIFO buffer: samples kept (the most recent, all prompts together).
+    #[serde(default = "default_fifo_capacity")]
+    pub fifo_capacity: usize,
+}
+
+fn default_fifo_capacity() -> usize {
+    1024
 }
 
 impl LlmConfig {
@@ -221,9 +237,16 @@ impl LlmConfig {
                  sampling.sync_interval >= 1 are required"
             );
         }
-        if !matches!(s.source.as_str(), "on-policy" | "keyed") {
-            bail!("sampling.source = `{}`: valid: on-policy, keyed", s.source);
+        if !matches!(s.source.as_str(), "on-policy" | "keyed" | "fifo") {
+            bail!(
+                "sampling.source = `{}`: valid: on-policy, keyed, fifo",
+                s.source
+            );
         }
+        if s.source == "fifo" && s.fifo_capacity == 0 {
+            bail!("sampling.fifo_capacity must be >= 1");
+        }
+        self.task.validate()?;
         if !(self.objective.beta.is_finite() && self.objective.beta > 0.0) {
             bail!("objective.beta must be finite and positive");
         }
@@ -372,12 +395,14 @@ pub fn pretrain(
     Ok((model, last))
 }
 
-/// The letter task of `cfg` and a tiny Llama (`[model]`'s shape) pretrained
-/// on its corpus (`[pretrain]`), on an autodiff device; also the final
-/// negative log-likelihood per answer. What `ftb llm pretrain` saves and
-/// `ftb llm train` tunes when `model.path` is empty.
-pub fn pretrain_reference(cfg: &LlmConfig) -> Result<(LetterTask, LlamaModel, f64)> {
-    let task = LetterTask::new(cfg.task.prompts, cfg.task.max_len, cfg.seed)?;
+/// The task of `cfg` (in its own tokenizer) and a tiny Llama (`[model]`'s
+/// shape) pretrained on its corpus (`[pretrain]`; `pretrain.steps = 0`
+/// keeps the random weights), on an autodiff device; also the final
+/// negative log-likelihood per answer (NaN without pretraining). What
+/// `ftb llm pretrain` saves and `ftb llm train` tunes when `model.path` is
+/// empty.
+pub fn pretrain_reference(cfg: &LlmConfig) -> Result<(Box<dyn LanguageTask>, LlamaModel, f64)> {
+    let task = build_task(&cfg.task, None, cfg.seed)?;
     let device = Device::flex().autodiff();
     let m = &cfg.model;
     let config = super::LlamaConfig::tiny(
@@ -389,28 +414,20 @@ pub fn pretrain_reference(cfg: &LlmConfig) -> Result<(LetterTask, LlamaModel, f6
         m.kv_heads,
     );
     let base = LlamaModel::random(config, cfg.seed, &device)?;
+    if cfg.pretrain.steps == 0 {
+        return Ok((task, base, f64::NAN));
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x00c0_ffee);
-    let corpus = task.corpus(4096, &mut rng);
+    let Some(corpus) = task.corpus(4096, &mut rng) else {
+        bail!(
+            "the {} has no pretraining corpus: set pretrain.steps = 0 (tune a random \
+             reference model), wrap a built-in task (task.prompts_from), or start from \
+             a trained model (model.path)",
+            task.describe()
+        );
+    };
     let (model, nll) = pretrain(base, &corpus, &cfg.pretrain, task.stop(), &mut rng)?;
     Ok((task, model, nll))
-}
-
-/// Loads the reference model at `path` (see [`super::load_model`]) onto an
-/// autodiff device, refusing one whose tokenizer is not the task's.
-pub fn load_reference(path: &std::path::Path, task: &LetterTask) -> Result<LlamaModel> {
-    let (model, tokenizer, _) = super::load_model(path, &Device::flex().autodiff())
-        .with_context(|| format!("model.path = {}", path.display()))?;
-    if !tokenizer.same_vocabulary(task.tokenizer()) {
-        bail!(
-            "model.path = {}: its tokenizer ({} tokens) is not the letter task's character \
-             vocabulary; the task is evaluated exactly over its own tokens. Use a model \
-             written by `ftb llm pretrain`, or leave model.path empty",
-            path.display(),
-            tokenizer.vocab_size()
-        );
-    }
-    tokenizer.check_vocab(model.vocab_size())?;
-    Ok(model)
 }
 
 /// Each prompt's features for a conditioned log Z head: the model's last
@@ -459,11 +476,20 @@ pub struct LlmSample {
     pub version: u64,
 }
 
-/// What a prompt's exact evaluation needs: every answer, its reference
-/// log-probability and reward.
+/// What a prompt's exact evaluation needs: every answer's reference
+/// log-probability, reward and rightness.
 struct PromptListing {
     log_ref: Vec<f64>,
     rewards: Vec<f64>,
+    /// Per answer: right (1), wrong (0); empty for tasks without right answers.
+    correct: Vec<f64>,
+}
+
+/// Every answer (the same listing for all prompts) and each prompt's
+/// [`PromptListing`].
+struct ExactListing {
+    answers: Vec<Vec<u32>>,
+    prompts: Vec<PromptListing>,
 }
 
 /// One evaluation point (a line of `metrics.jsonl`).
@@ -471,12 +497,38 @@ struct PromptListing {
 pub struct LlmEvalPoint {
     /// Learner steps done.
     pub iteration: u64,
-    /// Mean over prompts of the exact `KL(pi_theta || p*)`.
+    /// Mean over prompts of the exact `KL(pi_theta || p*)` (NaN when the
+    /// task's answers are not listed, see [`EXACT_MAX_ANSWERS`]).
+    #[serde(deserialize_with = "crate::train::run_dir::f64_or_nan")]
     pub kl: f64,
-    /// Mean over prompts of the exact `sum_y |pi_theta - p*|`.
+    /// Mean over prompts of the exact `sum_y |pi_theta - p*|` (NaN when not
+    /// listed).
+    #[serde(deserialize_with = "crate::train::run_dir::f64_or_nan")]
     pub l1: f64,
-    /// Mean over prompts of the exact expected reward under the model.
+    /// Mean over prompts of the exact expected reward under the model (NaN
+    /// when not listed).
+    #[serde(deserialize_with = "crate::train::run_dir::f64_or_nan")]
     pub expected_reward: f64,
+    /// Mean over prompts of the exact probability of a right answer, for
+    /// tasks with right answers (NaN when not listed or none).
+    #[serde(
+        default = "nan",
+        deserialize_with = "crate::train::run_dir::f64_or_nan"
+    )]
+    pub accuracy: f64,
+    /// Mean reward of the model's greedy answer to every prompt (any task).
+    #[serde(
+        default = "nan",
+        deserialize_with = "crate::train::run_dir::f64_or_nan"
+    )]
+    pub greedy_reward: f64,
+    /// Share of prompts whose greedy answer is right (NaN for tasks without
+    /// right answers).
+    #[serde(
+        default = "nan",
+        deserialize_with = "crate::train::run_dir::f64_or_nan"
+    )]
+    pub greedy_accuracy: f64,
     /// Since the previous point: mean reward of the generated samples.
     #[serde(deserialize_with = "crate::train::run_dir::f64_or_nan")]
     pub sample_reward: f64,
@@ -495,6 +547,10 @@ pub struct LlmEvalPoint {
     pub seconds: f64,
 }
 
+fn nan() -> f64 {
+    f64::NAN
+}
+
 /// Counters between evaluation points (saved in checkpoints).
 #[derive(Default, Serialize, Deserialize)]
 struct Window {
@@ -507,12 +563,12 @@ struct Window {
     skipped_before: u64,
 }
 
-/// An LLM tuning run on the letter task (see the module docs).
+/// An LLM tuning run on a [`LanguageTask`] (see the module docs).
 pub struct LlmTrainer {
     /// The run's settings.
     pub cfg: LlmConfig,
     /// The task.
-    pub task: LetterTask,
+    pub task: Box<dyn LanguageTask>,
     /// The tuned model, its log Z per prompt and their optimisers.
     pub learner: Learner<LlamaModel>,
     /// The frozen reference `pi_ref` (the pretrained model).
@@ -523,8 +579,9 @@ pub struct LlmTrainer {
     /// Published snapshots, newest last: `(version, weights)`.
     snapshots: VecDeque<(u64, LlamaModel)>,
     buffer: Option<KeyedBuffer<LlmSample>>,
-    listing: Vec<Vec<u32>>,
-    exact: Vec<PromptListing>,
+    fifo: Option<FifoBuffer<LlmSample>>,
+    /// `None` when the task's answers are not listed (see [`EXACT_MAX_ANSWERS`]).
+    exact: Option<ExactListing>,
     window: Window,
     /// Learner steps done (the version of the newest snapshot after a resume).
     steps_done: u64,
@@ -542,7 +599,7 @@ impl LlmTrainer {
     /// The task and reference model `cfg` describes: the model at
     /// `model.path`, else a tiny Llama pretrained on the task's corpus
     /// ([`pretrain_reference`]). Experiments share one per seed.
-    pub fn reference(cfg: &LlmConfig) -> Result<(LetterTask, LlamaModel)> {
+    pub fn reference(cfg: &LlmConfig) -> Result<(Box<dyn LanguageTask>, LlamaModel)> {
         if cfg.model.path.is_empty() {
             let (task, model, _) = pretrain_reference(cfg)?;
             return Ok((task, model));
@@ -550,19 +607,30 @@ impl LlmTrainer {
         Self::reference_at(cfg, std::path::Path::new(&cfg.model.path))
     }
 
-    /// The task of `cfg` and the reference model saved at `path` (a run
-    /// directory's `reference/`, which a resumed run tunes on).
+    /// The reference model saved at `path` (`model.path`, or a run
+    /// directory's `reference/`, which a resumed run tunes on) on an
+    /// autodiff device, and the task of `cfg` written in the model's
+    /// tokenizer (its own vocabulary when the model came from
+    /// `ftb llm pretrain`, so exact evaluation stays available).
     pub fn reference_at(
         cfg: &LlmConfig,
         path: &std::path::Path,
-    ) -> Result<(LetterTask, LlamaModel)> {
-        let task = LetterTask::new(cfg.task.prompts, cfg.task.max_len, cfg.seed)?;
-        let model = load_reference(path, &task)?;
+    ) -> Result<(Box<dyn LanguageTask>, LlamaModel)> {
+        let (model, tokenizer, _) = super::load_model(path, &Device::flex().autodiff())
+            .with_context(|| format!("model.path = {}", path.display()))?;
+        let task = build_task(&cfg.task, Some(&tokenizer), cfg.seed)
+            .with_context(|| format!("the task on the tokenizer of {}", path.display()))?;
         Ok((task, model))
     }
 
-    /// A run tuning `reference` (a model on an autodiff device) on `task`.
-    pub fn with_reference(cfg: LlmConfig, task: LetterTask, reference: LlamaModel) -> Result<Self> {
+    /// A run tuning `reference` (a model on an autodiff device) on `task`
+    /// (built by [`build_task`], with the model's tokenizer when the model
+    /// was not pretrained by ftb).
+    pub fn with_reference(
+        cfg: LlmConfig,
+        task: Box<dyn LanguageTask>,
+        reference: LlamaModel,
+    ) -> Result<Self> {
         let device = Device::flex().autodiff();
         let objective = cfg.objective_at(0)?;
         let annealed = cfg.alpha_schedule()?.is_some();
@@ -571,6 +639,9 @@ impl LlmTrainer {
             Some(lora) => reference.clone().with_lora(&lora)?,
             None => reference.clone(),
         };
+        task.tokenizer()
+            .check_vocab(reference.vocab_size())
+            .context("the task's tokenizer does not fit the reference model")?;
         let log_z = if cfg.objective.log_z == "head" {
             LogZ::conditioned(&prompt_features(&reference, task.prompts())?, 0, 0, &device)?
         } else {
@@ -578,25 +649,11 @@ impl LlmTrainer {
         };
         let learner = Learner::new(policy, log_z, &cfg.optim);
         let frozen = reference.valid();
-        let listing = all_responses(
-            task.tokenizer().vocab_size() as u32,
-            task.stop(),
-            task.max_len(),
-        )?;
-        let exact = task
-            .prompts()
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                Ok(PromptListing {
-                    log_ref: response_log_distribution(&frozen, p, &listing, task.stop(), 512)?,
-                    rewards: listing.iter().map(|y| task.reward(i, y)).collect(),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let exact = exact_listing(task.as_ref(), &frozen)?;
         let s = &cfg.sampling;
         let buffer = (s.source == "keyed")
             .then(|| KeyedBuffer::with_key_capacity(n.max(1), s.per_prompt_capacity));
+        let fifo = (s.source == "fifo").then(|| FifoBuffer::new(s.fifo_capacity));
         let mut t = Self {
             snapshots: VecDeque::new(),
             cfg,
@@ -606,7 +663,7 @@ impl LlmTrainer {
             objective,
             annealed,
             buffer,
-            listing,
+            fifo,
             exact,
             window: Window::default(),
             steps_done: 0,
@@ -652,6 +709,12 @@ impl LlmTrainer {
         };
         let out = generate(&snapshot, &prompts, &settings, rng)?;
         let responses: Vec<Vec<u32>> = out.iter().map(|o| o.tokens.clone()).collect();
+        let scored: Vec<(usize, &[u32])> = prompt_ids
+            .iter()
+            .zip(&responses)
+            .map(|(&p, y)| (p, y.as_slice()))
+            .collect();
+        let rewards = self.task.rewards(&scored)?;
         let log_ref = crate::objective::surrogate::tensor_to_f64(
             response_log_probs(&self.reference, &prompts, &responses, self.task.stop())?
                 .per_sequence,
@@ -660,9 +723,10 @@ impl LlmTrainer {
             .into_iter()
             .zip(prompt_ids)
             .zip(log_ref)
-            .map(|((o, p), lr)| LlmSample {
+            .zip(rewards)
+            .map(|(((o, p), lr), reward)| LlmSample {
                 prompt: p,
-                reward: self.task.reward(p, &o.tokens),
+                reward,
                 behaviour: o.raw_logprobs.iter().map(|&x| f64::from(x)).collect(),
                 tokens: o.tokens,
                 log_ref: lr,
@@ -672,9 +736,42 @@ impl LlmTrainer {
     }
 
     /// The training batch of step `step`: fresh samples, or groups drawn
-    /// from the keyed buffer after the fresh ones enter it.
+    /// from the keyed or FIFO buffer after the fresh ones enter it.
+    ///
+    /// FIFO groups: DevGrad, VarGrad and the leave-one-out baselines need
+    /// several samples of one prompt, so a FIFO draw is two-stage: a stored
+    /// sample is drawn uniformly (its prompt is the group's, so prompts come
+    /// in proportion to their share of the recent samples), then the group's
+    /// `samples_per_prompt` samples uniformly with replacement among the
+    /// stored samples of that prompt; `prompts_per_step` groups per batch.
+    /// The buffer keeps one copy of each (prompt, answer) (the newest), so
+    /// a group is uniform over the distinct recent answers rather than
+    /// weighted by how often the policy drew them: off-policy data, which
+    /// every f-TB member allows.
     fn batch(&mut self, fresh: Vec<LlmSample>, rng: &mut ChaCha8Rng) -> Vec<LlmSample> {
         let s = &self.cfg.sampling;
+        if let Some(fifo) = self.fifo.as_mut() {
+            for x in fresh {
+                // Keyed by (prompt, answer): the same answer to two prompts is
+                // two samples; a repeat of one replaces the older copy.
+                let mut row: Vec<i64> = vec![x.prompt as i64, -1];
+                row.extend(x.tokens.iter().map(|&t| i64::from(t)));
+                fifo.insert(crate::env::row_key(&row), x.reward, x);
+            }
+            let mut batch = Vec::with_capacity(s.prompts_per_step * s.samples_per_prompt);
+            for _ in 0..s.prompts_per_step {
+                let prompt = fifo.sample(1, rng)[0].prompt;
+                let group: Vec<&LlmSample> = fifo
+                    .iter()
+                    .map(|e| &e.item)
+                    .filter(|x| x.prompt == prompt)
+                    .collect();
+                for _ in 0..s.samples_per_prompt {
+                    batch.push(group[rand::RngExt::random_range(rng, 0..group.len())].clone());
+                }
+            }
+            return batch;
+        }
         let Some(buf) = self.buffer.as_mut() else {
             return fresh;
         };
@@ -723,26 +820,68 @@ impl LlmTrainer {
         )
     }
 
-    /// Exact metrics of the current model, per prompt.
-    pub fn exact_metrics(&self) -> Result<Vec<(super::exact::AnswerMetrics, f64)>> {
+    /// Exact metrics of the current model, per prompt: the distances to
+    /// `p*`, the expected reward and the probability of a right answer (NaN
+    /// for a task without right answers). `None` when the task's answers are
+    /// not listed (see [`EXACT_MAX_ANSWERS`]).
+    #[allow(clippy::type_complexity)]
+    pub fn exact_metrics(&self) -> Result<Option<Vec<(super::exact::AnswerMetrics, f64, f64)>>> {
+        let Some(exact) = &self.exact else {
+            return Ok(None);
+        };
         let model = self.learner.snapshot();
         let beta = self.cfg.objective.beta;
         self.task
             .prompts()
             .iter()
-            .zip(&self.exact)
+            .zip(&exact.prompts)
             .map(|(p, e)| {
                 let log_pi =
-                    response_log_distribution(&model, p, &self.listing, self.task.stop(), 512)?;
+                    response_log_distribution(&model, p, &exact.answers, self.task.stop(), 512)?;
                 let (log_target, _) = target_log_probs(&e.log_ref, &e.rewards, beta);
-                let reward: f64 = log_pi
-                    .iter()
-                    .zip(&e.rewards)
-                    .map(|(l, r)| l.exp() * r)
-                    .sum();
-                Ok((answer_metrics(&log_pi, &log_target), reward))
+                let expect = |v: &[f64]| -> f64 {
+                    if v.is_empty() {
+                        return f64::NAN;
+                    }
+                    log_pi.iter().zip(v).map(|(l, r)| l.exp() * r).sum()
+                };
+                Ok((
+                    answer_metrics(&log_pi, &log_target),
+                    expect(&e.rewards),
+                    expect(&e.correct),
+                ))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// The current model's greedy answer to every prompt: its mean reward
+    /// and the share that is right (NaN for a task without right answers).
+    pub fn greedy_metrics(&self) -> Result<(f64, f64)> {
+        let model = self.learner.snapshot();
+        let prompts = self.task.prompts().to_vec();
+        let settings = GenerateConfig {
+            stop_tokens: vec![self.task.stop()],
+            pad_id: self.task.stop(),
+            ..GenerateConfig::greedy(self.task.max_len())
+        };
+        // Greedy decoding draws nothing; a local generator keeps the run's
+        // own random stream untouched by evaluation.
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let out = generate(&model, &prompts, &settings, &mut rng)?;
+        let scored: Vec<(usize, &[u32])> = out
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (i, o.tokens.as_slice()))
+            .collect();
+        let rewards = self.task.rewards(&scored)?;
+        let n = rewards.len().max(1) as f64;
+        let right: Option<Vec<bool>> = scored
+            .iter()
+            .map(|&(i, y)| self.task.correct(i, y))
+            .collect();
+        let accuracy = right.map_or(f64::NAN, |r| r.iter().filter(|&&c| c).count() as f64 / n);
+        Ok((rewards.iter().sum::<f64>() / n, accuracy))
     }
 
     fn uses_learned_log_z(&self) -> bool {
@@ -763,6 +902,8 @@ struct LlmState {
     window: Window,
     buffer: Option<KeyedBuffer<LlmSample>>,
     steps_done: u64,
+    #[serde(default)]
+    fifo: Option<FifoBuffer<LlmSample>>,
 }
 
 impl TrainingTask for LlmTrainer {
@@ -784,10 +925,8 @@ impl TrainingTask for LlmTrainer {
     fn fingerprint(&self) -> String {
         let c = &self.reference.config;
         format!(
-            "llm letter task ({} prompts, answers <= {}); Llama vocab {} hidden {} mlp {} \
-             layers {} heads {}/{}; lora rank {}",
-            self.cfg.task.prompts,
-            self.cfg.task.max_len,
+            "llm {}; Llama vocab {} hidden {} mlp {} layers {} heads {}/{}; lora rank {}",
+            self.task.describe(),
             c.vocab_size,
             c.hidden_size,
             c.intermediate_size,
@@ -804,11 +943,13 @@ impl TrainingTask for LlmTrainer {
             window: &'a Window,
             buffer: &'a Option<KeyedBuffer<LlmSample>>,
             steps_done: u64,
+            fifo: &'a Option<FifoBuffer<LlmSample>>,
         }
         checkpoint::to_msgpack(&Ref {
             window: &self.window,
             buffer: &self.buffer,
             steps_done: self.steps_done,
+            fifo: &self.fifo,
         })
     }
 
@@ -818,6 +959,9 @@ impl TrainingTask for LlmTrainer {
         })?;
         self.window = s.window;
         self.buffer = s.buffer;
+        if self.fifo.is_some() {
+            self.fifo = s.fifo.or(self.fifo.take());
+        }
         self.steps_done = s.steps_done;
         self.snapshots = VecDeque::from([(s.steps_done, self.learner.snapshot())]);
         Ok(())
@@ -871,15 +1015,24 @@ impl TrainingTask for LlmTrainer {
 
     fn evaluate(&mut self, done: u64, seconds: f64) -> Result<LlmEvalPoint> {
         let per_prompt = self.exact_metrics()?;
-        let n = per_prompt.len() as f64;
+        let mean = |f: fn(&(super::exact::AnswerMetrics, f64, f64)) -> f64| -> f64 {
+            match &per_prompt {
+                Some(v) => v.iter().map(f).sum::<f64>() / v.len() as f64,
+                None => f64::NAN,
+            }
+        };
+        let (greedy_reward, greedy_accuracy) = self.greedy_metrics()?;
         let w = std::mem::take(&mut self.window);
         let skipped = self.learner.skipped_steps;
         self.window.skipped_before = skipped;
         Ok(LlmEvalPoint {
             iteration: done,
-            kl: per_prompt.iter().map(|(m, _)| m.kl).sum::<f64>() / n,
-            l1: per_prompt.iter().map(|(m, _)| m.l1).sum::<f64>() / n,
-            expected_reward: per_prompt.iter().map(|(_, r)| r).sum::<f64>() / n,
+            kl: mean(|(m, _, _)| m.kl),
+            l1: mean(|(m, _, _)| m.l1),
+            expected_reward: mean(|(_, r, _)| *r),
+            accuracy: mean(|(_, _, a)| *a),
+            greedy_reward,
+            greedy_accuracy,
             sample_reward: w.reward_sum / w.samples.max(1) as f64,
             distinct: w.distinct.len(),
             staleness: w.staleness_sum / w.trained.max(1) as f64,
@@ -888,6 +1041,40 @@ impl TrainingTask for LlmTrainer {
             seconds,
         })
     }
+}
+
+/// Every answer of every prompt of `task`, with `reference`'s
+/// log-probability, reward and rightness: `None` when the task is not
+/// enumerable or a prompt has more than [`EXACT_MAX_ANSWERS`] answers.
+/// Rewards are asked for one prompt at a time (one batch per prompt for an
+/// external command).
+fn exact_listing(task: &dyn LanguageTask, reference: &LlamaModel) -> Result<Option<ExactListing>> {
+    let vocab = task.tokenizer().vocab_size();
+    let count: f64 = (0..=task.max_len())
+        .map(|k| (vocab.saturating_sub(1) as f64).powi(k as i32))
+        .sum();
+    if !task.enumerable() || count > EXACT_MAX_ANSWERS as f64 {
+        return Ok(None);
+    }
+    let answers = all_responses(vocab as u32, task.stop(), task.max_len())?;
+    let prompts = task
+        .prompts()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let scored: Vec<(usize, &[u32])> = answers.iter().map(|y| (i, y.as_slice())).collect();
+            let correct: Option<Vec<f64>> = answers
+                .iter()
+                .map(|y| task.correct(i, y).map(|c| f64::from(u8::from(c))))
+                .collect();
+            Ok(PromptListing {
+                log_ref: response_log_distribution(reference, p, &answers, task.stop(), 512)?,
+                rewards: task.rewards(&scored)?,
+                correct: correct.unwrap_or_default(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(ExactListing { answers, prompts }))
 }
 
 /// Runs the trainer's config to the end: the evaluation points. With a run
