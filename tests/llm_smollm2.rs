@@ -222,3 +222,54 @@ fn smollm2_decode_throughput_by_batch_size() {
         );
     }
 }
+
+/// Tuning the real model from its file: LoRA adapters on SmolLM2, the
+/// arithmetic task written in SmolLM2's own tokenizer, two f-TB steps. The
+/// base weights stay exactly those of the file, the adapters move, the
+/// losses are finite, and the adapter saved in PEFT's format loads back
+/// onto the file's model.
+#[test]
+fn smollm2_tunes_lora_adapters_on_a_task_in_its_own_tokenizer() {
+    use ftb::llm::peft::{load_peft_adapter, save_peft_adapter};
+    use ftb::llm::train::{LlmConfig, LlmTrainer, run};
+    let Some(path) = fixture() else {
+        return;
+    };
+    let overrides: Vec<String> = [
+        format!("model.path=\"{}\"", path.display()),
+        "task.name=\"arithmetic\"".into(),
+        "task.prompts=4".into(),
+        "task.digit_credit=0.5".into(),
+        "model.lora_rank=4".into(),
+        "steps=2".into(),
+        "eval_every=2".into(),
+        "sampling.prompts_per_step=2".into(),
+        "sampling.samples_per_prompt=2".into(),
+    ]
+    .to_vec();
+    let start = Instant::now();
+    let mut t = LlmTrainer::new(LlmConfig::load(None, &overrides).unwrap()).unwrap();
+    let points = run(&mut t, None, |_, _| {}).unwrap();
+    eprintln!("2 LoRA steps on SmolLM2 in {:.1?}", start.elapsed());
+    let last = points.last().unwrap();
+    assert!(last.loss.is_finite() && last.kl.is_nan(), "{last:?}");
+    assert_eq!(t.learner.skipped_steps, 0);
+    let base = t.reference.named_weights();
+    let tuned = t.learner.policy.named_weights();
+    for ((name, _, a), (_, _, b)) in base.iter().zip(&tuned) {
+        assert!(a == b, "{name} moved");
+    }
+    let dir = std::env::temp_dir().join(format!("ftb-smollm2-lora-{}", std::process::id()));
+    save_peft_adapter(&t.learner.policy, &dir, Some(&path.display().to_string())).unwrap();
+    let (plain, _) = load_gguf(&path, &Device::flex()).unwrap();
+    let reloaded = load_peft_adapter(plain, &dir).unwrap();
+    let merged = |m: LlamaModel| m.merge_lora().named_weights();
+    use burn::module::Module;
+    let (a, b) = (merged(reloaded), merged(t.learner.policy.clone().valid()));
+    assert!(a.iter().zip(&b).all(|((_, _, x), (_, _, y))| x == y));
+    assert!(
+        a.iter().zip(&base).any(|((_, _, x), (_, _, y))| x != y),
+        "adapters moved nothing"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
