@@ -28,7 +28,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -574,13 +574,8 @@ where
         }
         if self.handles.is_empty() {
             let ls = self.lockstep.as_mut().expect("lockstep pool");
-            loop {
-                match self.receiver.try_recv() {
-                    Ok((s, b)) => {
-                        ls.pending.insert(s, b);
-                    }
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
+            while let Ok((s, b)) = self.receiver.try_recv() {
+                ls.pending.insert(s, b);
             }
             if !ls.pending.contains_key(&step) {
                 bail!("every actor has stopped before producing step {step}");
