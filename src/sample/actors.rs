@@ -96,7 +96,9 @@ pub trait ActorWork<S>: Clone + Send + 'static {
 pub struct TrajectoryWork {
     pub env: Arc<dyn Environment>,
     pub reward: Arc<dyn LogReward>,
+    /// Trajectories per batch.
     pub batch: usize,
+    /// How the behaviour policy departs from the snapshot.
     pub exploration: Exploration,
 }
 
