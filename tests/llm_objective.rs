@@ -20,6 +20,7 @@ use ftb::llm::{GenerateConfig, LlamaConfig, LlamaModel, generate};
 use ftb::objective::Objective;
 use ftb::objective::surrogate::tensor_to_f64;
 use ftb::policy::{LogZ, flat_gradients};
+use ftb::sample::{Exploration, Provenance, Source};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -161,6 +162,8 @@ fn theorem_a_through_the_transformer_per_prompt() {
                     rewards: &rewards[k..=k],
                     groups: &[0],
                     behaviour_token_log_probs: &[],
+                    provenance: &[],
+                    current_version: 0,
                     max_len: MAX_LEN,
                     exact_log_z: Some(log_z_true),
                 };
@@ -236,7 +239,14 @@ fn rloo_and_dr_grpo_compute_their_formulas() {
     let log_ref = vec![-2.0, -3.0, -1.0, -2.5];
     let groups = [0u32, 0, 1, 1];
     let beta = 0.5;
-    // Behaviour log-probs a little off the model's (a stale actor).
+    // Behaviour log-probs a little off the model's (a stale actor: version
+    // 0 against the model's 1).
+    let stale = [Provenance {
+        policy_version: 0,
+        source: Source::Actor(0),
+        exploration: Exploration::default(),
+        behaviour_log_prob: 0.0,
+    }; 4];
     let behaviour: Vec<f64> = per_token
         .iter()
         .enumerate()
@@ -247,6 +257,8 @@ fn rloo_and_dr_grpo_compute_their_formulas() {
         rewards: &rewards,
         groups: &groups,
         behaviour_token_log_probs: &behaviour,
+        provenance: &stale,
+        current_version: 1,
         max_len: MAX_LEN,
         exact_log_z: None,
     };
@@ -291,6 +303,30 @@ fn rloo_and_dr_grpo_compute_their_formulas() {
     )
     .unwrap();
     assert!((out.value - want).abs() < 1e-6, "{} vs {want}", out.value);
+
+    // The same responses, generated on-policy by this very model (version
+    // 1): the provenance says the cached log-probs are current, so the ratio
+    // is exactly 1 and the (deliberately wrong) cached ones are not read.
+    let current = [Provenance {
+        policy_version: 1,
+        source: Source::OnPolicy,
+        ..stale[0]
+    }; 4];
+    let batch = SequenceBatch {
+        provenance: &current,
+        ..batch
+    };
+    let want: f64 = -lp.owner.iter().map(|&o| adv[o]).sum::<f64>() / (4.0 * MAX_LEN as f64);
+    let lp4 = response_log_probs(&m, &prompts, &responses, 0).unwrap();
+    let out = sequence_loss(
+        &SequenceObjective::DrGrpo { clip },
+        &lp4,
+        &batch,
+        beta,
+        &log_z,
+    )
+    .unwrap();
+    assert!((out.value - want).abs() < 1e-6, "{} vs {want}", out.value);
 }
 
 /// Tempering (SPEC §2.4) through the transformer: `L(beta D~) / beta`. At
@@ -323,6 +359,8 @@ fn tempered_balance_objectives_keep_the_zero_set() {
             behaviour_token_log_probs: &[],
             max_len: MAX_LEN,
             exact_log_z: None,
+            provenance: &[],
+            current_version: 0,
         };
         let out = sequence_loss(obj, &lp, &batch, beta, &log_z).unwrap();
         let g = flat_gradients(&m, &GradientsParams::from_grads(out.loss.backward(), &m));

@@ -386,12 +386,12 @@ fn a_loaded_models_tokenizer_runs_end_to_end() {
     };
     let task = build_task(&cfg.task, Some(&tok), 0).unwrap();
     // A model with fewer rows than the tokenizer's ids is refused.
-    let e = LlmTrainer::with_reference(cfg.clone(), task, model(10))
+    let e = LlmTrainer::with_reference(cfg.clone(), task.into(), model(10))
         .err()
         .unwrap();
     assert!(format!("{e:#}").contains("17 tokens"), "{e:#}");
     let task = build_task(&cfg.task, Some(&tok), 0).unwrap();
-    let mut t = LlmTrainer::with_reference(cfg, task, model(20)).unwrap();
+    let mut t = LlmTrainer::with_reference(cfg, task.into(), model(20)).unwrap();
     let p = run(&mut t, None, |_, _| {}).unwrap();
     // 1 + 16 + 256 + 4,096 answers per prompt would fit the listing bound,
     // but the task does not list answers in a vocabulary not its own.

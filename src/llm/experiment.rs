@@ -101,7 +101,7 @@ pub fn lag_experiment(
                 overrides.push(format!("sampling.lag={lag}"));
                 let cfg = apply(&seeded, &overrides)?;
                 let task = super::task::build_task(&cfg.task, None, cfg.seed)?;
-                let mut t = LlmTrainer::with_reference(cfg, task, reference.clone())?;
+                let mut t = LlmTrainer::with_reference(cfg, task.into(), reference.clone())?;
                 let points = run(&mut t, None, |_, _| {})?;
                 let last = points.last().expect("a final evaluation");
                 let cell = &mut cells[mi * lags.len() + li];

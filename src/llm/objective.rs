@@ -21,6 +21,7 @@ use crate::objective::evaluated::{constant, per_trajectory_sum};
 use crate::objective::surrogate::{check_finite, tensor_to_f64};
 use crate::objective::{LossOutput, Objective, trajectory_level_loss};
 use crate::policy::LogZ;
+use crate::sample::Provenance;
 use anyhow::{Result, bail};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -129,7 +130,12 @@ pub enum SequenceObjective {
     /// `-sum_i sum_t min(rho A_i, clip(rho, 1 - clip, 1 + clip) A_i) / norm`
     /// with `rho = pi(y_t) / mu(y_t)` against the behaviour log-probs, and
     /// `norm` a constant (the batch size times the maximum response length,
-    /// not each response's length).
+    /// not each response's length). For a response whose provenance says its
+    /// cached log-probs are the current model's
+    /// ([`Provenance::log_probs_are_current`]), `mu` is the model's own
+    /// log-prob without gradient, so `rho` is exactly 1 (PPO's on-policy
+    /// step) rather than 1 up to the rounding between the generation and
+    /// the teacher-forced pass.
     DrGrpo {
         /// PPO's clip range: the ratio is clipped to `[1 - clip, 1 + clip]`.
         clip: f64,
@@ -148,6 +154,12 @@ pub struct SequenceBatch<'a> {
     /// Per response token, in [`ResponseLogProbs::per_token`] order: the
     /// behaviour policy's log-probability (Dr. GRPO's ratio).
     pub behaviour_token_log_probs: &'a [f64],
+    /// Per response, where it came from (Dr. GRPO: whether its behaviour
+    /// log-probs are the current model's); may be empty for the objectives
+    /// that do not read behaviour log-probs.
+    pub provenance: &'a [Provenance],
+    /// Learner steps the model has taken (compared with each provenance).
+    pub current_version: u64,
     /// The maximum response length (Dr. GRPO's constant normaliser is
     /// `n * max_len`).
     pub max_len: usize,
@@ -252,12 +264,38 @@ pub fn sequence_loss(
                     batch.behaviour_token_log_probs.len()
                 );
             }
+            if batch.provenance.len() != n {
+                bail!(
+                    "dr-grpo: {n} responses but {} provenance records",
+                    batch.provenance.len()
+                );
+            }
             check_finite(batch.behaviour_token_log_probs)?;
+            let current: Vec<bool> = batch
+                .provenance
+                .iter()
+                .map(|p| p.log_probs_are_current(batch.current_version))
+                .collect();
+            let mu: Vec<f64> = if current.iter().any(|&c| c) {
+                let now = tensor_to_f64(lp.per_token.clone());
+                lp.owner
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &o)| {
+                        if current[o] {
+                            now[k]
+                        } else {
+                            batch.behaviour_token_log_probs[k]
+                        }
+                    })
+                    .collect()
+            } else {
+                batch.behaviour_token_log_probs.to_vec()
+            };
             let adv = group_mean_advantages(batch.rewards, batch.groups);
             let a_tok: Vec<f64> = lp.owner.iter().map(|&o| adv[o]).collect();
             let norm = (n * batch.max_len.max(1)) as f64;
-            let ratio =
-                (lp.per_token.clone() - constant(batch.behaviour_token_log_probs, &device)).exp();
+            let ratio = (lp.per_token.clone() - constant(&mu, &device)).exp();
             let a = constant(&a_tok, &device);
             let unclipped = ratio.clone() * a.clone();
             let clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * a;

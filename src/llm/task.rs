@@ -319,6 +319,7 @@ pub const LETTERS: &str = "abcde";
 /// the word reversed, then the stop token. The reward is graded:
 /// `+2` for exactly the reversed word, `+0.5` per answer letter that occurs
 /// in the prompt, `-1` for an answer that reaches `max_len` without stopping.
+#[derive(Clone)]
 pub struct LetterTask {
     tokenizer: Tokenizer,
     prompts: Vec<Vec<u32>>,

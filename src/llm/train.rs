@@ -21,9 +21,21 @@
 //! `metrics.jsonl`) and the greedy answers' reward and accuracy, which every
 //! task has, are still reported.
 //!
-//! The lagged generation runs in the learner's thread (deterministic, and the
-//! data are what lagged actors would produce); generating on actor threads
-//! concurrently is not done yet.
+//! Generation runs in the learner's thread (`sampling.actors = 0`) or on
+//! `sampling.actors` threads of the crate's actor pool in lockstep mode
+//! ([`crate::sample::ActorPool::start_lockstep`]): the batch of step `t`
+//! (prompt choice, generation, reference log-probs, rewards) is made with
+//! the snapshot of version `t - lag` (the newest published at or before it)
+//! and an RNG seeded from `(seed, t)`, wherever it runs, so the lag is exact
+//! and a run's metrics and parameters are bitwise the same with or without
+//! actors. Actors overlap with the learner only when `lag >= 1` (they may
+//! run up to `lag` steps ahead); at lag 0 step `t` needs the learner's
+//! version `t`, so there is nothing to overlap. Every sample carries a
+//! [`Provenance`]: `OnPolicy` from the learner's thread, `Actor(id)` from an
+//! actor, `Replay` once drawn from the keyed buffer. After a resume, the
+//! only snapshot is the checkpoint's model (version = the checkpoint's
+//! step `k`): steps `k..k + lag` are generated with it, and the lag is exact
+//! again from step `k + lag` on (actors restart at step `k`).
 
 use super::exact::{all_responses, answer_metrics, response_log_distribution, target_log_probs};
 use super::generate::{GenerateConfig, generate};
@@ -37,6 +49,9 @@ use crate::divergence::schedule::AlphaSchedule;
 use crate::objective::{LossOutput, Objective};
 use crate::policy::{LogZ, Policy};
 use crate::sample::replay::{FifoBuffer, KeyedBuffer, KeyedSampling, ReplayBuffer};
+use crate::sample::{
+    ActorPool, ActorWork, Exploration, LockstepSettings, Provenance, Source, step_rng,
+};
 use crate::train::checkpoint;
 use crate::train::config::OptimConfig;
 use crate::train::learner::Learner;
@@ -50,6 +65,7 @@ use rand::seq::index::sample as sample_indices;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// The embedded default of `ftb llm train`.
 pub const DEFAULT_LLM_CONFIG: &str = include_str!("../../configs/llm.toml");
@@ -214,6 +230,11 @@ pub struct LlmSamplingConfig {
     /// FIFO buffer: samples kept (the most recent, all prompts together).
     #[serde(default = "default_fifo_capacity")]
     pub fifo_capacity: usize,
+    /// Actor threads generating the batches of future steps while the
+    /// learner trains (0: generate in the learner's thread). Results do not
+    /// depend on it; only `lag >= 1` lets actors overlap with the learner.
+    #[serde(default)]
+    pub actors: usize,
 }
 
 fn default_fifo_capacity() -> usize {
@@ -472,8 +493,10 @@ pub struct LlmSample {
     pub log_ref: f64,
     /// `r(x, y)`.
     pub reward: f64,
-    /// The learner step of the snapshot that generated it.
-    pub version: u64,
+    /// Who generated it and with which snapshot (`policy_version`: the
+    /// learner steps behind that snapshot): staleness, and whether
+    /// `behaviour` are the current model's log-probs, follow from it.
+    pub provenance: Provenance,
 }
 
 /// What a prompt's exact evaluation needs: every answer's reference
@@ -567,8 +590,8 @@ struct Window {
 pub struct LlmTrainer {
     /// The run's settings.
     pub cfg: LlmConfig,
-    /// The task.
-    pub task: Box<dyn LanguageTask>,
+    /// The task (shared with the actor threads).
+    pub task: Arc<dyn LanguageTask>,
     /// The tuned model, its log Z per prompt and their optimisers.
     pub learner: Learner<LlamaModel>,
     /// The frozen reference `pi_ref` (the pretrained model).
@@ -583,8 +606,114 @@ pub struct LlmTrainer {
     /// `None` when the task's answers are not listed (see [`EXACT_MAX_ANSWERS`]).
     exact: Option<ExactListing>,
     window: Window,
-    /// Learner steps done (the version of the newest snapshot after a resume).
+    /// Lockstep actors (`sampling.actors >= 1`), started at the first step
+    /// this process trains.
+    actors: Option<ActorPool<LlamaModel, LlmGeneration, Vec<LlmSample>>>,
+    /// Learner steps done (the version of the learner's model).
     steps_done: u64,
+    /// The last step's training batch (what the loss saw).
+    last_batch: Vec<LlmSample>,
+}
+
+/// What generating a step's batch needs besides the snapshot: the task, the
+/// frozen reference and the batch's shape. Each actor owns a clone.
+#[derive(Clone)]
+struct LlmGeneration {
+    task: Arc<dyn LanguageTask>,
+    reference: LlamaModel,
+    prompts_per_step: usize,
+    samples_per_prompt: usize,
+}
+
+impl ActorWork<LlamaModel> for LlmGeneration {
+    type Batch = Vec<LlmSample>;
+
+    fn produce(
+        &mut self,
+        actor: usize,
+        snapshot: &LlamaModel,
+        version: u64,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<LlmSample>> {
+        generate_batch(
+            self.task.as_ref(),
+            &self.reference,
+            (self.prompts_per_step, self.samples_per_prompt),
+            (snapshot, version, Source::Actor(actor)),
+            rng,
+        )
+    }
+}
+
+/// One step's fresh samples: `samples_per_prompt` responses to each of
+/// `prompts_per_step` prompts drawn from `rng`, generated by `snapshot`
+/// (the policy of `version`, from `source`) with `rng`, scored by the frozen
+/// `reference` and the task's reward. The learner's thread and the actors
+/// both call this, so where it runs changes nothing but the source.
+fn generate_batch(
+    task: &dyn LanguageTask,
+    reference: &LlamaModel,
+    (prompts_per_step, samples_per_prompt): (usize, usize),
+    (snapshot, version, source): (&LlamaModel, u64, Source),
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<LlmSample>> {
+    let n = task.prompts().len();
+    let chosen = sample_indices(rng, n, prompts_per_step.min(n)).into_vec();
+    let prompt_ids: Vec<usize> = chosen
+        .iter()
+        .flat_map(|&p| std::iter::repeat_n(p, samples_per_prompt))
+        .collect();
+    let prompts: Vec<Vec<u32>> = prompt_ids
+        .iter()
+        .map(|&p| task.prompts()[p].clone())
+        .collect();
+    let settings = GenerateConfig {
+        max_new_tokens: task.max_len(),
+        temperature: 1.0,
+        stop_tokens: vec![task.stop()],
+        pad_id: task.stop(),
+        policy_version: version,
+        ..GenerateConfig::default()
+    };
+    let exploration = Exploration {
+        epsilon: 0.0,
+        temperature: settings.temperature,
+    };
+    let out = generate(snapshot, &prompts, &settings, rng)?;
+    let responses: Vec<Vec<u32>> = out.iter().map(|o| o.tokens.clone()).collect();
+    // One batch of rewards (one round trip for an external reward command).
+    let scored: Vec<(usize, &[u32])> = prompt_ids
+        .iter()
+        .zip(&responses)
+        .map(|(&p, y)| (p, y.as_slice()))
+        .collect();
+    let rewards = task.rewards(&scored)?;
+    let log_ref = crate::objective::surrogate::tensor_to_f64(
+        response_log_probs(reference, &prompts, &responses, task.stop())?.per_sequence,
+    );
+    Ok(out
+        .into_iter()
+        .zip(prompt_ids)
+        .zip(log_ref)
+        .zip(rewards)
+        .map(|(((o, p), lr), reward)| {
+            // The log-probs of the distribution each token was drawn from.
+            let behaviour: Vec<f64> = o.logprobs.iter().map(|&x| f64::from(x)).collect();
+            LlmSample {
+                prompt: p,
+                reward,
+                provenance: Provenance {
+                    policy_version: o.policy_version,
+                    source,
+                    exploration,
+                    behaviour_log_prob: behaviour.iter().sum(),
+                },
+                behaviour,
+                tokens: o.tokens,
+                log_ref: lr,
+            }
+        })
+        .collect())
 }
 
 impl LlmTrainer {
@@ -599,10 +728,10 @@ impl LlmTrainer {
     /// The task and reference model `cfg` describes: the model at
     /// `model.path`, else a tiny Llama pretrained on the task's corpus
     /// ([`pretrain_reference`]). Experiments share one per seed.
-    pub fn reference(cfg: &LlmConfig) -> Result<(Box<dyn LanguageTask>, LlamaModel)> {
+    pub fn reference(cfg: &LlmConfig) -> Result<(Arc<dyn LanguageTask>, LlamaModel)> {
         if cfg.model.path.is_empty() {
             let (task, model, _) = pretrain_reference(cfg)?;
-            return Ok((task, model));
+            return Ok((task.into(), model));
         }
         Self::reference_at(cfg, std::path::Path::new(&cfg.model.path))
     }
@@ -615,12 +744,12 @@ impl LlmTrainer {
     pub fn reference_at(
         cfg: &LlmConfig,
         path: &std::path::Path,
-    ) -> Result<(Box<dyn LanguageTask>, LlamaModel)> {
+    ) -> Result<(Arc<dyn LanguageTask>, LlamaModel)> {
         let (model, tokenizer, _) = super::load_model(path, &Device::flex().autodiff())
             .with_context(|| format!("model.path = {}", path.display()))?;
         let task = build_task(&cfg.task, Some(&tokenizer), cfg.seed)
             .with_context(|| format!("the task on the tokenizer of {}", path.display()))?;
-        Ok((task, model))
+        Ok((task.into(), model))
     }
 
     /// A run tuning `reference` (a model on an autodiff device) on `task`
@@ -628,7 +757,7 @@ impl LlmTrainer {
     /// was not pretrained by ftb).
     pub fn with_reference(
         cfg: LlmConfig,
-        task: Box<dyn LanguageTask>,
+        task: Arc<dyn LanguageTask>,
         reference: LlamaModel,
     ) -> Result<Self> {
         let device = Device::flex().autodiff();
@@ -666,7 +795,9 @@ impl LlmTrainer {
             fifo,
             exact,
             window: Window::default(),
+            actors: None,
             steps_done: 0,
+            last_batch: Vec::new(),
         };
         t.snapshots.push_back((0, t.learner.snapshot()));
         Ok(t)
@@ -685,54 +816,57 @@ impl LlmTrainer {
             .expect("a published snapshot")
     }
 
-    /// Generates the fresh samples of step `step`.
+    /// The fresh samples of step `step` generated in the learner's thread
+    /// with `rng` (the step's own, [`step_rng`], in training).
     fn generate(&self, step: u64, rng: &mut ChaCha8Rng) -> Result<Vec<LlmSample>> {
         let s = &self.cfg.sampling;
-        let n = self.task.prompts().len();
-        let chosen = sample_indices(rng, n, s.prompts_per_step.min(n)).into_vec();
         let (version, snapshot) = self.actor_snapshot(step);
-        let prompt_ids: Vec<usize> = chosen
-            .iter()
-            .flat_map(|&p| std::iter::repeat_n(p, s.samples_per_prompt))
-            .collect();
-        let prompts: Vec<Vec<u32>> = prompt_ids
-            .iter()
-            .map(|&p| self.task.prompts()[p].clone())
-            .collect();
-        let settings = GenerateConfig {
-            max_new_tokens: self.task.max_len(),
-            temperature: 1.0,
-            stop_tokens: vec![self.task.stop()],
-            pad_id: self.task.stop(),
-            policy_version: version,
-            ..GenerateConfig::default()
-        };
-        let out = generate(&snapshot, &prompts, &settings, rng)?;
-        let responses: Vec<Vec<u32>> = out.iter().map(|o| o.tokens.clone()).collect();
-        let scored: Vec<(usize, &[u32])> = prompt_ids
-            .iter()
-            .zip(&responses)
-            .map(|(&p, y)| (p, y.as_slice()))
-            .collect();
-        let rewards = self.task.rewards(&scored)?;
-        let log_ref = crate::objective::surrogate::tensor_to_f64(
-            response_log_probs(&self.reference, &prompts, &responses, self.task.stop())?
-                .per_sequence,
-        );
-        Ok(out
-            .into_iter()
-            .zip(prompt_ids)
-            .zip(log_ref)
-            .zip(rewards)
-            .map(|(((o, p), lr), reward)| LlmSample {
-                prompt: p,
-                reward,
-                behaviour: o.raw_logprobs.iter().map(|&x| f64::from(x)).collect(),
-                tokens: o.tokens,
-                log_ref: lr,
-                version: o.policy_version,
-            })
-            .collect())
+        generate_batch(
+            self.task.as_ref(),
+            &self.reference,
+            (s.prompts_per_step, s.samples_per_prompt),
+            (&snapshot, version, Source::OnPolicy),
+            rng,
+        )
+    }
+
+    /// The fresh samples of learner step `step`: from the actors when there
+    /// are any (started, or restarted, at `step` when they are not about to
+    /// produce it), else generated here; the same samples either way.
+    fn fresh_batch(&mut self, step: u64) -> Result<Vec<LlmSample>> {
+        let s = &self.cfg.sampling;
+        if s.actors == 0 {
+            return self.generate(step, &mut step_rng(self.cfg.seed, step));
+        }
+        if self.actors.as_ref().and_then(|p| p.next_step()) != Some(step) {
+            self.actors = None; // joins the old threads first
+            let work = LlmGeneration {
+                task: self.task.clone(),
+                reference: self.reference.clone(),
+                prompts_per_step: s.prompts_per_step,
+                samples_per_prompt: s.samples_per_prompt,
+            };
+            self.actors = Some(ActorPool::start_lockstep(
+                work,
+                self.snapshots.iter().cloned().collect(),
+                step,
+                LockstepSettings {
+                    actors: s.actors,
+                    sync_interval: s.sync_interval,
+                    lag: s.lag,
+                    end: self.cfg.steps.max(step + 1),
+                    seed: self.cfg.seed,
+                },
+            )?);
+        }
+        let pool = self.actors.as_mut().expect("started above");
+        pool.batch_for_step(step)
+            .with_context(|| format!("generating the batch of step {step} on actor threads"))
+    }
+
+    /// The last training batch (empty before the first step).
+    pub fn last_batch(&self) -> &[LlmSample] {
+        &self.last_batch
     }
 
     /// The training batch of step `step`: fresh samples, or groups drawn
@@ -779,7 +913,13 @@ impl LlmTrainer {
         for x in fresh {
             let key =
                 crate::env::row_key(&x.tokens.iter().map(|&t| i64::from(t)).collect::<Vec<_>>());
-            buf.insert(x.prompt as u64, key, x.reward, x.version, x);
+            buf.insert(
+                x.prompt as u64,
+                key,
+                x.reward,
+                x.provenance.policy_version,
+                x,
+            );
         }
         let sampling = KeyedSampling {
             group_size: s.samples_per_prompt,
@@ -789,11 +929,17 @@ impl LlmTrainer {
         buf.sample(n, &sampling, rng)
             .into_iter()
             .flat_map(|g| g.items)
+            .map(|mut x| {
+                x.provenance.source = Source::Replay;
+                x
+            })
             .collect()
     }
 
-    /// The loss of `batch` under the current model.
-    pub fn loss(&self, batch: &[LlmSample]) -> Result<LossOutput> {
+    /// The loss of `batch` under the current model, which has taken
+    /// `version` learner steps (each sample's provenance, against it, says
+    /// whether its cached behaviour log-probs are the model's own).
+    pub fn loss(&self, batch: &[LlmSample], version: u64) -> Result<LossOutput> {
         let prompts: Vec<Vec<u32>> = batch
             .iter()
             .map(|x| self.task.prompts()[x.prompt].clone())
@@ -804,6 +950,7 @@ impl LlmTrainer {
         let rewards: Vec<f64> = batch.iter().map(|x| x.reward).collect();
         let groups: Vec<u32> = batch.iter().map(|x| x.prompt as u32).collect();
         let behaviour: Vec<f64> = batch.iter().flat_map(|x| x.behaviour.clone()).collect();
+        let provenance: Vec<Provenance> = batch.iter().map(|x| x.provenance).collect();
         sequence_loss(
             &self.objective,
             &lp,
@@ -812,6 +959,8 @@ impl LlmTrainer {
                 rewards: &rewards,
                 groups: &groups,
                 behaviour_token_log_probs: &behaviour,
+                provenance: &provenance,
+                current_version: version,
                 max_len: self.task.max_len(),
                 exact_log_z: None,
             },
@@ -893,14 +1042,16 @@ impl LlmTrainer {
     }
 }
 
-/// The trainer's own checkpoint state: counters, the keyed buffer. The
-/// published snapshots are not saved: after a resume the generating
-/// snapshot is the checkpoint's model until `lag` steps have passed (so a
-/// resume is bitwise the uninterrupted run at lag 0 only).
+/// The trainer's own checkpoint state: counters, the keyed or FIFO buffer,
+/// the learner steps done. The published snapshots are not saved: after a
+/// resume the generating snapshot is the checkpoint's model (its version:
+/// `steps_done`) until `lag` steps have passed, so a resume is bitwise the
+/// uninterrupted run when `lag = 0` and `sync_interval = 1`.
 #[derive(Serialize, Deserialize)]
 struct LlmState {
     window: Window,
     buffer: Option<KeyedBuffer<LlmSample>>,
+    #[serde(default)]
     steps_done: u64,
     #[serde(default)]
     fifo: Option<FifoBuffer<LlmSample>>,
@@ -964,6 +1115,8 @@ impl TrainingTask for LlmTrainer {
         }
         self.steps_done = s.steps_done;
         self.snapshots = VecDeque::from([(s.steps_done, self.learner.snapshot())]);
+        // Actors restart from the checkpoint at the next step.
+        self.actors = None;
         Ok(())
     }
 
@@ -971,7 +1124,7 @@ impl TrainingTask for LlmTrainer {
         if self.annealed {
             self.objective = self.cfg.objective_at(it)?;
         }
-        let fresh = self.generate(it, rng)?;
+        let fresh = self.fresh_batch(it)?;
         for x in &fresh {
             self.window.reward_sum += x.reward;
             self.window.samples += 1;
@@ -979,10 +1132,10 @@ impl TrainingTask for LlmTrainer {
         }
         let batch = self.batch(fresh, rng);
         for x in &batch {
-            self.window.staleness_sum += it.saturating_sub(x.version) as f64;
+            self.window.staleness_sum += x.provenance.staleness(it) as f64;
             self.window.trained += 1;
         }
-        match self.loss(&batch) {
+        match self.loss(&batch, it) {
             Ok(out) => {
                 self.window.loss = out.value;
                 let train_z = self.uses_learned_log_z();
@@ -996,8 +1149,12 @@ impl TrainingTask for LlmTrainer {
             }
             Err(e) => return Err(e),
         }
+        self.last_batch = batch;
         let done = it + 1;
         self.steps_done = done;
+        if let Some(pool) = &self.actors {
+            pool.advance(done, || self.learner.snapshot());
+        }
         if done.is_multiple_of(self.cfg.sampling.sync_interval) {
             self.snapshots.push_back((done, self.learner.snapshot()));
             let keep = (self.cfg.sampling.lag / self.cfg.sampling.sync_interval + 2) as usize;
@@ -1010,7 +1167,7 @@ impl TrainingTask for LlmTrainer {
 
     fn fresh_loss(&self, version: u64, rng: &mut ChaCha8Rng) -> Result<LossOutput> {
         let fresh = self.generate(version, rng)?;
-        self.loss(&fresh)
+        self.loss(&fresh, version)
     }
 
     fn evaluate(&mut self, done: u64, seconds: f64) -> Result<LlmEvalPoint> {

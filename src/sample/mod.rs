@@ -8,7 +8,10 @@ pub mod provenance;
 pub mod replay;
 pub mod rollout;
 
-pub use actors::{ActorPool, ActorSettings, ActorStats, StalePolicy};
+pub use actors::{
+    ActorPool, ActorSettings, ActorStats, ActorWork, LockstepSettings, StalePolicy, TrajectoryWork,
+    step_rng,
+};
 pub use backward::{
     BackwardSampler, check_terminal_objects, choose_objects, load_terminal_objects,
     save_terminal_objects,
