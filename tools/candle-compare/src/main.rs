@@ -6,8 +6,12 @@
 //! ```text
 //! cargo run --release --manifest-path tools/candle-compare/Cargo.toml -- \
 //!     [--model PATH] [--threads N] [--new-tokens 32] [--repeats 5] \
-//!     [--batches 4,16] [--only ftb|candle] [--skip-logits] [--skip-speed]
+//!     [--batches 4,16] [--only ftb|candle] [--skip-logits] [--skip-speed] \
+//!     [--candle-f32]
 //! ```
+//!
+//! `--candle-f32` adds candle on the F32-dequantised weights (see below) to
+//! the batch-1 speed rows; `--batches ""` skips ftb's larger batches.
 //!
 //! * Token ids come from the GGUF's own tokenizer as ftb reads it
 //!   (`load_gguf`), and the same ids go to both models.
@@ -74,6 +78,7 @@ struct Args {
     only: Only,
     logits: bool,
     speed: bool,
+    candle_f32: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -91,6 +96,7 @@ fn parse_args() -> Result<Args> {
         only: Only::Both,
         logits: true,
         speed: true,
+        candle_f32: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -118,10 +124,11 @@ fn parse_args() -> Result<Args> {
             }
             "--skip-logits" => a.logits = false,
             "--skip-speed" => a.speed = false,
+            "--candle-f32" => a.candle_f32 = true,
             "-h" | "--help" => {
                 println!(
                     "candle-compare [--model PATH] [--threads N] [--new-tokens N] [--repeats N] \
-                     [--batches 4,16] [--only ftb|candle|both] [--skip-logits] [--skip-speed]"
+                     [--batches 4,16] [--only ftb|candle|both] [--skip-logits] [--skip-speed] [--candle-f32]"
                 );
                 std::process::exit(0);
             }
@@ -385,6 +392,12 @@ fn main() -> Result<()> {
             prompt.len(),
             args.repeats
         );
+        // candle with every tensor dequantised to F32 (its gemm f32 path), on request.
+        let mut candle_f32 = if args.candle_f32 && args.only != Only::Ftb {
+            Some(Candle::load_f32(&args.model)?)
+        } else {
+            None
+        };
         // Warm-up.
         if let Some(m) = &ftb_model {
             ftb_generate(m, &prompt, 1, 2);
@@ -392,35 +405,50 @@ fn main() -> Result<()> {
         if let Some(c) = candle.as_mut() {
             c.generate_greedy(&prompt, 2)?;
         }
-        let (mut rf, mut rc) = (Vec::new(), Vec::new());
+        if let Some(c) = candle_f32.as_mut() {
+            c.generate_greedy(&prompt, 2)?;
+        }
+        let mut rates: [Vec<f64>; 3] = Default::default();
+        const NAMES: [&str; 3] = ["ftb   ", "candle", "candle F32"];
         for rep in 0..args.repeats {
-            // Alternate which goes first.
-            for which in [rep % 2, 1 - rep % 2] {
-                if which == 0 {
-                    if let Some(m) = &ftb_model {
-                        let t = Instant::now();
-                        let out = ftb_generate(m, &prompt, 1, n);
-                        let s = t.elapsed().as_secs_f64();
-                        assert_eq!(out[0].len(), n);
-                        rf.push(n as f64 / s);
-                        println!("  repeat {rep}: ftb    batch 1 {:7.2} tokens/s", n as f64 / s);
-                    }
-                } else if let Some(c) = candle.as_mut() {
-                    let t = Instant::now();
-                    let out = c.generate_greedy(&prompt, n)?;
-                    let s = t.elapsed().as_secs_f64();
-                    assert_eq!(out.len(), n);
-                    rc.push(n as f64 / s);
-                    println!("  repeat {rep}: candle batch 1 {:7.2} tokens/s", n as f64 / s);
-                }
+            // Rotate which goes first.
+            for k in 0..3 {
+                let which = (rep + k) % 3;
+                let t = Instant::now();
+                let out = match which {
+                    0 => match &ftb_model {
+                        Some(m) => ftb_generate(m, &prompt, 1, n).remove(0),
+                        None => continue,
+                    },
+                    1 => match candle.as_mut() {
+                        Some(c) => c.generate_greedy(&prompt, n)?,
+                        None => continue,
+                    },
+                    _ => match candle_f32.as_mut() {
+                        Some(c) => c.generate_greedy(&prompt, n)?,
+                        None => continue,
+                    },
+                };
+                let s = t.elapsed().as_secs_f64();
+                assert_eq!(out.len(), n);
+                rates[which].push(n as f64 / s);
+                println!(
+                    "  repeat {rep}: {} batch 1 {:7.2} tokens/s",
+                    NAMES[which],
+                    n as f64 / s
+                );
             }
         }
+        let [rf, rc, rcf] = rates;
         let mut rows = Vec::new();
         if !rf.is_empty() {
             rows.push(("ftb (f32 weights)", 1usize, rf));
         }
         if !rc.is_empty() {
             rows.push(("candle quantized_llama (Q4_1 weights)", 1, rc));
+        }
+        if !rcf.is_empty() {
+            rows.push(("candle quantized_llama (weights dequantised to F32)", 1, rcf));
         }
         if let Some(m) = &ftb_model {
             for &b in &args.batches {
