@@ -205,8 +205,11 @@ impl Candle {
             let f = QTensor::quantize(&q.dequantize(&device)?, GgmlDType::F32)?;
             tensors.push((name.clone(), f));
         }
-        let metadata: Vec<(&str, &gguf_file::Value)> =
-            content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let metadata: Vec<(&str, &gguf_file::Value)> = content
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
         let tensor_refs: Vec<(&str, &QTensor)> =
             tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
         let mut buf = Cursor::new(Vec::new());
@@ -223,7 +226,10 @@ impl Candle {
         self.model.clear_kv_cache();
         let x = CandleTensor::new(ids, &self.device)?.unsqueeze(0)?;
         let logits = self.model.forward(&x, 0)?;
-        Ok(logits.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1()?)
+        Ok(logits
+            .squeeze(0)?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1()?)
     }
 
     /// Greedy decoding of `n` tokens at batch 1 (prefill + n - 1 single-token
@@ -260,7 +266,8 @@ fn ftb_last_logits(model: &LlamaModel, ids: &[u32]) -> Vec<f32> {
 fn ftb_generate(model: &LlamaModel, prompt: &[u32], batch: usize, n: usize) -> Vec<Vec<u32>> {
     let prompts = vec![prompt.to_vec(); batch];
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let samples = generate(model, &prompts, &GenerateConfig::greedy(n), &mut rng).expect("generate");
+    let samples =
+        generate(model, &prompts, &GenerateConfig::greedy(n), &mut rng).expect("generate");
     samples.into_iter().map(|s| s.tokens).collect()
 }
 
@@ -272,7 +279,12 @@ fn compare(name: &str, a: &[f32], b: &[f32]) -> String {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0f32, f32::max);
-    let mean = a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).sum::<f64>() / a.len() as f64;
+    let mean = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() as f64)
+        .sum::<f64>()
+        / a.len() as f64;
     let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
     let (ta, tb) = (top_k(a, 5), top_k(b, 5));
     format!(
@@ -362,9 +374,18 @@ fn main() -> Result<()> {
             let cq = candle.last_logits(&ids)?;
             let cf = candle_f32.last_logits(&ids)?;
             println!("prompt {p:?} ({} tokens)", ids.len());
-            println!("  {}", compare("ftb vs candle Q4_1 (Q8 activations)", &f, &cq));
-            println!("  {}", compare("ftb vs candle F32-dequantised      ", &f, &cf));
-            println!("  {}", compare("candle F32 vs candle Q4_1          ", &cf, &cq));
+            println!(
+                "  {}",
+                compare("ftb vs candle Q4_1 (Q8 activations)", &f, &cq)
+            );
+            println!(
+                "  {}",
+                compare("ftb vs candle F32-dequantised      ", &f, &cf)
+            );
+            println!(
+                "  {}",
+                compare("candle F32 vs candle Q4_1          ", &cf, &cq)
+            );
         }
         // Greedy continuations of the first prompt, 16 tokens each.
         let ids = tokenizer.encode(PROMPTS[0])?;
@@ -448,7 +469,11 @@ fn main() -> Result<()> {
             rows.push(("candle quantized_llama (Q4_1 weights)", 1, rc));
         }
         if !rcf.is_empty() {
-            rows.push(("candle quantized_llama (weights dequantised to F32)", 1, rcf));
+            rows.push((
+                "candle quantized_llama (weights dequantised to F32)",
+                1,
+                rcf,
+            ));
         }
         if let Some(m) = &ftb_model {
             for &b in &args.batches {
