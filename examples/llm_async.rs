@@ -18,6 +18,7 @@
 //! example checks it.
 
 use ftb::llm::train::{LlmConfig, LlmTrainer};
+use ftb::numerics::median_range;
 use ftb::train::TrainingTask;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,17 +29,6 @@ use std::time::Instant;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SETTINGS: [(usize, u64); 4] = [(0, 0), (1, 0), (0, 10), (1, 10)];
-
-fn median_range(mut xs: Vec<f64>) -> (f64, f64, f64) {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    let med = if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    };
-    (med, xs[0], xs[n - 1])
-}
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
@@ -102,9 +92,9 @@ fn main() -> anyhow::Result<()> {
     );
     println!("| actors | lag | median | min–max | speed-up (median, vs actors 0 same lag) |");
     println!("|---|---|---|---|---|");
-    let medians: Vec<f64> = seconds.iter().map(|s| median_range(s.clone()).0).collect();
+    let medians: Vec<f64> = seconds.iter().map(|s| median_range(s).0).collect();
     for (k, &(actors, lag)) in SETTINGS.iter().enumerate() {
-        let (med, lo, hi) = median_range(seconds[k].clone());
+        let (med, lo, hi) = median_range(&seconds[k]);
         let sync = medians[k - k % 2];
         println!(
             "| {actors} | {lag} | {med:.3} | {lo:.3}–{hi:.3} | {:.2}x |",

@@ -25,6 +25,7 @@ use burn::tensor::Device;
 use ftb::llm::gguf::load_gguf;
 use ftb::llm::objective::response_log_probs;
 use ftb::llm::{GenerateConfig, LlamaConfig, LlamaModel, LoraConfig, generate};
+use ftb::numerics::median_range;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
@@ -50,17 +51,6 @@ fn peak_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn median_range(mut xs: Vec<f64>) -> (f64, f64, f64) {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    let med = if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    };
-    (med, xs[0], xs[n - 1])
-}
-
 fn random_rows(rng: &mut ChaCha8Rng, n: usize, len: usize, vocab: usize) -> Vec<Vec<u32>> {
     (0..n)
         .map(|_| {
@@ -81,7 +71,7 @@ struct Row {
 }
 
 fn print_row(r: &Row) {
-    let (med, lo, hi) = median_range(r.rates.clone());
+    let (med, lo, hi) = median_range(&r.rates);
     println!(
         "| {} | {} | {} | {:.1} | {:.1}–{:.1} | {} | {:.0} ({}) |",
         r.model,

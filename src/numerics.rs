@@ -30,6 +30,14 @@ pub fn softmax(logits: &[f64]) -> Vec<f64> {
     logits.iter().map(|&l| (l - lse).exp()).collect()
 }
 
+/// Median, minimum and maximum of a non-empty slice: how benchmarks report
+/// repeated timings.
+pub fn median_range(xs: &[f64]) -> (f64, f64, f64) {
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (median(xs), lo, hi)
+}
+
 /// Median of a slice (mean of the two middle values for even lengths).
 pub fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();

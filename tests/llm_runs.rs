@@ -231,12 +231,12 @@ fn lora_moves_only_the_adapters_toward_the_target() {
 fn a_model_path_that_does_not_suit_the_task_is_a_clear_error() {
     let dir = temp_dir("bad-model");
     let missing = dir.join("no-such-model");
-    let e = LlmTrainer::new(
-        LlmConfig::load(None, &[format!("model.path=\"{}\"", missing.display())]).unwrap(),
-    )
-    .err()
-    .unwrap();
-    let msg = format!("{e:#}");
+    // The error of a trainer built on `path`.
+    let error_for = |path: &Path| {
+        let cfg = LlmConfig::load(None, &[format!("model.path=\"{}\"", path.display())]);
+        format!("{:#}", LlmTrainer::new(cfg.unwrap()).err().unwrap())
+    };
+    let msg = error_for(&missing);
     assert!(
         msg.contains("model.path") && msg.contains("no-such-model"),
         "{msg}"
@@ -249,12 +249,7 @@ fn a_model_path_that_does_not_suit_the_task_is_a_clear_error() {
     let model = LlamaModel::random(config, 0, &Device::flex()).unwrap();
     save_hf_folder(&model, &folder).unwrap();
     tokenizer.save_to_dir(&folder).unwrap();
-    let e = LlmTrainer::new(
-        LlmConfig::load(None, &[format!("model.path=\"{}\"", folder.display())]).unwrap(),
-    )
-    .err()
-    .unwrap();
-    let msg = format!("{e:#}");
+    let msg = error_for(&folder);
     assert!(
         msg.contains("tokenizer") && msg.contains("other-vocab"),
         "{msg}"

@@ -91,26 +91,7 @@ pub struct TrainArgs {
 /// Runs `ftb llm train` (exit status 130 after Ctrl-C, with its checkpoint).
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
     crate::train::interrupt::install()?;
-    match train_inner(args) {
-        Err(e) if e.downcast_ref::<crate::train::Interrupted>().is_some() => {
-            let i = e
-                .downcast_ref::<crate::train::Interrupted>()
-                .expect("checked");
-            let run_dir = i
-                .checkpoint
-                .parent()
-                .and_then(|c| c.parent())
-                .unwrap_or(&i.checkpoint);
-            eprintln!(
-                "interrupted after step {}; saved {}\nresume with: ftb llm train --resume {}",
-                i.iteration,
-                i.checkpoint.display(),
-                run_dir.display()
-            );
-            Ok(ExitCode::from(130))
-        }
-        other => other,
-    }
+    crate::train::interrupt::exit_status(train_inner(args), "ftb llm train --resume")
 }
 
 /// The saved pretrained reference inside a run directory.

@@ -2,7 +2,6 @@ use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::config::load;
 use crate::train::run_dir::RunDir;
-use crate::train::run_loop::Interrupted;
 use crate::train::trainer::{Summary, Trainer};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -53,24 +52,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     crate::train::interrupt::install()?;
-    match train(args) {
-        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
-            let i = e.downcast_ref::<Interrupted>().expect("checked");
-            let run_dir = i
-                .checkpoint
-                .parent()
-                .and_then(|c| c.parent())
-                .unwrap_or(&i.checkpoint);
-            eprintln!(
-                "interrupted after iteration {}; saved {}\nresume with: ftb train --resume {}",
-                i.iteration,
-                i.checkpoint.display(),
-                run_dir.display()
-            );
-            Ok(ExitCode::from(130))
-        }
-        other => other,
-    }
+    crate::train::interrupt::exit_status(train(args), "ftb train --resume")
 }
 
 fn train(args: Args) -> Result<ExitCode> {

@@ -41,3 +41,33 @@ pub fn clear() {
         f.store(false, Ordering::SeqCst);
     }
 }
+
+/// The exit status of a command whose run may have been interrupted: on
+/// [`super::run_loop::Interrupted`], says where the checkpoint is and how
+/// to continue (`resume_with RUN_DIR`), and returns status 130 (the shell's
+/// convention for Ctrl-C); any other result passes through.
+pub fn exit_status(
+    result: anyhow::Result<std::process::ExitCode>,
+    resume_with: &str,
+) -> anyhow::Result<std::process::ExitCode> {
+    match result {
+        Err(e) if e.downcast_ref::<super::run_loop::Interrupted>().is_some() => {
+            let i = e
+                .downcast_ref::<super::run_loop::Interrupted>()
+                .expect("checked");
+            let run_dir = i
+                .checkpoint
+                .parent()
+                .and_then(|c| c.parent())
+                .unwrap_or(&i.checkpoint);
+            eprintln!(
+                "interrupted after step {}; saved {}\nresume with: {resume_with} {}",
+                i.iteration,
+                i.checkpoint.display(),
+                run_dir.display()
+            );
+            Ok(std::process::ExitCode::from(130))
+        }
+        other => other,
+    }
+}

@@ -35,6 +35,7 @@
 //!   process's peak resident memory (VmHWM, printed at the end) is that
 //!   implementation's alone.
 
+use ftb::numerics::median_range;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device as BurnDevice;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
@@ -152,17 +153,6 @@ fn status_mb(key: &str) -> f64 {
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn median_range(mut xs: Vec<f64>) -> (f64, f64, f64) {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    let med = if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    };
-    (med, xs[0], xs[n - 1])
 }
 
 fn argmax(x: &[f32]) -> usize {
@@ -497,7 +487,7 @@ fn main() -> Result<()> {
         println!("|---|---|---|---|---|");
         for (name, b, r) in rows {
             let k = r.len();
-            let (med, lo, hi) = median_range(r);
+            let (med, lo, hi) = median_range(&r);
             println!("| {name} | {b} | {med:.1} | {lo:.1}–{hi:.1} | {k} |");
         }
     }
