@@ -9,10 +9,12 @@
 use crate::train::config::load;
 use crate::train::trainer::Trainer;
 use anyhow::{Result, bail};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::process::ExitCode;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -38,9 +40,14 @@ pub struct Args {
     /// Untimed iterations first.
     #[arg(long, default_value_t = 20)]
     warmup: u64,
-    /// Backend threads.
-    #[arg(long, default_value_t = 1)]
+    /// Backend threads (0: every core of the machine).
+    #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// A Python interpreter with PyTorch: its f32 product rate at the
+    /// learner's shapes is measured next to ftb's own, with the same threads
+    /// (`scripts/compare-peers.sh` prepares one).
+    #[arg(long, value_name = "PYTHON")]
+    gemm_reference: Option<PathBuf>,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -122,12 +129,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for s in &scenarios {
         scenario_sets(s)?;
     }
+    let threads = rayon::current_num_threads();
     let gemm = gemm_gflops();
     if !args.json {
-        println!(
-            "f32 matrix multiply (512^3, flex, {} thread(s)): {gemm:.1} GFLOP/s",
-            args.threads
-        );
+        println!("f32 matrix multiply (512^3, flex, {threads} thread(s)): {gemm:.1} GFLOP/s");
         println!(
             "{:<18} {:>6} {:>10} {:>14} {:>12} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "scenario",
@@ -180,6 +185,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             // Learner FLOPs: forward and backward matmuls of every evaluated state.
             let learner_gflops =
                 flops_per_row * rows as f64 / (split[1] + split[2] + split[3]) / 1e9;
+            // The same products in isolation, ftb's and (optionally) PyTorch's.
+            let products = learner_products(
+                &trainer.learner.policy.layer_dims(),
+                (rows as f64 / total_iters).round() as usize,
+            );
+            let products_gflops = flex_products_gflops(&products);
+            let reference = match &args.gemm_reference {
+                Some(python) => Some(torch_products_gflops(python, &products, threads)?),
+                None => None,
+            };
             let row = serde_json::json!({
                 "scenario": scenario,
                 "batch": batch,
@@ -197,7 +212,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "ms_loss": split_ms[1],
                 "ms_backward": split_ms[2],
                 "ms_optimiser": split_ms[3],
-                "threads": args.threads,
+                "threads": threads,
+                "products_gflops": products_gflops,
+                "reference_products_gflops": reference,
+                "products_fraction_of_reference": reference.map(|r| products_gflops / r),
                 "env": trainer.task.env.name(),
                 "repeats": args.repeats,
                 "iterations": args.iterations,
@@ -219,6 +237,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     split_ms[2],
                     split_ms[3]
                 );
+                match reference {
+                    Some(r) => println!(
+                        "{:<18} {:>6}   the learner's products alone: ftb {products_gflops:.1} GFLOP/s, PyTorch {r:.1} ({:.0}%)",
+                        "",
+                        "",
+                        100.0 * products_gflops / r
+                    ),
+                    None => println!(
+                        "{:<18} {:>6}   the learner's products alone: ftb {products_gflops:.1} GFLOP/s",
+                        "", ""
+                    ),
+                }
             }
         }
     }
@@ -247,6 +277,116 @@ fn gemm_gflops() -> f64 {
     2.0 * (n * n * n) as f64 / best / 1e9
 }
 
+/// One matrix product `[m, k] x [k, n]` of a training pass; a transposed
+/// operand is a strided view, as autodiff hands it to the backend.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+struct Product {
+    m: usize,
+    k: usize,
+    n: usize,
+    lhs_transposed: bool,
+    rhs_transposed: bool,
+}
+
+/// The products of one training pass over `rows` states, network by network:
+/// per layer the forward `x W`, the weight gradient `x^T g`, and, except for
+/// an input layer (the features need no gradient), the input gradient `g W^T`.
+fn learner_products(networks: &[Vec<(usize, usize)>], rows: usize) -> Vec<Product> {
+    let mut out = Vec::new();
+    for layers in networks {
+        for (i, &(inputs, outputs)) in layers.iter().enumerate() {
+            let product = |m, k, n, lhs_transposed, rhs_transposed| Product {
+                m,
+                k,
+                n,
+                lhs_transposed,
+                rhs_transposed,
+            };
+            out.push(product(rows, inputs, outputs, false, false));
+            out.push(product(inputs, rows, outputs, true, false));
+            if i > 0 {
+                out.push(product(rows, outputs, inputs, false, true));
+            }
+        }
+    }
+    out
+}
+
+/// Best time of one product over 5 runs of at least 20 ms each.
+fn best_product_seconds(p: &Product, device: &Device) -> f64 {
+    let operand = |rows: usize, cols: usize, transposed: bool| {
+        if transposed {
+            Tensor::<2>::random([cols, rows], Distribution::Default, device).transpose()
+        } else {
+            Tensor::<2>::random([rows, cols], Distribution::Default, device)
+        }
+    };
+    let a = operand(p.m, p.k, p.lhs_transposed);
+    let b = operand(p.k, p.n, p.rhs_transposed);
+    let run = |reps: usize| {
+        let start = Instant::now();
+        for _ in 0..reps {
+            drop(a.clone().matmul(b.clone()));
+        }
+        start.elapsed().as_secs_f64()
+    };
+    let mut reps = 1;
+    while run(reps) < 0.02 {
+        reps *= 2;
+    }
+    (0..5).map(|_| run(reps) / reps as f64).fold(f64::INFINITY, f64::min)
+}
+
+/// ftb's rate over `products`: their FLOPs over the sum of their best times.
+fn flex_products_gflops(products: &[Product]) -> f64 {
+    let device = Device::flex();
+    let (flops, seconds) = products.iter().fold((0.0, 0.0), |(f, s), p| {
+        (
+            f + 2.0 * (p.m * p.k * p.n) as f64,
+            s + best_product_seconds(p, &device),
+        )
+    });
+    flops / seconds / 1e9
+}
+
+/// PyTorch's rate over the same products, measured the same way by
+/// `scripts/peers/torch_gemm.py` (embedded) in `python`.
+fn torch_products_gflops(python: &PathBuf, products: &[Product], threads: usize) -> Result<f64> {
+    const SCRIPT: &str = include_str!("../../scripts/peers/torch_gemm.py");
+    let mut child = Command::new(python)
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("--gemm-reference {}: cannot start: {e}", python.display()))?;
+    let request = serde_json::json!({ "threads": threads, "products": products });
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(request.to_string().as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "--gemm-reference {}: the PyTorch product benchmark failed ({}): {}",
+            python.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        anyhow::anyhow!(
+            "--gemm-reference {}: unreadable reply ({e}): {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        )
+    })?;
+    reply["gflops"].as_f64().ok_or_else(|| {
+        anyhow::anyhow!("--gemm-reference {}: no `gflops` in {reply}", python.display())
+    })
+}
+
 /// Resets the kernel's resident-set high-water mark (VmHWM) to the current
 /// RSS, so the next reading is this scenario's peak rather than the largest
 /// scenario's so far. Returns what the mark covers: `scenario`, or `process`
@@ -271,4 +411,25 @@ fn rss_mb(key: &str) -> f64 {
             })
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::mlp::Mlp;
+
+    #[test]
+    fn learner_products_count_every_flop_of_a_training_pass() {
+        let device = Device::flex();
+        let nets = [Mlp::new(16, 256, 2, 3, &device), Mlp::new(16, 256, 2, 2, &device)];
+        let dims: Vec<_> = nets.iter().map(Mlp::layer_dims).collect();
+        let rows = 37;
+        let products = learner_products(&dims, rows);
+        let flops: usize = products.iter().map(|p| 2 * p.m * p.k * p.n).sum();
+        let expected: usize = nets.iter().map(Mlp::training_flops_per_row).sum::<usize>() * rows;
+        assert_eq!(flops, expected);
+        // Forward and weight gradient of 3 layers, input gradient of 2, per network.
+        assert_eq!(products.len(), 2 * (3 + 3 + 2));
+        assert!(products.iter().any(|p| p.lhs_transposed) && products.iter().any(|p| p.rhs_transposed));
+    }
 }

@@ -71,6 +71,18 @@ impl Mlp {
         6 * self.macs_per_row() - 2 * first
     }
 
+    /// `(inputs, outputs)` of every linear layer, input side first: the
+    /// shapes of the learner's matrix products (for benchmarks).
+    pub fn layer_dims(&self) -> Vec<(usize, usize)> {
+        self.layers
+            .iter()
+            .map(|l| {
+                let [i, o] = l.weight.dims();
+                (i, o)
+            })
+            .collect()
+    }
+
     /// Multiply-adds per input row (for FLOP accounting in benchmarks).
     pub fn macs_per_row(&self) -> usize {
         self.layers

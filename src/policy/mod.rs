@@ -202,6 +202,15 @@ impl GflowNetPolicy {
                 .map_or(0, Mlp::training_flops_per_row)
     }
 
+    /// `(inputs, outputs)` of every linear layer of every network, each
+    /// network's input layer first (the shapes of the learner's products).
+    pub fn layer_dims(&self) -> Vec<Vec<(usize, usize)>> {
+        std::iter::once(&self.trunk)
+            .chain(self.backward_net.as_ref())
+            .map(Mlp::layer_dims)
+            .collect()
+    }
+
     /// Multiply-adds of one full evaluation per state row.
     pub fn macs_per_row(&self) -> usize {
         self.trunk.macs_per_row() + self.backward_net.as_ref().map_or(0, Mlp::macs_per_row)

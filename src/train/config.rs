@@ -173,7 +173,7 @@ pub struct RunConfig {
     pub exact: ExactEval,
     /// Fresh samples for the empirical L1 at the end (0 = skip).
     pub empirical_samples: usize,
-    /// Worker threads of the tensor backend.
+    /// Worker threads of the tensor backend (0: every core of the machine).
     pub threads: usize,
     /// Checkpoint every this many iterations (0: only at the end and on
     /// Ctrl-C); `ftb train --resume RUN_DIR` continues from the newest.
@@ -460,8 +460,8 @@ impl TrainConfig {
         if o.sync_interval == 0 {
             bail!("offpolicy.sync_interval must be >= 1");
         }
-        if self.run.eval_every == 0 || self.run.threads == 0 {
-            bail!("run.eval_every and run.threads must be >= 1");
+        if self.run.eval_every == 0 {
+            bail!("run.eval_every must be >= 1");
         }
         Ok(())
     }
