@@ -46,7 +46,6 @@ for name, version in want.items():
     assert got.split("+")[0] == version, (name, got)
 for name in ("jax", "jaxlib", "optax"):
     m.version(name)
-import gfn, gfnx, jax, optax, torch  # noqa: F401  (imports work)
 EOF
 then
     echo "installing the peers' packages into $venv" >&2

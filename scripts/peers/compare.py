@@ -21,8 +21,9 @@ speed (default): ms per training iteration. For every round, for every
     networks, log Z = 0), until the exact sum-L1 between the learned terminal
     distribution and the normalised reward is below the scenario's threshold
     (defaults 0.02 for hypergrid-small, 0.08 for hypergrid-medium), checked
-    every `--eval-every` iterations with evaluation time excluded from the
-    clock; median over `--seeds`; a tool that has not reached the threshold
+    every `--eval-every` iterations (defaults 25 and 100; the same for every
+    tool, so the figure's granularity is that many iterations) with
+    evaluation time excluded from the clock; median over `--seeds`; a tool that has not reached the threshold
     by `--max-iterations` is "not reached" (counted as infinitely slow in
     the median). See "ftb in time-to-quality" below.
 --check-dp: checks the peers' exact terminal distributions (the dynamic
@@ -67,6 +68,12 @@ Differences between the three set-ups that remain
   every tool to T CPUs the same way.
 * Process start, imports and (gfnx) compilation are outside every figure.
 
+Measure on a quiet machine. With other load on the machine and T = every
+core, PyTorch's OpenMP workers spin-wait for CPU they do not get: on a busy
+2-core machine torchgfn ran 5-10x slower at T = 2 than at T = 1. Exporting
+OMP_WAIT_POLICY=PASSIVE (passed on to every tool, and recorded in the --out
+file's first line) removes that effect; say so when quoting such figures.
+
 ftb in time-to-quality
 ----------------------
 `ftb train` logs one line per evaluation to RUN_DIR/metrics.jsonl with
@@ -100,6 +107,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SCENARIOS = {"hypergrid-small": (2, 8), "hypergrid-medium": (4, 16)}
 DEFAULT_THRESHOLDS = {"hypergrid-small": 0.02, "hypergrid-medium": 0.08}
+# An exact evaluation of hypergrid-medium (65,536 states) costs about as much
+# as 25-50 training iterations, so it is evaluated less often by default.
+DEFAULT_EVAL_EVERY = {"hypergrid-small": 25, "hypergrid-medium": 100}
 PEERS = ("torchgfn", "gfnx")
 
 
@@ -114,7 +124,7 @@ def parse_args():
     ints = lambda s: [int(x) for x in csv(s)]  # noqa: E731
     p.add_argument("--ftb", default=os.path.join(ROOT, "target", "release", "ftb"), help="ftb binary")
     p.add_argument("--python", default=sys.executable, help="python of the peers' venv")
-    p.add_argument("--scenarios", type=csv, default=["hypergrid-small"], help=", ".join(SCENARIOS))
+    p.add_argument("--scenarios", type=csv, default=list(SCENARIOS), help=", ".join(SCENARIOS))
     p.add_argument("--batches", type=ints, default=None, help="default 16,128,512 (speed), 64 (time-to-quality)")
     p.add_argument("--threads", type=ints, default=[2], help="e.g. 1,2")
     p.add_argument("--rounds", type=int, default=3, help="speed: rounds (tool order rotates)")
@@ -134,7 +144,13 @@ def parse_args():
         default=[],
         help="time-to-quality sum-L1 targets, e.g. hypergrid-small=0.02,hypergrid-medium=0.08",
     )
-    p.add_argument("--eval-every", type=int, default=25, help="time-to-quality: iterations between evaluations")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        help="time-to-quality: iterations between exact evaluations, for every tool "
+        "(default 25 for hypergrid-small, 100 for hypergrid-medium)",
+    )
     p.add_argument("--max-iterations", type=int, default=10000, help="time-to-quality: cap per run")
     p.add_argument("--check-dp", action="store_true", help="check the peers' exact-distribution DP")
     p.add_argument("--check-dp-samples", type=int, default=100000)
@@ -285,11 +301,16 @@ def first_below(points, threshold):
     return None
 
 
+def eval_every(args, scenario):
+    return args.eval_every or DEFAULT_EVAL_EVERY[scenario]
+
+
 def ftb_time_to_quality(args, scenario, batch, threads, seed, threshold, work):
     """The two-pass protocol of the module docstring."""
     dim, height = SCENARIOS[scenario]
+    k = eval_every(args, scenario)
     run_dir = os.path.join(work, f"ftb-{scenario}-b{batch}-t{threads}-s{seed}")
-    cmd = ftb_train_cmd(args, run_dir, dim, height, batch, threads, seed, args.max_iterations, args.eval_every)
+    cmd = ftb_train_cmd(args, run_dir, dim, height, batch, threads, seed, args.max_iterations, k)
     shutil.rmtree(run_dir, ignore_errors=True)
     proc = subprocess.Popen(
         cmd,
@@ -322,7 +343,7 @@ def ftb_time_to_quality(args, scenario, batch, threads, seed, threshold, work):
         "threads": threads,
         "seed": seed,
         "threshold": threshold,
-        "eval_every": args.eval_every,
+        "eval_every": k,
         "max_iterations": args.max_iterations,
         "commands": [cmd],
         "curve": [[p["iteration"], p["seconds"], p.get("l1_exact")] for p in points],
@@ -381,7 +402,7 @@ def run_ttq(tool, args, scenario, batch, threads, seed, threshold, work):
     extra = [
         "--time-to-quality",
         f"--threshold={threshold}",
-        f"--eval-every={args.eval_every}",
+        f"--eval-every={eval_every(args, scenario)}",
         f"--max-iterations={args.max_iterations}",
     ]
     cmd = peer_cmd(tool, args, dim, height, batch, threads, seed, extra)
@@ -486,6 +507,12 @@ def meta(args, mode):
         "cpus_available": len(os.sched_getaffinity(0)),
         "loadavg_at_start": os.getloadavg(),
         "python": sys.version.split()[0],
+        # Settings that change the tools' threading when set by the caller.
+        "environment": {
+            k: os.environ[k]
+            for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS", "RAYON_NUM_THREADS")
+            if k in os.environ
+        },
     }
     try:
         with open("/proc/cpuinfo") as f:
@@ -547,7 +574,8 @@ def main():
                                 if row.get("error"):
                                     status += f"  ERROR {row['error']}"
                                 print(f"seed {seed} {scenario} batch {batch} threads {threads} {tool}: {status}", file=sys.stderr, flush=True)
-            print(f"\nTime to quality: training seconds until the exact sum-L1 < threshold, evaluated every {args.eval_every} iterations (evaluation excluded), median over seeds {args.seeds}, cap {args.max_iterations} iterations\n")
+            ks = ", ".join(f"{s} every {eval_every(args, s)}" for s in args.scenarios)
+            print(f"\nTime to quality: training seconds until the exact sum-L1 < threshold, evaluated ({ks} iterations; evaluation excluded from the clock), median over seeds {args.seeds}, cap {args.max_iterations} iterations; in brackets the median iterations\n")
             print(ttq_table(rows, tools))
         else:
             for r in range(args.rounds):

@@ -57,6 +57,11 @@ import common  # noqa: E402
 def main():
     args = common.parse_args("gfnx")
     thread_limit = common.pin_to_threads(args.threads)
+    if thread_limit.startswith("affinity"):
+        thread_limit += (
+            " (XLA has no intra-op thread-count option on CPU: it still starts several"
+            " threads, sized from and confined to these CPUs)"
+        )
     if args.threads == 1:
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()

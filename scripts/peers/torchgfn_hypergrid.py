@@ -109,9 +109,14 @@ def main():
     sampler = Sampler(estimator=pf)
 
     def step():
-        trajectories = sampler.sample_trajectories(
-            env, n=args.batch, save_logprobs=not recalculate, save_estimator_outputs=False
-        )
+        if recalculate:
+            # Sample without a graph, as ftb samples with a detached snapshot.
+            with torch.no_grad():
+                trajectories = sampler.sample_trajectories(env, n=args.batch)
+        else:
+            trajectories = sampler.sample_trajectories(
+                env, n=args.batch, save_logprobs=True, save_estimator_outputs=False
+            )
         opt.zero_grad()
         loss = gflownet.loss(env, trajectories, recalculate_all_logprobs=recalculate)
         loss.backward()
