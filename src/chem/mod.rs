@@ -14,6 +14,7 @@
 //!
 //! Golden tests against RDKit 2026.09.1 are in `tests/chem.rs`.
 
+pub mod fingerprint;
 pub mod sa;
 pub mod score;
 

@@ -102,11 +102,7 @@ pub fn table_len() -> usize {
 /// The SA score of a (sanitised) molecule, 1 to 10.
 pub fn sa_score(m: &Molecule) -> Result<f64> {
     let err = |what: &str, e: &dyn std::fmt::Debug| anyhow::anyhow!("SA score: {what}: {e:?}");
-    let mut params = cosmolkit::MorganFingerprintParams::default();
-    params.generator.radius = 2;
-    let fp = m
-        .fingerprint_morgan_sparse_count_with_params(&params, None)
-        .map_err(|e| err("Morgan counts", &e))?;
+    let fp = super::fingerprint::morgan_counts(m, 2)?;
     let elements = fp.nonzero_elements();
     let tab = table();
     let (mut score1, mut n_frags) = (0.0f64, 0.0f64);

@@ -21,9 +21,9 @@
 //! lipinski_max_violations = 1
 //! ```
 
+use super::fingerprint::Fingerprint;
 use super::{Molecule, parse};
 use anyhow::{Context, Result, bail};
-use cosmolkit::Fingerprint;
 use serde::{Deserialize, Serialize};
 
 /// The inputs of Lipinski's rule of five and the number of rules broken:
@@ -79,11 +79,7 @@ pub fn qed(m: &Molecule) -> Result<f64> {
 /// The Morgan bit fingerprint RDKit's `GetMorganFingerprintAsBitVect(m,
 /// radius, 2048)` gives (no chirality, no features).
 pub fn morgan(m: &Molecule, radius: u32) -> Result<Fingerprint> {
-    let mut p = cosmolkit::MorganFingerprintParams::default();
-    p.generator.radius = radius;
-    p.generator.fp_size = 2048;
-    m.fingerprint_morgan_with_params(&p, None)
-        .map_err(|e| anyhow::anyhow!("Morgan fingerprint: {e}"))
+    super::fingerprint::morgan_bits(m, radius, 2048)
 }
 
 /// Tanimoto similarity of two fingerprints of the same size.
