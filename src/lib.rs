@@ -5,6 +5,8 @@
 //! minimiser. The crate is layered so that the residual (which balance
 //! condition) stays separate from the divergence (how to penalise it):
 //!
+//! * `chem` (cargo feature `chem`): molecules, the fragment join, QED, SA,
+//!   Lipinski and similarity rewards;
 //! * [`continuous`]: continuous samplers (GMM, banana, diffusion) on the plane;
 //! * [`divergence`]: the f family, DevGrad, tempering, schedules (pure f64);
 //! * [`env`]: batched stateless environments, rewards, the conformance suite;
@@ -13,6 +15,8 @@
 //! * [`objective`]: residual tensors in, scalar autodiff loss out;
 //! * [`verify`]: numerical checks of the theorems on categorical problems.
 
+#[cfg(feature = "chem")]
+pub mod chem;
 pub mod cli;
 pub mod continuous;
 pub mod divergence;

@@ -445,6 +445,97 @@ fn check_object_keys<E: Environment + ?Sized>(
     Ok(())
 }
 
+/// Samples `n_rollouts` seeded uniform forward rollouts (as one batch) and
+/// returns their terminal states, in rollout order.
+pub fn sample_terminals<E: Environment + ?Sized>(
+    env: &E,
+    seed: u64,
+    n_rollouts: usize,
+) -> Result<StateBatch, String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let na = env.n_actions();
+    let exit = env.exit_action();
+    let mut states = env.initial_states(n_rollouts);
+    let mut terminal: Vec<Option<Vec<i64>>> = vec![None; n_rollouts];
+    let mut fmask = vec![false; n_rollouts * na];
+    for _ in 0..=env.max_trajectory_length() {
+        if terminal.iter().all(Option::is_some) {
+            break;
+        }
+        env.forward_mask(&states, &mut fmask);
+        let mut actions: Vec<Option<usize>> = vec![None; n_rollouts];
+        let open: Vec<usize> = (0..n_rollouts).filter(|&i| terminal[i].is_none()).collect();
+        for i in open {
+            let allowed: Vec<usize> = (0..na).filter(|&a| fmask[i * na + a]).collect();
+            if allowed.is_empty() {
+                return Err(format!("dead end at state {}", fmt_row(&states, i)));
+            }
+            let a = allowed[rng.random_range(0..allowed.len())];
+            if a == exit {
+                terminal[i] = Some(states.row(i).to_vec());
+            } else {
+                actions[i] = Some(a);
+            }
+        }
+        env.step(&mut states, &actions);
+    }
+    let mut out = StateBatch::empty(states.width);
+    for (i, t) in terminal.iter().enumerate() {
+        match t {
+            Some(row) => out.push_row(row),
+            None => {
+                return Err(format!(
+                    "max_trajectory_length: rollout {i} did not exit within {} steps",
+                    env.max_trajectory_length()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// For environments whose objects have several rows (build orders,
+/// symmetries) and cannot be listed: on the terminal states of seeded
+/// rollouts, `identity` (the object's canonical form, e.g. a molecule's
+/// canonical SMILES, or an error saying why the object is invalid) must
+/// succeed on every one, and [`Environment::object_key`]s must agree exactly
+/// when identities do. Returns the number of distinct objects seen.
+pub fn check_object_identity<E: Environment + ?Sized>(
+    env: &E,
+    seed: u64,
+    n_rollouts: usize,
+    identity: impl Fn(&[i64]) -> Result<String, String>,
+) -> Result<usize, String> {
+    let terminals = sample_terminals(env, seed, n_rollouts)?;
+    let mut key_of: HashMap<String, (u64, usize)> = HashMap::new();
+    let mut id_of: HashMap<u64, String> = HashMap::new();
+    for i in 0..terminals.len() {
+        let id = identity(terminals.row(i)).map_err(|e| {
+            format!(
+                "invalid object at terminal state {}: {e}",
+                fmt_row(&terminals, i)
+            )
+        })?;
+        let key = env.object_key(&terminals, i);
+        let (first, j) = *key_of.entry(id.clone()).or_insert((key, i));
+        if first != key {
+            return Err(format!(
+                "object_key: the object {id} gets {first:#x} at {} and {key:#x} at {}",
+                fmt_row(&terminals, j),
+                fmt_row(&terminals, i)
+            ));
+        }
+        if let Some(other) = id_of.insert(key, id.clone())
+            && other != id
+        {
+            return Err(format!(
+                "object_key: distinct objects {other} and {id} share the key {key:#x}"
+            ));
+        }
+    }
+    Ok(key_of.len())
+}
+
 /// Checks the listing exact evaluation relies on: `s0` first, no duplicate
 /// states, `state_index` the inverse of the listing (also on a reordered
 /// batch), every child listed after its parent and every parent before its
@@ -546,4 +637,42 @@ pub fn check_enumerable<E: Enumerable + ?Sized>(env: &E) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::tokens::TokenStrings;
+
+    #[test]
+    fn object_identity_holds_when_keys_follow_objects() {
+        let env = TokenStrings::new(3, 4).unwrap();
+        let n = check_object_identity(&env, 1, 300, |row| Ok(format!("{row:?}"))).unwrap();
+        assert!(n > 50, "{n} distinct strings");
+        let t = sample_terminals(&env, 1, 300).unwrap();
+        assert_eq!(t.len(), 300);
+        assert!((0..t.len()).all(|i| !t.row(i).is_empty()));
+    }
+
+    #[test]
+    fn object_identity_fails_on_keys_that_split_or_merge_objects() {
+        let env = TokenStrings::new(3, 4).unwrap();
+        // Every string the same object: row keys split it.
+        let e = check_object_identity(&env, 1, 300, |_| Ok("x".into())).unwrap_err();
+        assert!(e.contains("object_key: the object x gets"), "{e}");
+        // Strings of one length as distinct objects per row, but a constant
+        // first token: identities finer than keys are also caught when keys collide.
+        let e = check_object_identity(&env, 1, 300, |row| {
+            if row.len() > 1 {
+                Err("too long".into())
+            } else {
+                Ok(format!("{row:?}"))
+            }
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("invalid object") && e.contains("too long"),
+            "{e}"
+        );
+    }
 }

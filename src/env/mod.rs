@@ -14,6 +14,8 @@ pub mod conformance;
 pub mod enumeration;
 pub mod hypergrid;
 pub mod ising;
+#[cfg(feature = "chem")]
+pub mod molecule;
 pub mod sequence;
 pub mod set;
 pub mod state_batch;

@@ -112,6 +112,57 @@ pub struct EnvConfig {
     pub side: usize,
     pub coupling: f64,
     pub field: f64,
+    /// Molecule environments (`env.kind = "fragment-mol"`, cargo feature
+    /// `chem`); omitted from saved configs when left at its defaults.
+    #[serde(default, skip_serializing_if = "MoleculeConfig::is_default")]
+    pub molecule: MoleculeConfig,
+}
+
+/// `[env.molecule]`: the fragment library, the size limit and the reward
+/// (`R = max(score, floor)^beta`, the score the product of the `reward`
+/// terms; see `ftb::chem::score`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MoleculeConfig {
+    /// `frags_72` (the 72 fragments of Bengio et al. 2021) or a library
+    /// file: one `SMILES attachment,atoms` per line.
+    pub fragments: String,
+    /// Fragments per molecule, at most.
+    pub max_fragments: usize,
+    /// Terms multiplied into the score: `qed`, `sa`, `lipinski`, `similarity`.
+    pub reward: Vec<String>,
+    pub beta: f64,
+    /// Score floor (`ln R` stays finite).
+    pub floor: f64,
+    /// `similarity`: target SMILES, and/or a file of them (one per line).
+    pub targets: Vec<String>,
+    pub targets_file: String,
+    /// `similarity`: Morgan radius (2048 bits).
+    pub morgan_radius: u32,
+    /// `lipinski`: rules of five that may be broken.
+    pub lipinski_max_violations: u32,
+}
+
+impl Default for MoleculeConfig {
+    fn default() -> Self {
+        Self {
+            fragments: "frags_72".into(),
+            max_fragments: 5,
+            reward: vec!["qed".into()],
+            beta: 8.0,
+            floor: 1e-3,
+            targets: Vec::new(),
+            targets_file: String::new(),
+            morgan_radius: 2,
+            lipinski_max_violations: 1,
+        }
+    }
+}
+
+impl MoleculeConfig {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

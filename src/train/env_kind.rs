@@ -132,6 +132,25 @@ pub static ENV_KINDS: &[EnvKind] = &[
         keys: &["env.side", "env.coupling", "env.field", "env.beta"],
         validate: |cfg| cfg.env.validate_ising(),
     },
+    #[cfg(feature = "chem")]
+    EnvKind {
+        name: "fragment-mol",
+        family: Family::Discrete(task::fragment_mol),
+        description: "molecules built from a fragment library (cargo feature `chem`), \
+                      R = (product of QED / SA / Lipinski / similarity terms)^beta",
+        keys: &[
+            "env.molecule.fragments",
+            "env.molecule.max_fragments",
+            "env.molecule.reward",
+            "env.molecule.beta",
+            "env.molecule.floor",
+            "env.molecule.targets",
+            "env.molecule.targets_file",
+            "env.molecule.morgan_radius",
+            "env.molecule.lipinski_max_violations",
+        ],
+        validate: no_load_checks,
+    },
     EnvKind {
         name: "gmm",
         family: Family::Continuous(Problem::gmm),
@@ -179,9 +198,18 @@ pub fn lookup(name: &str) -> Option<&'static EnvKind> {
     ENV_KINDS.iter().find(|k| k.name == name)
 }
 
+/// Kinds that exist only with the cargo feature `chem`.
+const CHEM_KINDS: &[&str] = &["fragment-mol"];
+
 /// The registered kind called `name`, or an error listing every kind.
 pub fn find(name: &str) -> anyhow::Result<&'static EnvKind> {
     lookup(name).ok_or_else(|| {
+        if CHEM_KINDS.contains(&name) {
+            return anyhow::anyhow!(
+                "env.kind = `{name}` needs ftb built with the `chem` feature \
+                 (cargo build --release --features chem); valid in this build: {ALL_KINDS}"
+            );
+        }
         anyhow::anyhow!(
             "env.kind = `{name}`: unknown environment; valid: {ALL_KINDS}\n{KIND_TABLE}"
         )
@@ -263,9 +291,14 @@ mod tests {
             assert!(ALL_KINDS.to_string().contains(k.name));
             assert!(KIND_TABLE.to_string().contains(k.description));
         }
+        let chem = if cfg!(feature = "chem") {
+            ", fragment-mol"
+        } else {
+            ""
+        };
         assert_eq!(
             DISCRETE_KINDS.to_string(),
-            "hypergrid, bitseq, set, sequence, tokens, ising"
+            format!("hypergrid, bitseq, set, sequence, tokens, ising{chem}")
         );
         assert_eq!(CONTINUOUS_KINDS.to_string(), "gmm, banana, diffusion");
     }
@@ -288,7 +321,7 @@ mod tests {
                 let task = Task::from_config(&cfg.env, ExactEval::Auto)
                     .unwrap_or_else(|e| panic!("{}: {e:#}", k.name));
                 assert!(
-                    task.enumeration.is_some(),
+                    task.enumeration.is_some() || CHEM_KINDS.contains(&k.name),
                     "{}: default is enumerable",
                     k.name
                 );

@@ -1,0 +1,261 @@
+//! Golden tests of `ftb::chem` against RDKit 2026.09.1: canonical SMILES,
+//! QED, SA score, molecular weight, logP, Lipinski counts, Morgan bits and
+//! Tanimoto, on 12 named molecules and the first 300 NCI records
+//! (`tests/data/chem/golden.tsv`, written by `make_golden.py` there).
+//! Run: `cargo test --release --features chem --test chem`.
+#![cfg(feature = "chem")]
+
+use ftb::chem::score::{Lipinski, ScoreConfig, Scorer, morgan, qed, tanimoto};
+use ftb::chem::{self, JoinBond, canonical_smiles, parse, sa::sa_score};
+use std::collections::HashMap;
+
+const GOLDEN: &str = include_str!("data/chem/golden.tsv");
+
+struct Row<'a> {
+    name: &'a str,
+    smiles: &'a str,
+    canonical: &'a str,
+    qed: f64,
+    sa: f64,
+    mw: f64,
+    logp: f64,
+    nhoh: u32,
+    no: u32,
+    morgan2: Vec<u32>,
+    morgan3: Vec<u32>,
+}
+
+fn bits(s: &str) -> Vec<u32> {
+    s.split(',')
+        .filter(|b| !b.is_empty())
+        .map(|b| b.parse().unwrap())
+        .collect()
+}
+
+fn golden() -> (Vec<Row<'static>>, Vec<(&'static str, &'static str, f64)>) {
+    let (mut rows, mut pairs) = (Vec::new(), Vec::new());
+    for l in GOLDEN.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = l.split('\t').collect();
+        if f[0] == "tanimoto" {
+            pairs.push((f[1], f[2], f[3].parse().unwrap()));
+            continue;
+        }
+        rows.push(Row {
+            name: f[0],
+            smiles: f[1],
+            canonical: f[2],
+            qed: f[3].parse().unwrap(),
+            sa: f[4].parse().unwrap(),
+            mw: f[5].parse().unwrap(),
+            logp: f[6].parse().unwrap(),
+            nhoh: f[7].parse().unwrap(),
+            no: f[8].parse().unwrap(),
+            morgan2: bits(f[9]),
+            morgan3: bits(f.get(10).copied().unwrap_or("")),
+        });
+    }
+    (rows, pairs)
+}
+
+#[test]
+fn descriptors_match_rdkit_on_the_golden_molecules() {
+    let (rows, _) = golden();
+    assert!(rows.len() >= 300, "{} golden molecules", rows.len());
+    for r in &rows {
+        let m = parse(r.smiles).unwrap_or_else(|e| panic!("{}: {e:#}", r.name));
+        assert_eq!(canonical_smiles(&m).unwrap(), r.canonical, "{}", r.name);
+        // QED: RDKit sums in Python; cosmolkit follows CPython 3.13's summation
+        // and the reference ran on 3.11, so the last ulp may differ.
+        let q = qed(&m).unwrap();
+        assert!(
+            (q - r.qed).abs() <= 1e-12,
+            "{}: QED {q} vs {}",
+            r.name,
+            r.qed
+        );
+        assert_eq!(sa_score(&m).unwrap(), r.sa, "{}: SA", r.name);
+        let lip = Lipinski::of(&m).unwrap();
+        assert_eq!(lip.mol_weight, r.mw, "{}: MolWt", r.name);
+        assert_eq!(lip.logp, r.logp, "{}: MolLogP", r.name);
+        assert_eq!((lip.nhoh, lip.no), (r.nhoh, r.no), "{}: NHOH / NO", r.name);
+        assert_eq!(
+            morgan(&m, 2).unwrap().on_bits(),
+            r.morgan2,
+            "{}: Morgan r=2",
+            r.name
+        );
+        assert_eq!(
+            morgan(&m, 3).unwrap().on_bits(),
+            r.morgan3,
+            "{}: Morgan r=3",
+            r.name
+        );
+    }
+}
+
+#[test]
+fn tanimoto_and_lipinski_match_rdkit_on_the_named_molecules() {
+    let (rows, pairs) = golden();
+    let fp: HashMap<&str, _> = rows
+        .iter()
+        .filter(|r| !r.name.starts_with("nci_"))
+        .map(|r| (r.name, morgan(&parse(r.smiles).unwrap(), 2).unwrap()))
+        .collect();
+    assert_eq!(fp.len(), 12);
+    assert_eq!(pairs.len(), 66);
+    for (a, b, t) in pairs {
+        assert_eq!(tanimoto(&fp[a], &fp[b]), t, "{a} / {b}");
+    }
+    // Rule of five: every named molecule passes; violations follow the counts.
+    for r in rows.iter().filter(|r| !r.name.starts_with("nci_")) {
+        let lip = Lipinski::of(&parse(r.smiles).unwrap()).unwrap();
+        assert_eq!(lip.violations(), 0, "{}", r.name);
+    }
+    let big = Lipinski {
+        mol_weight: 612.0,
+        logp: 5.5,
+        nhoh: 6,
+        no: 11,
+    };
+    assert_eq!(big.violations(), 4);
+    let edge = Lipinski {
+        mol_weight: 500.0,
+        logp: 5.0,
+        nhoh: 5,
+        no: 10,
+    };
+    assert_eq!(edge.violations(), 0);
+}
+
+#[test]
+fn the_combined_reward_is_the_product_of_terms_to_the_beta() {
+    let (rows, _) = golden();
+    let aspirin = rows.iter().find(|r| r.name == "aspirin").unwrap();
+    let cfg = ScoreConfig {
+        reward: vec![
+            "qed".into(),
+            "sa".into(),
+            "lipinski".into(),
+            "similarity".into(),
+        ],
+        beta: 3.0,
+        targets: vec!["c1ccccc1".into(), aspirin.smiles.into()],
+        ..ScoreConfig::default()
+    };
+    let scorer = Scorer::new(&cfg, "test").unwrap();
+    let m = parse(aspirin.smiles).unwrap();
+    // Aspirin is its own target (similarity 1) and passes Lipinski.
+    let want = 3.0 * (aspirin.qed * (10.0 - aspirin.sa) / 9.0).ln();
+    assert!((scorer.log_reward(&m) - want).abs() < 1e-12);
+    // The floor bounds ln R from below: methane is far from both targets.
+    let cfg = ScoreConfig {
+        reward: vec!["similarity".into()],
+        targets: vec![aspirin.smiles.into()],
+        floor: 0.5,
+        ..ScoreConfig::default()
+    };
+    let scorer = Scorer::new(&cfg, "test").unwrap();
+    assert_eq!(scorer.log_reward(&parse("C").unwrap()), 0.5f64.ln());
+    assert_eq!(scorer.min_log_reward(), 0.5f64.ln());
+}
+
+#[test]
+fn bad_configs_and_files_are_named() {
+    let err = |cfg: ScoreConfig| format!("{:#}", Scorer::new(&cfg, "env.molecule").err().unwrap());
+    let e = err(ScoreConfig {
+        reward: vec!["qde".into()],
+        ..ScoreConfig::default()
+    });
+    assert!(
+        e.contains("env.molecule.reward") && e.contains("qde"),
+        "{e}"
+    );
+    let e = err(ScoreConfig {
+        reward: vec!["similarity".into()],
+        ..ScoreConfig::default()
+    });
+    assert!(e.contains("at least one target"), "{e}");
+    let e = err(ScoreConfig {
+        reward: vec!["similarity".into()],
+        targets: vec!["c1ccccc1".into(), "C1CC".into()],
+        ..ScoreConfig::default()
+    });
+    assert!(e.contains("target 1") && e.contains("C1CC"), "{e}");
+
+    let dir = std::env::temp_dir().join(format!("ftb-chem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("targets.smi");
+    std::fs::write(&path, "# targets\nCCO ethanol\n\nC#N # a comment\nc1ccc\n").unwrap();
+    let e = format!("{:#}", chem::read_smiles_file(&path).unwrap_err());
+    assert!(
+        e.contains(&format!("{}:5", path.display())) && e.contains("c1ccc"),
+        "{e}"
+    );
+    std::fs::write(&path, "CCO ethanol\nC#N # hydrogen cyanide\n").unwrap();
+    let mols = chem::read_smiles_file(&path).unwrap();
+    assert_eq!(
+        mols.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        ["CCO", "C#N"]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_fragment_join_bonds_attachment_atoms_and_sanitises() {
+    // Benzene C0 + piperidine N (atom 3, index 6 + 3): N-phenylpiperidine.
+    let m = chem::join(
+        &["c1ccccc1", "C1CCNCC1"],
+        &[JoinBond {
+            a: 0,
+            b: 9,
+            order: 1,
+        }],
+    )
+    .unwrap();
+    assert_eq!(canonical_smiles(&m).unwrap(), "c1ccc(N2CCCCC2)cc1");
+    // An explicit hydrogen is popped: pyrrole's [nH] becomes an N-substituted n.
+    let m = chem::join(
+        &["c1cc[nH]c1", "C"],
+        &[JoinBond {
+            a: 3,
+            b: 5,
+            order: 1,
+        }],
+    )
+    .unwrap();
+    assert_eq!(canonical_smiles(&m).unwrap(), "Cn1cccc1");
+    // A double bond between two CH2/CH3 carbons: propene from ethane + methane.
+    let m = chem::join(
+        &["CC", "C"],
+        &[JoinBond {
+            a: 1,
+            b: 2,
+            order: 2,
+        }],
+    )
+    .unwrap();
+    assert_eq!(canonical_smiles(&m).unwrap(), "C=CC");
+    // Sulfur takes a sixth valence with an implicit H, as in RDKit.
+    let s = chem::join(
+        &["O=S=O", "C"],
+        &[JoinBond {
+            a: 1,
+            b: 3,
+            order: 1,
+        }],
+    )
+    .unwrap();
+    assert_eq!(canonical_smiles(&s).unwrap(), "C[SH](=O)=O");
+    // A fifth bond on a quaternary carbon: refused, not silently "fixed".
+    let e = chem::join(
+        &["CC(C)(C)C", "C"],
+        &[JoinBond {
+            a: 1,
+            b: 5,
+            order: 1,
+        }],
+    )
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("join"), "{e:#}");
+    assert_eq!(chem::round_trips(&m).unwrap(), "C=CC");
+}
