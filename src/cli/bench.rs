@@ -40,8 +40,9 @@ pub struct Args {
     /// Untimed iterations first.
     #[arg(long, default_value_t = 20)]
     warmup: u64,
-    /// Backend threads (0: every core of the machine).
-    #[arg(long, default_value_t = 0)]
+    /// Backend threads (0: every core of the machine; on 2 cores a second
+    /// thread was at most 5% faster and often slower: BENCHMARKS.md).
+    #[arg(long, default_value_t = 1)]
     threads: usize,
     /// A Python interpreter with PyTorch: its f32 product rate at the
     /// learner's shapes is measured next to ftb's own, with the same threads
