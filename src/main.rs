@@ -10,8 +10,8 @@ fn main() -> std::process::ExitCode {
 
 /// A training step frees and re-allocates the same multi-megabyte activations
 /// every iteration. By default mimalloc hands freed memory back to the OS after
-/// a delay, so each step faulted in and zeroed fresh pages again (4,000-6,000 page
-/// faults in 40 steps at batch 512, about 500 without purging, and 6% less CPU:
+/// a delay, so each step faulted in and zeroed fresh pages again (5,900-7,300 page
+/// faults in 40 steps at batch 512, about 490 without purging, and 9% less CPU:
 /// BENCHMARKS.md). The process keeps its peak instead, which it reaches anyway.
 fn keep_freed_memory_mapped() {
     // `mi_option_purge_delay` in mimalloc 3.x (libmimalloc-sys names no
