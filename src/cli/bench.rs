@@ -335,7 +335,9 @@ fn best_product_seconds(p: &Product, device: &Device) -> f64 {
     while run(reps) < 0.02 {
         reps *= 2;
     }
-    (0..5).map(|_| run(reps) / reps as f64).fold(f64::INFINITY, f64::min)
+    (0..5)
+        .map(|_| run(reps) / reps as f64)
+        .fold(f64::INFINITY, f64::min)
 }
 
 /// ftb's rate over `products`: their FLOPs over the sum of their best times.
@@ -384,7 +386,10 @@ fn torch_products_gflops(python: &PathBuf, products: &[Product], threads: usize)
         )
     })?;
     reply["gflops"].as_f64().ok_or_else(|| {
-        anyhow::anyhow!("--gemm-reference {}: no `gflops` in {reply}", python.display())
+        anyhow::anyhow!(
+            "--gemm-reference {}: no `gflops` in {reply}",
+            python.display()
+        )
     })
 }
 
@@ -422,7 +427,10 @@ mod tests {
     #[test]
     fn learner_products_count_every_flop_of_a_training_pass() {
         let device = Device::flex();
-        let nets = [Mlp::new(16, 256, 2, 3, &device), Mlp::new(16, 256, 2, 2, &device)];
+        let nets = [
+            Mlp::new(16, 256, 2, 3, &device),
+            Mlp::new(16, 256, 2, 2, &device),
+        ];
         let dims: Vec<_> = nets.iter().map(Mlp::layer_dims).collect();
         let rows = 37;
         let products = learner_products(&dims, rows);
@@ -431,6 +439,8 @@ mod tests {
         assert_eq!(flops, expected);
         // Forward and weight gradient of 3 layers, input gradient of 2, per network.
         assert_eq!(products.len(), 2 * (3 + 3 + 2));
-        assert!(products.iter().any(|p| p.lhs_transposed) && products.iter().any(|p| p.rhs_transposed));
+        assert!(
+            products.iter().any(|p| p.lhs_transposed) && products.iter().any(|p| p.rhs_transposed)
+        );
     }
 }
