@@ -190,3 +190,99 @@ fn leaky_relu_equals_composition() {
         assert_eq!(g, g0, "gradients, slope {slope}");
     }
 }
+
+/// Values and gradients (input, weight, bias) of `sum(u * f(x, W, b))`.
+fn linear_case(
+    f: &dyn Fn(Tensor<2>, Tensor<2>, Tensor<1>) -> Tensor<2>,
+    (n, i, o): (usize, usize, usize),
+    seed: u64,
+) -> [Vec<f32>; 4] {
+    let device = Device::flex().autodiff();
+    let (data, _, _) = case(1, n * i + i * o + n * o + o, seed);
+    let mut rest = &data[..];
+    let mut take = |len: usize| {
+        let (head, tail) = rest.split_at(len);
+        rest = tail;
+        head.to_vec()
+    };
+    let t2 = |v: Vec<f32>, r: usize, c: usize| {
+        Tensor::<2>::from_data(TensorData::new(v, [r, c]), &device)
+    };
+    let x = t2(take(n * i), n, i).require_grad();
+    let w = (t2(take(i * o), i, o) * 0.02).detach().require_grad();
+    let u = t2(take(n * o), n, o);
+    let b = Tensor::<1>::from_data(TensorData::new(take(o), [o]), &device).require_grad();
+    let y = f(x.clone(), w.clone(), b.clone());
+    let grads = (y.clone() * u).sum().backward();
+    let g2 = |t: &Tensor<2>| values(t.grad(&grads).expect("a gradient"));
+    [
+        values(y.inner()),
+        g2(&x),
+        g2(&w),
+        b.grad(&grads)
+            .expect("a gradient")
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+    ]
+}
+
+/// The fused linear layer against burn's `matmul + bias (+ LeakyReLU)`:
+/// values and all three gradients, on 1 and 2 threads, with shapes large
+/// enough that the products are split (by rows, by rows of `dW`, and by
+/// columns of `dW` when the layer has fewer inputs than outputs), odd row
+/// counts, and the non-positive slope that takes burn's path.
+#[test]
+fn fused_linear_equals_composition() {
+    use ftb::policy::linear::linear;
+    let composed = |slope: Option<f64>| {
+        move |x: Tensor<2>, w: Tensor<2>, b: Tensor<1>| {
+            let y = x.matmul(w) + b.unsqueeze::<2>();
+            match slope {
+                Some(s) => burn::tensor::activation::leaky_relu(y, s),
+                None => y,
+            }
+        }
+    };
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for (k, &shape) in [
+                (7, 5, 3),
+                (301, 64, 128),
+                (601, 16, 300),
+                (1, 256, 4),
+                (0, 8, 8),
+            ]
+            .iter()
+            .enumerate()
+            {
+                for slope in [None, Some(0.01), Some(0.0)] {
+                    let fused = linear_case(&|x, w, b| linear(x, w, b, slope), shape, k as u64);
+                    let reference = linear_case(&composed(slope), shape, k as u64);
+                    for (what, (a, r)) in ["values", "dx", "dW", "db"]
+                        .iter()
+                        .zip(fused.iter().zip(&reference))
+                    {
+                        // dW and db sum over up to 601 rows in another
+                        // order: f32 rounding is ~1e-4 there, a layout error ~1.
+                        let tol = if what.starts_with('d') && *what != "dx" {
+                            1e-3
+                        } else {
+                            2e-5
+                        };
+                        assert_close(
+                            a,
+                            r,
+                            tol,
+                            &format!("{what}, {shape:?}, slope {slope:?}, {threads} threads"),
+                        );
+                    }
+                }
+            }
+        });
+    }
+}

@@ -262,6 +262,7 @@ fn train_log_z(
             value: s.value,
             log_z: None,
             log_pi_f: Vec::new(),
+            states_evaluated: 0,
         };
         learner.step(out, true).unwrap();
     }

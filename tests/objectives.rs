@@ -478,7 +478,9 @@ fn divergence_measure_objectives_train_toward_the_target() {
         ("reverse-kl", "leave-one-out-score", 0.05),
         ("forward-kl", "leave-one-out", 0.3),
         ("forward-kl", "leave-one-out-score", 0.05),
-        ("renyi:0.5", "leave-one-out", 0.3),
+        // Seeds 0-5 at this budget end at L1 0.15-0.33 (seed 0 the highest,
+        // measured after the fused linear layers changed rounding order).
+        ("renyi:0.5", "leave-one-out", 0.35),
         ("renyi:0.5", "leave-one-out-score", 0.05),
         ("tsallis:0.5", "leave-one-out", 0.35),
     ] {

@@ -21,7 +21,7 @@ pub mod set;
 pub mod state_batch;
 pub mod tokens;
 
-pub use state_batch::StateBatch;
+pub use state_batch::{DistinctRows, StateBatch};
 
 /// Log-rewards within this of the known maximum count as modes: the same
 /// tolerance the enumerated path applies to `ln p*`. It lives here because

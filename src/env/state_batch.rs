@@ -163,6 +163,61 @@ impl StateBatch {
     }
 }
 
+/// The distinct rows of a batch, in order of first appearance: a policy
+/// evaluates each distinct state once and reads every row from it (states
+/// repeat within a batch wherever trajectories share a start or meet, as all
+/// hypergrid trajectories do near the origin).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DistinctRows {
+    /// The first row holding each distinct state.
+    pub first: Vec<usize>,
+    /// The distinct state (index into `first`) of every row.
+    pub of_row: Vec<usize>,
+}
+
+impl DistinctRows {
+    /// Number of distinct states.
+    pub fn len(&self) -> usize {
+        self.first.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_empty()
+    }
+
+    /// Whether no state repeats (then nothing is gained by deduplicating).
+    pub fn all_distinct(&self) -> bool {
+        self.first.len() == self.of_row.len()
+    }
+}
+
+impl StateBatch {
+    /// Finds the distinct rows (one hash-map pass).
+    ///
+    /// ```
+    /// use ftb::env::StateBatch;
+    /// let b = StateBatch::new(vec![0, 0, 1, 0, 0, 0, 1, 1], 2);
+    /// let d = b.distinct_rows();
+    /// assert_eq!(d.first, vec![0, 1, 3]);
+    /// assert_eq!(d.of_row, vec![0, 1, 0, 2]);
+    /// ```
+    pub fn distinct_rows(&self) -> DistinctRows {
+        let n = self.len();
+        let mut seen: rustc_hash::FxHashMap<&[i64], usize> =
+            rustc_hash::FxHashMap::with_capacity_and_hasher(n, Default::default());
+        let mut first = Vec::new();
+        let of_row = (0..n)
+            .map(|r| {
+                *seen.entry(self.row(r)).or_insert_with(|| {
+                    first.push(r);
+                    first.len() - 1
+                })
+            })
+            .collect();
+        DistinctRows { first, of_row }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +264,21 @@ mod tests {
             d.push_row(&[5, 6]);
             d
         });
+    }
+
+    #[test]
+    fn distinct_rows_map_every_row_to_its_first_occurrence() {
+        let rows: [&[i64]; 6] = [&[1], &[], &[1], &[1, 0], &[], &[1]];
+        let d = StateBatch::ragged(rows).distinct_rows();
+        assert_eq!(d.first, vec![0, 1, 3]);
+        assert_eq!(d.of_row, vec![0, 1, 0, 2, 1, 0]);
+        assert!(!d.all_distinct());
+        for (r, &u) in d.of_row.iter().enumerate() {
+            assert_eq!(rows[d.first[u]], rows[r]);
+        }
+        let all = StateBatch::new(vec![1, 2, 3], 1).distinct_rows();
+        assert!(all.all_distinct() && all.len() == 3);
+        assert!(StateBatch::empty(2).distinct_rows().is_empty());
     }
 
     #[test]

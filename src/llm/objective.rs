@@ -232,8 +232,12 @@ pub fn sequence_loss(
                     value: out.value / t,
                     log_z: out.log_z.map(|z| z / t),
                     log_pi_f: out.log_pi_f,
+                    states_evaluated: n,
                 }),
-                Some(out) => Ok(out),
+                Some(out) => Ok(LossOutput {
+                    states_evaluated: n,
+                    ..out
+                }),
                 None => bail!(
                     "objective `{}` is not a trajectory-level objective; LLM tuning takes \
                      ftb, tb, vargrad, rloo or dr-grpo",
@@ -254,6 +258,7 @@ pub fn sequence_loss(
                 value,
                 log_z: None,
                 log_pi_f: log_pi,
+                states_evaluated: n,
             })
         }
         SequenceObjective::DrGrpo { clip } => {
@@ -307,6 +312,7 @@ pub fn sequence_loss(
                 value,
                 log_z: None,
                 log_pi_f: log_pi,
+                states_evaluated: n,
             })
         }
     }

@@ -20,8 +20,13 @@ pub struct EvaluatedBatch {
     pub log_pf_exit: Tensor<1>,
     /// Trajectory index of every row.
     pub trajectory: Tensor<1, Int>,
+    /// Distinct states the policy was evaluated on.
+    pub states: usize,
 }
 
+/// Evaluates the policy once per distinct state of the batch (states repeat
+/// where trajectories share a start or meet) and reads every row from it:
+/// the same values, and the same gradients, as one evaluation per row.
 pub fn evaluate<P: StatePolicy>(
     policy: &P,
     env: &dyn Environment,
@@ -30,16 +35,25 @@ pub fn evaluate<P: StatePolicy>(
 ) -> EvaluatedBatch {
     let n = batch.n_rows();
     let (na, nb) = (env.n_actions(), env.n_backward_actions());
-    let mut fmask = vec![false; n * na];
-    env.forward_mask(&batch.states, &mut fmask);
-    let mut bmask = vec![false; n * nb];
-    env.backward_mask(&batch.states, &mut bmask);
-    let out = policy.evaluate_states(env, &batch.states, &fmask, &bmask, device);
+    let distinct = batch.states.distinct_rows();
+    let unique;
+    let (states, of_row) = if distinct.all_distinct() {
+        (&batch.states, None)
+    } else {
+        unique = batch.states.select(&distinct.first);
+        (&unique, Some(distinct.of_row.as_slice()))
+    };
+    let u = states.len();
+    let mut fmask = vec![false; u * na];
+    env.forward_mask(states, &mut fmask);
+    let mut bmask = vec![false; u * nb];
+    env.backward_mask(states, &mut bmask);
+    let out = policy.evaluate_states(env, states, &fmask, &bmask, device);
 
     let fa: Vec<i64> = batch.forward_actions.iter().map(|&a| a as i64).collect();
-    let log_pf = gather_rows(out.log_pf.clone(), fa, device);
+    let log_pf = pick(out.log_pf.clone(), of_row, fa, device);
     let exits = vec![env.exit_action() as i64; n];
-    let log_pf_exit = gather_rows(out.log_pf, exits, device);
+    let log_pf_exit = pick(out.log_pf, of_row, exits, device);
     let has_back: Vec<f32> = batch
         .backward_actions
         .iter()
@@ -52,13 +66,19 @@ pub fn evaluate<P: StatePolicy>(
                 .iter()
                 .map(|b| b.unwrap_or(0) as i64)
                 .collect();
-            gather_rows(lpb, ba, device)
+            pick(lpb, of_row, ba, device)
                 * Tensor::<1>::from_data(TensorData::new(has_back, [n]), device)
         }
         None => Tensor::<1>::from_data(
-            TensorData::new(uniform_log_pb(batch, &bmask, nb), [n]),
+            TensorData::new(uniform_log_pb(batch, &bmask, nb, of_row), [n]),
             device,
         ),
+    };
+    let log_flow = match of_row {
+        None => out.log_flow,
+        Some(rows) => out
+            .log_flow
+            .select(0, index(rows.iter().map(|&r| r as i64), device)),
     };
     let traj: Vec<i64> = batch
         .trajectory_of_rows()
@@ -68,20 +88,29 @@ pub fn evaluate<P: StatePolicy>(
     EvaluatedBatch {
         log_pf,
         log_pb,
-        log_flow: out.log_flow,
+        log_flow,
         log_pf_exit,
         trajectory: Tensor::<1, Int>::from_data(TensorData::new(traj, [n]), device),
+        states: u,
     }
 }
 
-/// Uniform `P_B`: `-ln(number of parents)` per row (0 on each `s_0`), a constant.
-fn uniform_log_pb(batch: &TrajectoryBatch, bmask: &[bool], nb: usize) -> Vec<f32> {
+/// Uniform `P_B`: `-ln(number of parents)` per row (0 on each `s_0`), a
+/// constant; `bmask` holds the rows of the distinct states when `of_row` maps
+/// rows to them.
+fn uniform_log_pb(
+    batch: &TrajectoryBatch,
+    bmask: &[bool],
+    nb: usize,
+    of_row: Option<&[usize]>,
+) -> Vec<f32> {
     (0..batch.n_rows())
         .map(|r| {
             if batch.backward_actions[r].is_none() {
                 0.0
             } else {
-                let k = bmask[r * nb..(r + 1) * nb].iter().filter(|&&m| m).count();
+                let m = of_row.map_or(r, |rows| rows[r]);
+                let k = bmask[m * nb..(m + 1) * nb].iter().filter(|&&b| b).count();
                 -(k as f32).ln()
             }
         })
@@ -93,7 +122,7 @@ pub fn uniform_log_pb_per_trajectory(env: &dyn Environment, batch: &TrajectoryBa
     let nb = env.n_backward_actions();
     let mut bmask = vec![false; batch.n_rows() * nb];
     env.backward_mask(&batch.states, &mut bmask);
-    let rows = uniform_log_pb(batch, &bmask, nb);
+    let rows = uniform_log_pb(batch, &bmask, nb, None);
     (0..batch.len())
         .map(|b| {
             rows[batch.offsets[b]..batch.offsets[b + 1]]
@@ -104,11 +133,29 @@ pub fn uniform_log_pb_per_trajectory(env: &dyn Environment, batch: &TrajectoryBa
         .collect()
 }
 
-/// `m[r, idx[r]]` for every row.
-fn gather_rows(m: Tensor<2>, idx: Vec<i64>, device: &Device) -> Tensor<1> {
-    let n = idx.len();
-    let idx = Tensor::<2, Int>::from_data(TensorData::new(idx, [n, 1]), device);
-    m.gather(1, idx).reshape([n])
+/// `m[r, col[r]]` for every row, or `m[of_row[r], col[r]]` when rows map to
+/// distinct states (one `select` on the flattened matrix: its backward adds
+/// the gradients of repeated rows together).
+fn pick(m: Tensor<2>, of_row: Option<&[usize]>, col: Vec<i64>, device: &Device) -> Tensor<1> {
+    let n = col.len();
+    match of_row {
+        None => {
+            let idx = Tensor::<2, Int>::from_data(TensorData::new(col, [n, 1]), device);
+            m.gather(1, idx).reshape([n])
+        }
+        Some(rows) => {
+            let [u, k] = m.dims();
+            let flat = rows.iter().zip(&col).map(|(&r, &c)| (r * k) as i64 + c);
+            m.reshape([u * k]).select(0, index(flat, device))
+        }
+    }
+}
+
+/// A 1-D index tensor.
+fn index(values: impl Iterator<Item = i64>, device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = values.collect();
+    let n = v.len();
+    Tensor::<1, Int>::from_data(TensorData::new(v, [n]), device)
 }
 
 /// Sums per-row values into per-trajectory totals.

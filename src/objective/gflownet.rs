@@ -159,6 +159,9 @@ pub struct LossOutput {
     /// `ln pi_F(tau)` of every trajectory under the current model (for
     /// importance weights and effective sample size).
     pub log_pi_f: Vec<f64>,
+    /// Policy evaluations the loss ran: distinct states (LLM: sequences);
+    /// 0 when it reused the sampling pass's graph. For FLOP accounting.
+    pub states_evaluated: usize,
 }
 
 /// Evaluates `objective` on a batch under the current policy.
@@ -204,7 +207,9 @@ pub fn compute<P: StatePolicy>(
             exact_log_z,
             batch.group_ids(),
         )?;
-        return Ok(out.expect("a trajectory-level objective"));
+        let mut out = out.expect("a trajectory-level objective");
+        out.states_evaluated = ev.states;
+        return Ok(out);
     }
     // Flow-based objectives estimate log Z as ln F(s0).
     let flow_at_s0 =
@@ -214,6 +219,7 @@ pub fn compute<P: StatePolicy>(
         value: k * s.value,
         log_z: z,
         log_pi_f: log_pi_f.clone(),
+        states_evaluated: ev.states,
     };
     Ok(match objective {
         Objective::FTb { .. } | Objective::Tb | Objective::VarGrad | Objective::Measure(_) => {
@@ -241,6 +247,7 @@ pub fn compute<P: StatePolicy>(
                     value: 0.0,
                     log_z: None,
                     log_pi_f: log_pi_f.clone(),
+                    states_evaluated: ev.states,
                 },
             }
         }
@@ -365,6 +372,7 @@ pub fn trajectory_level_loss(
                 value: c.value,
                 log_z: None,
                 log_pi_f: log_pi_f_values,
+                states_evaluated: 0,
             }));
         }
         _ => return Ok(None),
@@ -374,6 +382,7 @@ pub fn trajectory_level_loss(
         value: k * s.value,
         log_z: Some(z),
         log_pi_f: log_pi_f_values,
+        states_evaluated: 0,
     }))
 }
 

@@ -48,14 +48,21 @@ impl Mlp {
         self
     }
 
+    /// Every layer is one fused op ([`super::linear::linear`]: product,
+    /// bias and activation, on every thread of the rayon pool).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
-            let h = layer.forward(h);
-            if i < last {
-                super::fused::leaky_relu(h, self.activation.negative_slope)
-            } else {
-                h
+            let slope = (i < last).then_some(self.activation.negative_slope);
+            match &layer.bias {
+                Some(bias) => super::linear::linear(h, layer.weight.val(), bias.val(), slope),
+                None => {
+                    let h = layer.forward(h);
+                    match slope {
+                        Some(s) => super::fused::leaky_relu(h, s),
+                        None => h,
+                    }
+                }
             }
         })
     }

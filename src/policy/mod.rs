@@ -4,6 +4,7 @@
 //! uniform, state flows `log F(s)`) and the learned `log Z` ([`log_z`]).
 
 pub mod fused;
+pub mod linear;
 pub mod log_z;
 pub mod mlp;
 pub mod traits;

@@ -92,6 +92,7 @@ impl<'a> Sampler<'a> {
         let mut actions: Vec<Option<usize>> = vec![None; n];
         // Per-step buffers, reused: the active rows and the next step's active set.
         let mut sub = StateBatch::empty(width);
+        let mut unique = StateBatch::empty(width);
         let mut still: Vec<usize> = Vec::with_capacity(n);
         for step in 0.. {
             if active.is_empty() {
@@ -106,16 +107,26 @@ impl<'a> Sampler<'a> {
             }
             states.select_into(&active, &mut sub);
             let m = active.len();
-            mask.resize(m * n_actions, false);
-            env.forward_mask(&sub, &mut mask);
-            let log_probs = policy.log_pf(env, &sub, &mask, &device);
+            // The policy sees each distinct state once (all trajectories
+            // start at s_0, and many meet again in small state spaces).
+            let distinct = sub.distinct_rows();
+            let (eval, of_row) = if distinct.all_distinct() {
+                (&sub, None)
+            } else {
+                sub.select_into(&distinct.first, &mut unique);
+                (&unique, Some(distinct.of_row.as_slice()))
+            };
+            mask.resize(eval.len() * n_actions, false);
+            env.forward_mask(eval, &mut mask);
+            let log_probs = policy.log_pf(env, eval, &mask, &device);
             let kept = keep_graph.then(|| log_probs.clone());
             let log_probs: Vec<f32> = log_probs.into_data().try_to_vec().expect("f32 log-probs");
             actions.iter_mut().for_each(|a| *a = None);
             still.clear();
             for (j, &b) in active.iter().enumerate() {
-                let row_mask = &mask[j * n_actions..(j + 1) * n_actions];
-                let row_lp = &log_probs[j * n_actions..(j + 1) * n_actions];
+                let q = of_row.map_or(j, |rows| rows[j]);
+                let row_mask = &mask[q * n_actions..(q + 1) * n_actions];
+                let row_lp = &log_probs[q * n_actions..(q + 1) * n_actions];
                 let (a, lp) = sample_action(row_lp, row_mask, exploration, rng)?;
                 behaviour[b] += lp;
                 forward[b].push(a);
@@ -127,15 +138,29 @@ impl<'a> Sampler<'a> {
                 still.push(b);
             }
             if let Some(lp) = kept {
-                let chosen: Vec<i64> = active
+                let chosen = active
                     .iter()
-                    .map(|&b| *forward[b].last().expect("an action") as i64)
-                    .collect();
-                let idx = Tensor::<2, Int>::from_data(TensorData::new(chosen, [m, 1]), &device);
-                graph.push((
-                    lp.gather(1, idx).reshape([m]),
-                    active.iter().map(|&b| b as i64).collect(),
-                ));
+                    .map(|&b| *forward[b].last().expect("an action") as i64);
+                let taken = match of_row {
+                    None => {
+                        let chosen: Vec<i64> = chosen.collect();
+                        let idx =
+                            Tensor::<2, Int>::from_data(TensorData::new(chosen, [m, 1]), &device);
+                        lp.gather(1, idx).reshape([m])
+                    }
+                    Some(rows) => {
+                        // One select on the flattened [distinct, actions] matrix.
+                        let flat: Vec<i64> = rows
+                            .iter()
+                            .zip(chosen)
+                            .map(|(&q, a)| (q * n_actions) as i64 + a)
+                            .collect();
+                        let [u, k] = lp.dims();
+                        let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [m]), &device);
+                        lp.reshape([u * k]).select(0, idx)
+                    }
+                };
+                graph.push((taken, active.iter().map(|&b| b as i64).collect()));
             }
             env.step(&mut states, &actions);
             for &b in &still {

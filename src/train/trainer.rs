@@ -125,8 +125,12 @@ pub struct StepOutput {
     pub terminals: StateBatch,
     /// Trajectories trained on.
     pub trained: usize,
-    /// Rows (states) the learner evaluated.
+    /// Distinct states the learner's loss evaluated the policy on (each
+    /// evaluated once however often it occurs in the batch; 0 when the loss
+    /// reused the sampling pass).
     pub states_evaluated: usize,
+    /// Rows (states) of the trained batch, repeats included.
+    pub rows: usize,
     /// Seconds spent sampling, in forward + loss, in backward, in the optimiser.
     pub seconds: [f64; 4],
     /// Policy versions behind the learner, per trajectory.
@@ -390,6 +394,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
                     terminals,
                     trained: 0,
                     states_evaluated: 0,
+                    rows: batch.n_rows(),
                     seconds: [t1.duration_since(t0).as_secs_f64(), 0.0, 0.0, 0.0],
                     staleness: Vec::new(),
                     off_policy: 0,
@@ -398,7 +403,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
             }
             Err(e) => return Err(e),
         };
-        let (value, log_z) = (out.value, out.log_z);
+        let (value, log_z, out_states) = (out.value, out.log_z, out.states_evaluated);
         // Importance weights of forward-sampled trajectories: model over behaviour.
         let log_w: Vec<f64> = batch
             .provenance
@@ -419,7 +424,8 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
             log_z: log_z.unwrap_or(f64::NAN),
             terminals,
             trained: batch.len(),
-            states_evaluated: batch.n_rows(),
+            states_evaluated: out_states,
+            rows: batch.n_rows(),
             seconds: [
                 (t1 - t0).as_secs_f64(),
                 (t2 - t1).as_secs_f64(),
