@@ -5,8 +5,9 @@
 //! Run: `cargo test --release --features chem --test chem`.
 #![cfg(feature = "chem")]
 
-use ftb::chem::score::{Lipinski, ScoreConfig, Scorer, morgan, qed, tanimoto};
+use ftb::chem::score::{Lipinski, Scorer, morgan, qed, tanimoto};
 use ftb::chem::{self, JoinBond, canonical_smiles, parse, sa::sa_score};
+use ftb::train::config::MoleculeConfig;
 use std::collections::HashMap;
 
 const GOLDEN: &str = include_str!("data/chem/golden.tsv");
@@ -131,7 +132,7 @@ fn tanimoto_and_lipinski_match_rdkit_on_the_named_molecules() {
 fn the_combined_reward_is_the_product_of_terms_to_the_beta() {
     let (rows, _) = golden();
     let aspirin = rows.iter().find(|r| r.name == "aspirin").unwrap();
-    let cfg = ScoreConfig {
+    let cfg = MoleculeConfig {
         reward: vec![
             "qed".into(),
             "sa".into(),
@@ -140,7 +141,7 @@ fn the_combined_reward_is_the_product_of_terms_to_the_beta() {
         ],
         beta: 3.0,
         targets: vec!["c1ccccc1".into(), aspirin.smiles.into()],
-        ..ScoreConfig::default()
+        ..MoleculeConfig::default()
     };
     let scorer = Scorer::new(&cfg, "test").unwrap();
     let m = parse(aspirin.smiles).unwrap();
@@ -148,37 +149,39 @@ fn the_combined_reward_is_the_product_of_terms_to_the_beta() {
     let want = 3.0 * (aspirin.qed * (10.0 - aspirin.sa) / 9.0).ln();
     assert!((scorer.log_reward(&m) - want).abs() < 1e-12);
     // The floor bounds ln R from below: methane is far from both targets.
-    let cfg = ScoreConfig {
+    let cfg = MoleculeConfig {
         reward: vec!["similarity".into()],
         targets: vec![aspirin.smiles.into()],
         floor: 0.5,
-        ..ScoreConfig::default()
+        beta: 2.0,
+        ..MoleculeConfig::default()
     };
     let scorer = Scorer::new(&cfg, "test").unwrap();
-    assert_eq!(scorer.log_reward(&parse("C").unwrap()), 0.5f64.ln());
-    assert_eq!(scorer.min_log_reward(), 0.5f64.ln());
+    assert_eq!(scorer.log_reward(&parse("C").unwrap()), 2.0 * 0.5f64.ln());
+    assert_eq!(scorer.min_log_reward(), 2.0 * 0.5f64.ln());
 }
 
 #[test]
 fn bad_configs_and_files_are_named() {
-    let err = |cfg: ScoreConfig| format!("{:#}", Scorer::new(&cfg, "env.molecule").err().unwrap());
-    let e = err(ScoreConfig {
+    let err =
+        |cfg: MoleculeConfig| format!("{:#}", Scorer::new(&cfg, "env.molecule").err().unwrap());
+    let e = err(MoleculeConfig {
         reward: vec!["qde".into()],
-        ..ScoreConfig::default()
+        ..MoleculeConfig::default()
     });
     assert!(
         e.contains("env.molecule.reward") && e.contains("qde"),
         "{e}"
     );
-    let e = err(ScoreConfig {
+    let e = err(MoleculeConfig {
         reward: vec!["similarity".into()],
-        ..ScoreConfig::default()
+        ..MoleculeConfig::default()
     });
     assert!(e.contains("at least one target"), "{e}");
-    let e = err(ScoreConfig {
+    let e = err(MoleculeConfig {
         reward: vec!["similarity".into()],
         targets: vec!["c1ccccc1".into(), "C1CC".into()],
-        ..ScoreConfig::default()
+        ..MoleculeConfig::default()
     });
     assert!(e.contains("target 1") && e.contains("C1CC"), "{e}");
 

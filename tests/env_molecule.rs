@@ -6,14 +6,18 @@
 //! Run: `cargo test --release --features chem --test env_molecule`.
 #![cfg(feature = "chem")]
 
-use ftb::chem::{self, score::ScoreConfig, score::Scorer};
+use ftb::chem::{self, score::Scorer};
 use ftb::env::conformance::{check, check_object_identity, sample_terminals};
 use ftb::env::molecule::{FragmentLibrary, FragmentMolecules, FragmentReward};
 use ftb::env::{Environment, LogReward};
+use ftb::train::config::MoleculeConfig;
 use ftb::train::{Trainer, config::load};
 
 fn qed_reward(env: &FragmentMolecules) -> FragmentReward {
-    FragmentReward::new(env, Scorer::new(&ScoreConfig::default(), "test").unwrap())
+    FragmentReward::new(
+        env,
+        Scorer::new(&MoleculeConfig::default(), "test").unwrap(),
+    )
 }
 
 #[test]

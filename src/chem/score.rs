@@ -12,19 +12,22 @@
 //! * `similarity`: the largest Morgan-fingerprint Tanimoto similarity to the
 //!   target molecules ([`Similarity`]).
 //!
+//! The keys are those of `[env.molecule]` ([`MoleculeConfig`], which owns
+//! them and their defaults):
+//!
 //! ```toml
 //! [env.molecule]
-//! reward = ["qed", "sa"]   # terms, multiplied
-//! beta = 4.0               # R = score^beta
-//! floor = 1e-4             # score floor, so ln R stays finite
+//! reward = ["qed", "sa"]   # terms, multiplied (default ["qed"])
+//! beta = 4.0               # R = score^beta (default 8)
+//! floor = 1e-4             # score floor, so ln R stays finite (default 1e-3)
 //! targets = ["CC(=O)Oc1ccccc1C(=O)O"]   # `similarity` (or targets_file)
 //! lipinski_max_violations = 1
 //! ```
 
 use super::fingerprint::Fingerprint;
 use super::{Molecule, parse};
+use crate::train::config::MoleculeConfig;
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 
 /// The inputs of Lipinski's rule of five and the number of rules broken:
 /// molecular weight over 500, Crippen logP over 5, more than 5 NH and OH
@@ -143,38 +146,6 @@ impl std::str::FromStr for Term {
     }
 }
 
-/// The reward's configuration (`[env.molecule]` in a training config).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScoreConfig {
-    /// Terms multiplied into the score: `qed`, `sa`, `lipinski`, `similarity`.
-    pub reward: Vec<String>,
-    /// `R = max(score, floor)^beta`.
-    pub beta: f64,
-    pub floor: f64,
-    /// `similarity`: target SMILES, and/or a file of them (one per line).
-    pub targets: Vec<String>,
-    pub targets_file: String,
-    /// `similarity`: Morgan radius (2048 bits).
-    pub morgan_radius: u32,
-    /// `lipinski`: rules of five that may be broken.
-    pub lipinski_max_violations: u32,
-}
-
-impl Default for ScoreConfig {
-    fn default() -> Self {
-        Self {
-            reward: vec!["qed".into()],
-            beta: 1.0,
-            floor: 1e-4,
-            targets: Vec::new(),
-            targets_file: String::new(),
-            morgan_radius: 2,
-            lipinski_max_violations: 1,
-        }
-    }
-}
-
 /// A configured score: the product of its terms, and `ln R` from it.
 #[derive(Clone)]
 pub struct Scorer {
@@ -186,9 +157,10 @@ pub struct Scorer {
 }
 
 impl Scorer {
-    /// Checks the configuration (errors name the key under `prefix`, e.g.
-    /// `env.molecule`) and reads the targets.
-    pub fn new(cfg: &ScoreConfig, prefix: &str) -> Result<Self> {
+    /// Checks the reward keys of `cfg` (errors name the key under `prefix`,
+    /// e.g. `env.molecule`) and reads the targets. The fragment keys of
+    /// [`MoleculeConfig`] are the environment's, not read here.
+    pub fn new(cfg: &MoleculeConfig, prefix: &str) -> Result<Self> {
         if cfg.reward.is_empty() {
             bail!("{prefix}.reward: no term; valid: qed, sa, lipinski, similarity");
         }

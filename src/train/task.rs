@@ -162,21 +162,12 @@ pub(super) fn ising(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
 /// under a QED / SA / Lipinski / similarity reward; not enumerable.
 #[cfg(feature = "chem")]
 pub(super) fn fragment_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
-    use crate::chem::score::{ScoreConfig, Scorer};
+    use crate::chem::score::Scorer;
     use crate::env::molecule::{FragmentLibrary, FragmentMolecules, FragmentReward};
     let m = &cfg.molecule;
     let lib = FragmentLibrary::load(&m.fragments).context("env.molecule.fragments")?;
     let env = FragmentMolecules::new(lib, m.max_fragments).context("env.molecule.max_fragments")?;
-    let score = ScoreConfig {
-        reward: m.reward.clone(),
-        beta: m.beta,
-        floor: m.floor,
-        targets: m.targets.clone(),
-        targets_file: m.targets_file.clone(),
-        morgan_radius: m.morgan_radius,
-        lipinski_max_violations: m.lipinski_max_violations,
-    };
-    let scorer = Scorer::new(&score, "env.molecule")?;
+    let scorer = Scorer::new(m, "env.molecule")?;
     if exact == ExactEval::Always {
         bail!(
             "run.exact = \"always\": molecule spaces cannot be enumerated; set run.exact = \"auto\" \
