@@ -262,3 +262,71 @@ fn the_fragment_join_bonds_attachment_atoms_and_sanitises() {
     assert!(format!("{e:#}").contains("join"), "{e:#}");
     assert_eq!(chem::round_trips(&m).unwrap(), "C=CC");
 }
+
+/// The molecule metrics on real molecules: their fingerprints are the
+/// golden Morgan bits, their Tanimoto the golden values, and modes follow
+/// the scores and similarities by hand.
+#[test]
+fn molecule_metrics_on_the_named_molecules() {
+    use ftb::eval::molecules::{MoleculeMetricsConfig, MoleculeTracker, count_modes};
+    let (rows, pairs) = golden();
+    let named: Vec<&Row> = rows
+        .iter()
+        .filter(|r| !r.name.starts_with("nci_"))
+        .collect();
+    let fp: HashMap<&str, _> = named
+        .iter()
+        .map(|r| (r.name, chem::metric_fingerprint(r.canonical).unwrap()))
+        .collect();
+    for r in &named {
+        assert_eq!(fp[r.name].count() as usize, r.morgan2.len(), "{}", r.name);
+    }
+    for (a, b, t) in &pairs {
+        assert_eq!(fp[a].tanimoto(&fp[b]), *t, "{a} / {b}");
+    }
+    // Every pair of named molecules is below 0.25, so each whose QED is above
+    // the threshold is a mode of its own.
+    assert!(pairs.iter().all(|p| p.2 < 0.25));
+    let scored: Vec<(f64, &_)> = named.iter().map(|r| (r.qed, &fp[r.name])).collect();
+    let above = named.iter().filter(|r| r.qed > 0.5).count();
+    assert!(above > 2 && above < named.len(), "{above}");
+    assert_eq!(count_modes(&scored, 0.5, 0.7).len(), above);
+
+    // Two long alcohols one carbon apart share every Morgan environment:
+    // distinct molecules, one mode. Aspirin written twice is one molecule.
+    let c20 = canonicalize("CCCCCCCCCCCCCCCCCCCCO");
+    let c21 = canonicalize("CCCCCCCCCCCCCCCCCCCCCO");
+    let (f20, f21) = (
+        chem::metric_fingerprint(&c20).unwrap(),
+        chem::metric_fingerprint(&c21).unwrap(),
+    );
+    assert!(f20.tanimoto(&f21) >= 0.7, "{}", f20.tanimoto(&f21));
+    let aspirin = named.iter().find(|r| r.name == "aspirin").unwrap();
+    let mut t = MoleculeTracker::new(MoleculeMetricsConfig {
+        mode_min_score: 0.5,
+        mode_max_similarity: 0.7,
+        top_k: 3,
+    });
+    let fingerprint = |s: &str| chem::metric_fingerprint(s).ok();
+    let batch = [
+        Some(canonicalize(aspirin.smiles)),
+        Some(canonicalize("CC(=O)Oc1ccccc1C(=O)O")),
+        Some(c20.clone()),
+        Some(c21.clone()),
+    ];
+    t.observe(&batch, &[0.55, 0.55, 0.6, 0.9], &fingerprint, 4);
+    let m = t.take_window();
+    assert_eq!((m.samples, m.distinct, m.modes), (4, 3, 2));
+    assert_eq!(m.unique_fraction, 0.75);
+    // Top 3: C21 (0.9), C20 (0.6), aspirin (0.55).
+    assert_eq!(t.top(3)[0], (c21.clone(), 0.9));
+    let want = (0.9 + 0.6 + 0.55) / 3.0;
+    assert!((m.top_k_mean_score - want).abs() < 1e-15);
+    let fa = chem::metric_fingerprint(aspirin.canonical).unwrap();
+    let want = (3.0 - f20.tanimoto(&f21) - f20.tanimoto(&fa) - f21.tanimoto(&fa)) / 3.0;
+    assert!((m.top_k_diversity - want).abs() < 1e-15);
+}
+
+fn canonicalize(s: &str) -> String {
+    chem::canonicalize(s).unwrap()
+}

@@ -163,9 +163,52 @@ fn training_runs_on_fragment_molecules() {
     .unwrap();
     let mut trainer = Trainer::new(cfg).unwrap();
     assert!(!trainer.is_exact());
-    let (s, _) = trainer.run(None, |_, _| {}).unwrap();
+    let (s, points) = trainer.run(None, |_, _| {}).unwrap();
     assert_eq!(s.trajectories, 320);
     assert!(s.log_z.is_finite());
     assert!(s.samples.best_log_reward.is_finite(), "{:?}", s.samples);
     assert!(s.samples.distinct_terminals > 10, "{:?}", s.samples);
+
+    // The molecule metrics: at every evaluation and in the summary, the
+    // modes also as `modes_found`, growing over the run.
+    assert_eq!(points.len(), 2);
+    let mut modes_before = 0;
+    for p in &points {
+        let m = p.molecules.as_ref().expect("molecule metrics");
+        assert_eq!(m.samples, 160);
+        assert_eq!(m.valid_fraction, 1.0, "{m:?}");
+        assert_eq!(p.modes_found, Some(m.modes));
+        assert!(m.modes >= modes_before);
+        modes_before = m.modes;
+        let line = serde_json::to_value(p).unwrap();
+        assert!(line["molecules"]["top_k_diversity"].is_number(), "{line}");
+    }
+    let m = s.molecules.as_ref().unwrap();
+    assert_eq!(m, points[1].molecules.as_ref().unwrap());
+    assert_eq!(s.modes_found, Some(m.modes));
+    assert_eq!(s.mode_history.last().map_or(0, |h| h.1), m.modes);
+    // The run drew 320 molecules: the top 100 are all distinct ones.
+    assert_eq!(m.top_k, 100.min(m.distinct));
+    // Build orders of one molecule are distinct terminal states, one molecule.
+    assert!(m.distinct <= s.samples.distinct_terminals, "{m:?}");
+    assert!(m.top_k_diversity > 0.0 && m.top_k_diversity < 1.0, "{m:?}");
+    // The summary's best molecules are sorted, and each score is its QED.
+    assert_eq!(s.top_molecules.len(), 10);
+    for w in s.top_molecules.windows(2) {
+        assert!(w[0].1 >= w[1].1);
+    }
+    for (smiles, score) in &s.top_molecules {
+        let q = ftb::chem::score::qed(&chem::parse(smiles).unwrap()).unwrap();
+        assert!(
+            (q - score).abs() < 1e-12,
+            "{smiles}: QED {q}, score {score}"
+        );
+    }
+    assert!(m.top_k_mean_score <= s.top_molecules[0].1);
+    // Modes: distinct molecules above the threshold, at most one per molecule.
+    let above = s.top_molecules.iter().filter(|t| t.1 > 0.9).count();
+    assert!(
+        m.modes <= m.distinct && (above == 0 || m.modes >= 1),
+        "{m:?}"
+    );
 }

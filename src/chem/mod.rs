@@ -155,6 +155,16 @@ pub fn join(fragments: &[&str], bonds: &[JoinBond]) -> Result<Molecule> {
         .map_err(|e| anyhow::anyhow!("join: the joined molecule does not sanitise: {e:?}"))
 }
 
+/// The fingerprint of the molecule metrics (`ftb::eval::molecules`): Morgan,
+/// radius 2, 2048 bits, the literature's choice for modes and diversity.
+pub fn metric_fingerprint(smiles: &str) -> Result<crate::eval::molecules::Bits> {
+    let fp = score::morgan(&parse(smiles)?, 2)?;
+    Ok(crate::eval::molecules::Bits::from_on_bits(
+        2048,
+        fp.on_bits(),
+    ))
+}
+
 /// Whether `m`'s canonical SMILES parses back to the same molecule: the same
 /// canonical SMILES again, heavy atoms (by element) and bonds. The check every
 /// sampled terminal object passes.

@@ -152,6 +152,18 @@ pub struct MoleculeConfig {
     pub morgan_radius: u32,
     /// `lipinski`: rules of five that may be broken.
     pub lipinski_max_violations: u32,
+    /// Molecule metrics (`ftb::eval::molecules`, reported at each evaluation
+    /// and in the summary): a mode is a distinct molecule whose score (the
+    /// product of the terms, before `beta`) is above `mode_min_score` and
+    /// whose Tanimoto similarity (Morgan radius 2, 2048 bits, whatever
+    /// `morgan_radius` says) to every earlier mode is below
+    /// `mode_max_similarity` (0.7, the literature's). The default, 0.9,
+    /// makes modes near-best molecules under QED (at most about 0.95).
+    pub mode_min_score: f64,
+    pub mode_max_similarity: f64,
+    /// The top-k reward and diversity are over the `top_k` best distinct
+    /// molecules (100 in the papers).
+    pub top_k: usize,
 }
 
 impl Default for MoleculeConfig {
@@ -166,6 +178,9 @@ impl Default for MoleculeConfig {
             targets_file: String::new(),
             morgan_radius: 2,
             lipinski_max_violations: 1,
+            mode_min_score: 0.9,
+            mode_max_similarity: 0.7,
+            top_k: 100,
         }
     }
 }
