@@ -10,11 +10,14 @@
 //!   molecules);
 //! * rewards ([`score`]): QED, the SA score ([`sa`], RDKit's algorithm on its
 //!   fragment-score table), a Lipinski rule-of-five filter, Morgan Tanimoto
-//!   similarity to targets, and their combination `R = score^beta`.
+//!   similarity to targets, a proxy model trained on the user's data
+//!   ([`proxy`]), and their combination `R = score^beta`;
+//! * the fingerprint of the molecule metrics ([`metric_fingerprint`]).
 //!
 //! Golden tests against RDKit 2026.09.1 are in `tests/chem.rs`.
 
 pub mod fingerprint;
+pub mod proxy;
 pub mod sa;
 pub mod score;
 

@@ -10,7 +10,10 @@
 //! * `lipinski`: 1 if the molecule breaks at most `lipinski_max_violations`
 //!   of Lipinski's rule of five ([`Lipinski`]), else 0 (a filter);
 //! * `similarity`: the largest Morgan-fingerprint Tanimoto similarity to the
-//!   target molecules ([`Similarity`]).
+//!   target molecules ([`Similarity`]);
+//! * `proxy`: a fingerprint MLP trained by `ftb proxy train` on the user's
+//!   data ([`super::proxy`]), its prediction rescaled to `[0, 1]` by the range
+//!   of its training values (`proxy = "DIR"`, the directory it wrote).
 //!
 //! The keys are those of `[env.molecule]` ([`MoleculeConfig`], which owns
 //! them and their defaults):
@@ -124,6 +127,9 @@ impl Similarity {
     }
 }
 
+/// The reward terms, for messages.
+pub const TERMS: &str = "qed, sa, lipinski, similarity, proxy";
+
 /// One reward term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Term {
@@ -131,6 +137,7 @@ pub enum Term {
     Sa,
     Lipinski,
     Similarity,
+    Proxy,
 }
 
 impl std::str::FromStr for Term {
@@ -141,7 +148,8 @@ impl std::str::FromStr for Term {
             "sa" => Term::Sa,
             "lipinski" => Term::Lipinski,
             "similarity" => Term::Similarity,
-            _ => bail!("unknown reward term `{s}`; valid: qed, sa, lipinski, similarity"),
+            "proxy" => Term::Proxy,
+            _ => bail!("unknown reward term `{s}`; valid: {TERMS}"),
         })
     }
 }
@@ -153,6 +161,7 @@ pub struct Scorer {
     beta: f64,
     ln_floor: f64,
     similarity: Option<Similarity>,
+    proxy: Option<std::sync::Arc<super::proxy::Proxy>>,
     max_violations: u32,
 }
 
@@ -162,7 +171,7 @@ impl Scorer {
     /// [`MoleculeConfig`] are the environment's, not read here.
     pub fn new(cfg: &MoleculeConfig, prefix: &str) -> Result<Self> {
         if cfg.reward.is_empty() {
-            bail!("{prefix}.reward: no term; valid: qed, sa, lipinski, similarity");
+            bail!("{prefix}.reward: no term; valid: {TERMS}");
         }
         let terms = cfg
             .reward
@@ -201,11 +210,25 @@ impl Scorer {
         } else {
             None
         };
+        let proxy = if terms.contains(&Term::Proxy) {
+            if cfg.proxy.is_empty() {
+                bail!(
+                    "{prefix}.proxy: the `proxy` term needs a proxy directory (written by \
+                     `ftb proxy train --out DIR`)"
+                );
+            }
+            let p = super::proxy::Proxy::load(std::path::Path::new(&cfg.proxy))
+                .with_context(|| format!("{prefix}.proxy"))?;
+            Some(std::sync::Arc::new(p))
+        } else {
+            None
+        };
         Ok(Self {
             terms,
             beta: cfg.beta,
             ln_floor: cfg.floor.ln(),
             similarity,
+            proxy,
             max_violations: cfg.lipinski_max_violations,
         })
     }
@@ -223,6 +246,10 @@ impl Scorer {
                 .as_ref()
                 .expect("built with targets")
                 .max_similarity(m)?,
+            Term::Proxy => {
+                let p = self.proxy.as_ref().expect("built with a proxy");
+                p.term(p.predict(&[m])?[0])
+            }
         })
     }
 
@@ -238,11 +265,60 @@ impl Scorer {
     /// `ln R = beta * ln max(score, floor)`; a molecule whose score cannot be
     /// computed gets the floor.
     pub fn log_reward(&self, m: &Molecule) -> f64 {
-        let ln_s = match self.score(m) {
+        self.ln_r(self.score(m))
+    }
+
+    fn ln_r(&self, score: Result<f64>) -> f64 {
+        let ln_s = match score {
             Ok(s) if s > 0.0 => s.ln().max(self.ln_floor),
             _ => self.ln_floor,
         };
         self.beta * ln_s
+    }
+
+    /// [`Scorer::log_reward`] of many molecules (`None`: no molecule, the
+    /// floor), the terms in parallel and the proxy's in one batched forward
+    /// pass instead of one per molecule.
+    pub fn log_rewards(&self, mols: &[Option<Molecule>]) -> Vec<f64> {
+        use rayon::prelude::*;
+        let proxy: Option<Vec<Option<f64>>> = self.proxy.as_ref().map(|p| {
+            let present: Vec<&Molecule> = mols.iter().flatten().collect();
+            // One bad molecule fails the batch's features: then one by one, so
+            // that only it gets the floor.
+            let batched = p.predict(&present).ok();
+            let mut values = batched.map(|v| v.into_iter());
+            mols.iter()
+                .map(|m| {
+                    let m = m.as_ref()?;
+                    match values.as_mut() {
+                        Some(v) => v.next(),
+                        None => p.predict(&[m]).ok().map(|v| v[0]),
+                    }
+                })
+                .collect()
+        });
+        mols.par_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let Some(m) = m else {
+                    return self.min_log_reward();
+                };
+                let mut s = Ok(1.0);
+                for &t in &self.terms {
+                    s = s.and_then(|s| {
+                        let v = match (t, &proxy) {
+                            (Term::Proxy, Some(pred)) => {
+                                let p = self.proxy.as_ref().expect("built with a proxy");
+                                p.term(pred[i].context("proxy: no prediction")?)
+                            }
+                            _ => self.term(t, m)?,
+                        };
+                        Ok(s * v)
+                    });
+                }
+                self.ln_r(s)
+            })
+            .collect()
     }
 
     /// The lowest `ln R` (the floor's).

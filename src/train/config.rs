@@ -137,7 +137,8 @@ pub struct MoleculeConfig {
     pub fragments: String,
     /// Fragments per molecule, at most.
     pub max_fragments: usize,
-    /// Terms multiplied into the score: `qed`, `sa`, `lipinski`, `similarity`.
+    /// Terms multiplied into the score: `qed`, `sa`, `lipinski`,
+    /// `similarity`, `proxy`.
     pub reward: Vec<String>,
     /// `R = max(score, floor)^beta`: the default 8 makes a QED of 0.9 worth
     /// `(0.9 / 0.8)^8 = 2.6` times a QED of 0.8, so that the sampler favours
@@ -152,6 +153,9 @@ pub struct MoleculeConfig {
     pub morgan_radius: u32,
     /// `lipinski`: rules of five that may be broken.
     pub lipinski_max_violations: u32,
+    /// `proxy`: the directory `ftb proxy train --out` wrote (a fingerprint
+    /// MLP trained on the user's CSV of SMILES and values).
+    pub proxy: String,
     /// Molecule metrics (`ftb::eval::molecules`, reported at each evaluation
     /// and in the summary): a mode is a distinct molecule whose score (the
     /// product of the terms, before `beta`) is above `mode_min_score` and
@@ -178,6 +182,7 @@ impl Default for MoleculeConfig {
             targets_file: String::new(),
             morgan_radius: 2,
             lipinski_max_violations: 1,
+            proxy: String::new(),
             mode_min_score: 0.9,
             mode_max_similarity: 0.7,
             top_k: 100,
