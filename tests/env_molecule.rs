@@ -212,3 +212,67 @@ fn training_runs_on_fragment_molecules() {
         "{m:?}"
     );
 }
+
+fn ftb(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ftb"))
+        .args(args)
+        .output()
+        .expect("run ftb");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `ftb experiment molecules` end to end on a tiny budget: every method and
+/// sampling regime runs, the table and results.json name them.
+#[test]
+fn the_molecule_experiment_runs_on_a_tiny_budget() {
+    let dir = std::env::temp_dir().join(format!("ftb-mol-exp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (code, out, err) = ftb(&[
+        "experiment",
+        "molecules",
+        "--members",
+        "alpha:0.5",
+        "--seeds",
+        "2",
+        "--trajectories",
+        "64",
+        "--batch",
+        "16",
+        "--evals",
+        "2",
+        "--max-fragments",
+        "3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for name in [
+        "f-TB alpha:0.5",
+        "TB",
+        "on-policy",
+        "replay",
+        "modes @64",
+        "top-100 @64",
+    ] {
+        assert!(out.contains(name), "{name}: {out}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4);
+    for c in cells {
+        let runs = c["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2);
+        for r in runs {
+            let last = r.as_array().unwrap().last().unwrap();
+            assert_eq!(last["trajectories"], 64);
+            assert!(last["top_k_mean_score"].as_f64().unwrap() > 0.0, "{last}");
+        }
+    }
+    assert!(dir.join("modes.png").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

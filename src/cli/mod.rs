@@ -9,6 +9,8 @@ mod llm;
 mod llm_train;
 mod measures_table;
 #[cfg(feature = "chem")]
+mod molecule_experiment;
+#[cfg(feature = "chem")]
 mod proxy;
 mod sample;
 mod train;
