@@ -356,6 +356,10 @@ fn a_proxy_learns_logp_and_becomes_a_reward_term() {
         ..ProxyTraining::default()
     };
     let origin = path.display().to_string();
+    let e = proxy::train(&data[..1], &cfg, (&origin, "smiles", "logp"))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("too few"), "{e}");
     let p = proxy::train(&data, &cfg, (&origin, "smiles", "logp")).unwrap();
     let r = &p.settings.report;
     eprintln!("{r:?}");

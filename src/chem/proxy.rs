@@ -314,10 +314,14 @@ pub fn train(
 ) -> Result<Proxy> {
     cfg.validate()?;
     let n = data.len();
-    let n_valid = ((n as f64 * cfg.valid_fraction).round() as usize).clamp(1, n.saturating_sub(1));
-    if n < 2 || n_valid == 0 {
-        bail!("{}: {n} rows: too few to train and validate", origin.0);
+    if n < 2 {
+        bail!(
+            "{}: {n} rows: too few to train and validate (at least 2)",
+            origin.0
+        );
     }
+    // At least one row on each side of the split.
+    let n_valid = ((n as f64 * cfg.valid_fraction).round() as usize).clamp(1, n - 1);
     let mut order: Vec<usize> = (0..n).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     order.shuffle(&mut rng);
