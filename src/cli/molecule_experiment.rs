@@ -60,12 +60,10 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// The value at the last evaluation at or before `t` (0 modes / NaN before any).
+/// The value at the last evaluation at or before `t` (NaN before any);
+/// evaluations are in increasing order of trajectories.
 fn at(run: &[(u64, f64, f64)], t: u64, pick: fn(&(u64, f64, f64)) -> f64) -> f64 {
-    run.iter()
-        .filter(|p| p.0 <= t)
-        .last()
-        .map_or(f64::NAN, pick)
+    run.iter().rev().find(|p| p.0 <= t).map_or(f64::NAN, pick)
 }
 
 pub fn run(a: MoleculesExp) -> Result<ExitCode> {

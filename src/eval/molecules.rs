@@ -109,6 +109,11 @@ pub struct MoleculeMetrics {
     pub top_k_diversity: f64,
 }
 
+/// The canonical SMILES of a terminal state (`None`: not a valid molecule).
+pub type SmilesFn = dyn Fn(&[i64]) -> Option<String> + Send + Sync;
+/// The fingerprint of a canonical SMILES (`None`: it has none).
+pub type FingerprintFn = dyn Fn(&str) -> Option<Bits> + Send + Sync;
+
 /// What a task whose objects are molecules gives the trainer so that it can
 /// report [`MoleculeMetrics`]: SMILES and fingerprints (computed by the
 /// chemistry of the `chem` feature) and the exponent that turns `ln R` back
@@ -116,9 +121,9 @@ pub struct MoleculeMetrics {
 #[derive(Clone)]
 pub struct MoleculeEval {
     /// Canonical SMILES of a terminal state (`None`: not a valid molecule).
-    pub smiles: Arc<dyn Fn(&[i64]) -> Option<String> + Send + Sync>,
+    pub smiles: Arc<SmilesFn>,
     /// Morgan fingerprint (radius 2, 2048 bits) of a canonical SMILES.
-    pub fingerprint: Arc<dyn Fn(&str) -> Option<Bits> + Send + Sync>,
+    pub fingerprint: Arc<FingerprintFn>,
     /// `R = score^beta`: the score is `exp(ln R / beta)`.
     pub beta: f64,
     pub settings: MoleculeMetricsConfig,
@@ -211,7 +216,7 @@ impl MoleculeTracker {
         &mut self,
         smiles: &[Option<String>],
         scores: &[f64],
-        fingerprint: &(dyn Fn(&str) -> Option<Bits> + Send + Sync),
+        fingerprint: &FingerprintFn,
         trajectories_so_far: u64,
     ) {
         assert_eq!(smiles.len(), scores.len(), "one score per molecule");
