@@ -785,3 +785,26 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
         Ok(point)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint written before the molecule fields existed (msgpack
+    /// arrays, two elements shorter) still loads, with no molecule tracker.
+    #[test]
+    fn progress_of_older_checkpoints_loads_without_the_molecule_fields() {
+        let bytes = checkpoint::to_msgpack(&Progress::default()).unwrap();
+        // An array of 16 fields (array16 header), the last three `nil`.
+        assert_eq!(bytes[..3], [0xdc, 0, 16]);
+        assert_eq!(bytes[bytes.len() - 3..], [0xc0, 0xc0, 0xc0]);
+        let mut old = vec![0xdc, 0, 14];
+        old.extend_from_slice(&bytes[3..bytes.len() - 2]);
+        let p: Progress = rmp_serde::from_slice(&old).unwrap();
+        assert!(p.molecules.is_none() && p.last_molecules.is_none());
+        // One field fewer than that is refused: the defaults cover only the new ones.
+        let mut older = vec![0xdc, 0, 13];
+        older.extend_from_slice(&bytes[3..bytes.len() - 3]);
+        assert!(rmp_serde::from_slice::<Progress>(&older).is_err());
+    }
+}
