@@ -6,14 +6,18 @@
 //! Run: `cargo test --release --features chem --test env_molecule`.
 #![cfg(feature = "chem")]
 
-use ftb::chem::{self, score::ScoreConfig, score::Scorer};
+use ftb::chem::{self, score::Scorer};
 use ftb::env::conformance::{check, check_object_identity, sample_terminals};
 use ftb::env::molecule::{FragmentLibrary, FragmentMolecules, FragmentReward};
 use ftb::env::{Environment, LogReward};
+use ftb::train::config::MoleculeConfig;
 use ftb::train::{Trainer, config::load};
 
 fn qed_reward(env: &FragmentMolecules) -> FragmentReward {
-    FragmentReward::new(env, Scorer::new(&ScoreConfig::default(), "test").unwrap())
+    FragmentReward::new(
+        env,
+        Scorer::new(&MoleculeConfig::default(), "test").unwrap(),
+    )
 }
 
 #[test]
@@ -159,9 +163,116 @@ fn training_runs_on_fragment_molecules() {
     .unwrap();
     let mut trainer = Trainer::new(cfg).unwrap();
     assert!(!trainer.is_exact());
-    let (s, _) = trainer.run(None, |_, _| {}).unwrap();
+    let (s, points) = trainer.run(None, |_, _| {}).unwrap();
     assert_eq!(s.trajectories, 320);
     assert!(s.log_z.is_finite());
     assert!(s.samples.best_log_reward.is_finite(), "{:?}", s.samples);
     assert!(s.samples.distinct_terminals > 10, "{:?}", s.samples);
+
+    // The molecule metrics: at every evaluation and in the summary, the
+    // modes also as `modes_found`, growing over the run.
+    assert_eq!(points.len(), 2);
+    let mut modes_before = 0;
+    for p in &points {
+        let m = p.molecules.as_ref().expect("molecule metrics");
+        assert_eq!(m.samples, 160);
+        assert_eq!(m.valid_fraction, 1.0, "{m:?}");
+        assert_eq!(p.modes_found, Some(m.modes));
+        assert!(m.modes >= modes_before);
+        modes_before = m.modes;
+        let line = serde_json::to_value(p).unwrap();
+        assert!(line["molecules"]["top_k_diversity"].is_number(), "{line}");
+    }
+    let m = s.molecules.as_ref().unwrap();
+    assert_eq!(m, points[1].molecules.as_ref().unwrap());
+    assert_eq!(s.modes_found, Some(m.modes));
+    assert_eq!(s.mode_history.last().map_or(0, |h| h.1), m.modes);
+    // The run drew 320 molecules: the top 100 are all distinct ones.
+    assert_eq!(m.top_k, 100.min(m.distinct));
+    // Build orders of one molecule are distinct terminal states, one molecule.
+    assert!(m.distinct <= s.samples.distinct_terminals, "{m:?}");
+    assert!(m.top_k_diversity > 0.0 && m.top_k_diversity < 1.0, "{m:?}");
+    // The summary's best molecules are sorted, and each score is its QED.
+    assert_eq!(s.top_molecules.len(), 10);
+    for w in s.top_molecules.windows(2) {
+        assert!(w[0].1 >= w[1].1);
+    }
+    for (smiles, score) in &s.top_molecules {
+        let q = ftb::chem::score::qed(&chem::parse(smiles).unwrap()).unwrap();
+        assert!(
+            (q - score).abs() < 1e-12,
+            "{smiles}: QED {q}, score {score}"
+        );
+    }
+    assert!(m.top_k_mean_score <= s.top_molecules[0].1);
+    // Modes: distinct molecules above the threshold, at most one per molecule.
+    let above = s.top_molecules.iter().filter(|t| t.1 > 0.9).count();
+    assert!(
+        m.modes <= m.distinct && (above == 0 || m.modes >= 1),
+        "{m:?}"
+    );
+}
+
+fn ftb(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ftb"))
+        .args(args)
+        .output()
+        .expect("run ftb");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `ftb experiment molecules` end to end on a tiny budget: every method and
+/// sampling regime runs, the table and results.json name them.
+#[test]
+fn the_molecule_experiment_runs_on_a_tiny_budget() {
+    let dir = std::env::temp_dir().join(format!("ftb-mol-exp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (code, out, err) = ftb(&[
+        "experiment",
+        "molecules",
+        "--members",
+        "alpha:0.5",
+        "--seeds",
+        "2",
+        "--trajectories",
+        "64",
+        "--batch",
+        "16",
+        "--evals",
+        "2",
+        "--max-fragments",
+        "3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for name in [
+        "f-TB alpha:0.5",
+        "TB",
+        "on-policy",
+        "replay",
+        "modes @64",
+        "top-100 @64",
+    ] {
+        assert!(out.contains(name), "{name}: {out}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4);
+    for c in cells {
+        let runs = c["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2);
+        for r in runs {
+            let last = r.as_array().unwrap().last().unwrap();
+            assert_eq!(last["trajectories"], 64);
+            assert!(last["top_k_mean_score"].as_f64().unwrap() > 0.0, "{last}");
+        }
+    }
+    assert!(dir.join("modes.png").exists());
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -10,11 +10,14 @@
 //!   molecules);
 //! * rewards ([`score`]): QED, the SA score ([`sa`], RDKit's algorithm on its
 //!   fragment-score table), a Lipinski rule-of-five filter, Morgan Tanimoto
-//!   similarity to targets, and their combination `R = score^beta`.
+//!   similarity to targets, a proxy model trained on the user's data
+//!   ([`proxy`]), and their combination `R = score^beta`;
+//! * the fingerprint of the molecule metrics ([`metric_fingerprint`]).
 //!
 //! Golden tests against RDKit 2026.09.1 are in `tests/chem.rs`.
 
 pub mod fingerprint;
+pub mod proxy;
 pub mod sa;
 pub mod score;
 
@@ -153,6 +156,16 @@ pub fn join(fragments: &[&str], bonds: &[JoinBond]) -> Result<Molecule> {
         .map_err(|e| anyhow::anyhow!("join: cannot build: {e}"))?;
     m.sanitize()
         .map_err(|e| anyhow::anyhow!("join: the joined molecule does not sanitise: {e:?}"))
+}
+
+/// The fingerprint of the molecule metrics (`ftb::eval::molecules`): Morgan,
+/// radius 2, 2048 bits, the literature's choice for modes and diversity.
+pub fn metric_fingerprint(smiles: &str) -> Result<crate::eval::molecules::Bits> {
+    let fp = score::morgan(&parse(smiles)?, 2)?;
+    Ok(crate::eval::molecules::Bits::from_on_bits(
+        2048,
+        fp.on_bits(),
+    ))
 }
 
 /// Whether `m`'s canonical SMILES parses back to the same molecule: the same

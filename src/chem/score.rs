@@ -10,21 +10,27 @@
 //! * `lipinski`: 1 if the molecule breaks at most `lipinski_max_violations`
 //!   of Lipinski's rule of five ([`Lipinski`]), else 0 (a filter);
 //! * `similarity`: the largest Morgan-fingerprint Tanimoto similarity to the
-//!   target molecules ([`Similarity`]).
+//!   target molecules ([`Similarity`]);
+//! * `proxy`: a fingerprint MLP trained by `ftb proxy train` on the user's
+//!   data ([`super::proxy`]), its prediction rescaled to `[0, 1]` by the range
+//!   of its training values (`proxy = "DIR"`, the directory it wrote).
+//!
+//! The keys are those of `[env.molecule]` ([`MoleculeConfig`], which owns
+//! them and their defaults):
 //!
 //! ```toml
 //! [env.molecule]
-//! reward = ["qed", "sa"]   # terms, multiplied
-//! beta = 4.0               # R = score^beta
-//! floor = 1e-4             # score floor, so ln R stays finite
+//! reward = ["qed", "sa"]   # terms, multiplied (default ["qed"])
+//! beta = 4.0               # R = score^beta (default 8)
+//! floor = 1e-4             # score floor, so ln R stays finite (default 1e-3)
 //! targets = ["CC(=O)Oc1ccccc1C(=O)O"]   # `similarity` (or targets_file)
 //! lipinski_max_violations = 1
 //! ```
 
 use super::fingerprint::Fingerprint;
 use super::{Molecule, parse};
+use crate::train::config::MoleculeConfig;
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 
 /// The inputs of Lipinski's rule of five and the number of rules broken:
 /// molecular weight over 500, Crippen logP over 5, more than 5 NH and OH
@@ -121,6 +127,9 @@ impl Similarity {
     }
 }
 
+/// The reward terms, for messages.
+pub const TERMS: &str = "qed, sa, lipinski, similarity, proxy";
+
 /// One reward term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Term {
@@ -128,6 +137,7 @@ pub enum Term {
     Sa,
     Lipinski,
     Similarity,
+    Proxy,
 }
 
 impl std::str::FromStr for Term {
@@ -138,40 +148,9 @@ impl std::str::FromStr for Term {
             "sa" => Term::Sa,
             "lipinski" => Term::Lipinski,
             "similarity" => Term::Similarity,
-            _ => bail!("unknown reward term `{s}`; valid: qed, sa, lipinski, similarity"),
+            "proxy" => Term::Proxy,
+            _ => bail!("unknown reward term `{s}`; valid: {TERMS}"),
         })
-    }
-}
-
-/// The reward's configuration (`[env.molecule]` in a training config).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScoreConfig {
-    /// Terms multiplied into the score: `qed`, `sa`, `lipinski`, `similarity`.
-    pub reward: Vec<String>,
-    /// `R = max(score, floor)^beta`.
-    pub beta: f64,
-    pub floor: f64,
-    /// `similarity`: target SMILES, and/or a file of them (one per line).
-    pub targets: Vec<String>,
-    pub targets_file: String,
-    /// `similarity`: Morgan radius (2048 bits).
-    pub morgan_radius: u32,
-    /// `lipinski`: rules of five that may be broken.
-    pub lipinski_max_violations: u32,
-}
-
-impl Default for ScoreConfig {
-    fn default() -> Self {
-        Self {
-            reward: vec!["qed".into()],
-            beta: 1.0,
-            floor: 1e-4,
-            targets: Vec::new(),
-            targets_file: String::new(),
-            morgan_radius: 2,
-            lipinski_max_violations: 1,
-        }
     }
 }
 
@@ -182,15 +161,17 @@ pub struct Scorer {
     beta: f64,
     ln_floor: f64,
     similarity: Option<Similarity>,
+    proxy: Option<std::sync::Arc<super::proxy::Proxy>>,
     max_violations: u32,
 }
 
 impl Scorer {
-    /// Checks the configuration (errors name the key under `prefix`, e.g.
-    /// `env.molecule`) and reads the targets.
-    pub fn new(cfg: &ScoreConfig, prefix: &str) -> Result<Self> {
+    /// Checks the reward keys of `cfg` (errors name the key under `prefix`,
+    /// e.g. `env.molecule`) and reads the targets. The fragment keys of
+    /// [`MoleculeConfig`] are the environment's, not read here.
+    pub fn new(cfg: &MoleculeConfig, prefix: &str) -> Result<Self> {
         if cfg.reward.is_empty() {
-            bail!("{prefix}.reward: no term; valid: qed, sa, lipinski, similarity");
+            bail!("{prefix}.reward: no term; valid: {TERMS}");
         }
         let terms = cfg
             .reward
@@ -229,11 +210,25 @@ impl Scorer {
         } else {
             None
         };
+        let proxy = if terms.contains(&Term::Proxy) {
+            if cfg.proxy.is_empty() {
+                bail!(
+                    "{prefix}.proxy: the `proxy` term needs a proxy directory (written by \
+                     `ftb proxy train --out DIR`)"
+                );
+            }
+            let p = super::proxy::Proxy::load(std::path::Path::new(&cfg.proxy))
+                .with_context(|| format!("{prefix}.proxy"))?;
+            Some(std::sync::Arc::new(p))
+        } else {
+            None
+        };
         Ok(Self {
             terms,
             beta: cfg.beta,
             ln_floor: cfg.floor.ln(),
             similarity,
+            proxy,
             max_violations: cfg.lipinski_max_violations,
         })
     }
@@ -251,6 +246,10 @@ impl Scorer {
                 .as_ref()
                 .expect("built with targets")
                 .max_similarity(m)?,
+            Term::Proxy => {
+                let p = self.proxy.as_ref().expect("built with a proxy");
+                p.term(p.predict(&[m])?[0])
+            }
         })
     }
 
@@ -266,11 +265,60 @@ impl Scorer {
     /// `ln R = beta * ln max(score, floor)`; a molecule whose score cannot be
     /// computed gets the floor.
     pub fn log_reward(&self, m: &Molecule) -> f64 {
-        let ln_s = match self.score(m) {
+        self.ln_r(self.score(m))
+    }
+
+    fn ln_r(&self, score: Result<f64>) -> f64 {
+        let ln_s = match score {
             Ok(s) if s > 0.0 => s.ln().max(self.ln_floor),
             _ => self.ln_floor,
         };
         self.beta * ln_s
+    }
+
+    /// [`Scorer::log_reward`] of many molecules (`None`: no molecule, the
+    /// floor), the terms in parallel and the proxy's in one batched forward
+    /// pass instead of one per molecule.
+    pub fn log_rewards(&self, mols: &[Option<Molecule>]) -> Vec<f64> {
+        use rayon::prelude::*;
+        let proxy: Option<Vec<Option<f64>>> = self.proxy.as_ref().map(|p| {
+            let present: Vec<&Molecule> = mols.iter().flatten().collect();
+            // One bad molecule fails the batch's features: then one by one, so
+            // that only it gets the floor.
+            let batched = p.predict(&present).ok();
+            let mut values = batched.map(|v| v.into_iter());
+            mols.iter()
+                .map(|m| {
+                    let m = m.as_ref()?;
+                    match values.as_mut() {
+                        Some(v) => v.next(),
+                        None => p.predict(&[m]).ok().map(|v| v[0]),
+                    }
+                })
+                .collect()
+        });
+        mols.par_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let Some(m) = m else {
+                    return self.min_log_reward();
+                };
+                let mut s = Ok(1.0);
+                for &t in &self.terms {
+                    s = s.and_then(|s| {
+                        let v = match (t, &proxy) {
+                            (Term::Proxy, Some(pred)) => {
+                                let p = self.proxy.as_ref().expect("built with a proxy");
+                                p.term(pred[i].context("proxy: no prediction")?)
+                            }
+                            _ => self.term(t, m)?,
+                        };
+                        Ok(s * v)
+                    });
+                }
+                self.ln_r(s)
+            })
+            .collect()
     }
 
     /// The lowest `ln R` (the floor's).

@@ -41,6 +41,13 @@ enum Which {
     /// on the mixture), each objective's gradient variance at the same initial
     /// parameters and at its trained ones; curves as PNG.
     Measures(super::measures_table::MeasuresExp),
+    /// Issue 12 (cargo feature `chem`): on fragment molecules, f-TB members
+    /// (alpha 0 and 0.5 by default) and TB, on-policy and with a replay
+    /// buffer, the same budget and seeds: mean ± std of the molecule modes
+    /// found and the top-k reward over training; a table, `modes.png` and
+    /// `results.json`.
+    #[cfg(feature = "chem")]
+    Molecules(super::molecule_experiment::MoleculesExp),
 }
 
 #[derive(clap::Args, Debug)]
@@ -113,6 +120,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Which::OffPolicy(a) => off_policy(a),
         Which::Asynchrony(a) => asynchrony(a),
         Which::Measures(a) => super::measures_table::run(a),
+        #[cfg(feature = "chem")]
+        Which::Molecules(a) => super::molecule_experiment::run(a),
     }
 }
 

@@ -8,6 +8,10 @@ mod gradvar;
 mod llm;
 mod llm_train;
 mod measures_table;
+#[cfg(feature = "chem")]
+mod molecule_experiment;
+#[cfg(feature = "chem")]
+mod proxy;
 mod sample;
 mod train;
 mod verify;
@@ -61,6 +65,10 @@ enum Command {
     Divergences(divergences::Args),
     /// Large language models: tune with f-TB (train, experiment), generate text from a GGUF file or a Hugging Face folder.
     Llm(llm::Args),
+    /// Proxy models for the `proxy` molecule reward: train a fingerprint MLP
+    /// on a CSV of SMILES and values (cargo feature `chem`).
+    #[cfg(feature = "chem")]
+    Proxy(proxy::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -75,6 +83,8 @@ pub fn main() -> ExitCode {
         Command::Experiment(args) => experiment::run(args),
         Command::Gradvar(args) => gradvar::run(args),
         Command::Llm(args) => llm::run(args),
+        #[cfg(feature = "chem")]
+        Command::Proxy(args) => proxy::run(args),
     };
     match result {
         Ok(code) => code,

@@ -288,7 +288,7 @@ fn print_summary(s: &Summary, run_dir: &RunDir) {
             .as_ref()
             .map_or("-".into(), |m| format!("{:.digits$}", f(m)))
     };
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         ("objective", s.objective.clone()),
         ("trajectories", s.trajectories.to_string()),
         ("exact L1 (sum over states)", exact(|m| m.l1_sum, 5)),
@@ -333,6 +333,31 @@ fn print_summary(s: &Summary, run_dir: &RunDir) {
         ),
         ("wall time", format!("{:.1} s", s.wall_seconds)),
     ];
+    if let Some(m) = &s.molecules {
+        rows.extend([
+            (
+                "molecules: valid / unique",
+                format!(
+                    "{:.3} (last eval) / {:.3} ({} distinct)",
+                    m.valid_fraction, m.unique_fraction, m.distinct
+                ),
+            ),
+            (
+                "molecules: mean score",
+                format!("{:.4} (last eval)", m.mean_score),
+            ),
+            (
+                "molecules: top-k score / diversity",
+                format!(
+                    "{:.4} / {:.4} (k = {})",
+                    m.top_k_mean_score, m.top_k_diversity, m.top_k
+                ),
+            ),
+        ]);
+        if let Some((smiles, score)) = s.top_molecules.first() {
+            rows.push(("molecules: best", format!("{smiles} ({score:.4})")));
+        }
+    }
     let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in rows {
         println!("{k:<w$}  {v}");

@@ -8,6 +8,8 @@
 //! * [`exact`]: the transition table, `P_T` by DP, the target `p*` and `log Z`;
 //! * [`metrics`]: L1 / TV / KL / JSD / exact f-divergences between two distributions;
 //! * [`modes`]: which modes have been sampled, and after how many trajectories;
+//! * [`molecules`]: the molecule metrics (modes by reward and Tanimoto, top-k reward and
+//!   diversity, valid and unique fractions);
 //! * [`samples`]: sample-based metrics and modes for spaces too large to enumerate.
 //!
 //! ```
@@ -26,6 +28,7 @@
 pub mod exact;
 pub mod metrics;
 pub mod modes;
+pub mod molecules;
 pub mod samples;
 
 pub use exact::{Dag, exact_terminating, target_distribution, terminating_distribution};

@@ -120,7 +120,15 @@ pub struct EnvConfig {
 
 /// `[env.molecule]`: the fragment library, the size limit and the reward
 /// (`R = max(score, floor)^beta`, the score the product of the `reward`
-/// terms; see `ftb::chem::score`).
+/// terms).
+///
+/// This one type owns every molecule key, the reward's included:
+/// `ftb::chem::score::Scorer` reads its reward fields directly, so there is
+/// one set of defaults. The keys stay flat (`[env.molecule] beta = 8`) and
+/// unknown ones stay an error: serde's `flatten` would have let the reward
+/// keys live in a struct of their own, but it does not combine with
+/// `deny_unknown_fields`. It lives here, not in `chem`, so that configs
+/// load (and reject a typo) in builds without the `chem` feature.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MoleculeConfig {
@@ -129,10 +137,14 @@ pub struct MoleculeConfig {
     pub fragments: String,
     /// Fragments per molecule, at most.
     pub max_fragments: usize,
-    /// Terms multiplied into the score: `qed`, `sa`, `lipinski`, `similarity`.
+    /// Terms multiplied into the score: `qed`, `sa`, `lipinski`,
+    /// `similarity`, `proxy`.
     pub reward: Vec<String>,
+    /// `R = max(score, floor)^beta`: the default 8 makes a QED of 0.9 worth
+    /// `(0.9 / 0.8)^8 = 2.6` times a QED of 0.8, so that the sampler favours
+    /// the best molecules.
     pub beta: f64,
-    /// Score floor (`ln R` stays finite).
+    /// Score floor, so that `ln R` stays finite for a zero score.
     pub floor: f64,
     /// `similarity`: target SMILES, and/or a file of them (one per line).
     pub targets: Vec<String>,
@@ -141,6 +153,21 @@ pub struct MoleculeConfig {
     pub morgan_radius: u32,
     /// `lipinski`: rules of five that may be broken.
     pub lipinski_max_violations: u32,
+    /// `proxy`: the directory `ftb proxy train --out` wrote (a fingerprint
+    /// MLP trained on the user's CSV of SMILES and values).
+    pub proxy: String,
+    /// Molecule metrics (`ftb::eval::molecules`, reported at each evaluation
+    /// and in the summary): a mode is a distinct molecule whose score (the
+    /// product of the terms, before `beta`) is above `mode_min_score` and
+    /// whose Tanimoto similarity (Morgan radius 2, 2048 bits, whatever
+    /// `morgan_radius` says) to every earlier mode is below
+    /// `mode_max_similarity` (0.7, the literature's). The default, 0.9,
+    /// makes modes near-best molecules under QED (at most about 0.95).
+    pub mode_min_score: f64,
+    pub mode_max_similarity: f64,
+    /// The top-k reward and diversity are over the `top_k` best distinct
+    /// molecules (100 in the papers).
+    pub top_k: usize,
 }
 
 impl Default for MoleculeConfig {
@@ -155,6 +182,10 @@ impl Default for MoleculeConfig {
             targets_file: String::new(),
             morgan_radius: 2,
             lipinski_max_violations: 1,
+            proxy: String::new(),
+            mode_min_score: 0.9,
+            mode_max_similarity: 0.7,
+            top_k: 100,
         }
     }
 }
@@ -559,5 +590,50 @@ impl TrainConfig {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[env.molecule]` keys load in every build (with or without `chem`),
+    /// the reward keys among them, and a misspelt one is an error that
+    /// names it.
+    #[test]
+    fn molecule_keys_load_and_unknown_ones_are_refused() {
+        let set = |kv: &[&str]| -> Vec<String> { kv.iter().map(|s| s.to_string()).collect() };
+        let (cfg, _) = load_toml::<TrainConfig>(
+            DEFAULT_CONFIG,
+            None,
+            &set(&[
+                "env.molecule.beta=4",
+                "env.molecule.floor=0.01",
+                "env.molecule.reward=[\"qed\", \"sa\"]",
+                "env.molecule.max_fragments=3",
+            ]),
+        )
+        .unwrap();
+        let m = &cfg.env.molecule;
+        assert_eq!((m.beta, m.floor, m.max_fragments), (4.0, 0.01, 3));
+        assert_eq!(m.reward, ["qed", "sa"]);
+        assert_eq!(m.morgan_radius, MoleculeConfig::default().morgan_radius);
+        let e = load_toml::<TrainConfig>(DEFAULT_CONFIG, None, &set(&["env.molecule.betta=4"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("env.molecule.betta") && e.contains("unknown field `betta`"),
+            "{e}"
+        );
+        // In a file too, and the saved form of a non-default config reloads.
+        let mut text = cfg.to_toml();
+        assert!(text.contains("[env.molecule]"), "{text}");
+        let back: TrainConfig = toml::from_str(&text).unwrap();
+        assert_eq!(&back.env.molecule, m);
+        text = text.replace("[env.molecule]\n", "[env.molecule]\ntarget = [\"C\"]\n");
+        let e = toml::from_str::<TrainConfig>(&text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `target`"), "{e}");
     }
 }

@@ -137,7 +137,7 @@ pub static ENV_KINDS: &[EnvKind] = &[
         name: "fragment-mol",
         family: Family::Discrete(task::fragment_mol),
         description: "molecules built from a fragment library (cargo feature `chem`), \
-                      R = (product of QED / SA / Lipinski / similarity terms)^beta",
+                      R = (product of QED / SA / Lipinski / similarity / proxy terms)^beta",
         keys: &[
             "env.molecule.fragments",
             "env.molecule.max_fragments",
@@ -148,6 +148,10 @@ pub static ENV_KINDS: &[EnvKind] = &[
             "env.molecule.targets_file",
             "env.molecule.morgan_radius",
             "env.molecule.lipinski_max_violations",
+            "env.molecule.proxy",
+            "env.molecule.mode_min_score",
+            "env.molecule.mode_max_similarity",
+            "env.molecule.top_k",
         ],
         validate: no_load_checks,
     },

@@ -44,6 +44,9 @@ pub struct Task {
     /// Groups of trajectories with their own `log Z` (prompts, conditions;
     /// 1 for an unconditional task): the size of the learned `log Z` table.
     pub n_groups: usize,
+    /// For tasks whose objects are molecules: what the trainer needs to
+    /// report the molecule metrics (modes by similarity, top-k, ...).
+    pub molecules: Option<crate::eval::molecules::MoleculeEval>,
 }
 
 /// Whether to enumerate under `run.exact`, given the environment's own
@@ -162,28 +165,47 @@ pub(super) fn ising(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
 /// under a QED / SA / Lipinski / similarity reward; not enumerable.
 #[cfg(feature = "chem")]
 pub(super) fn fragment_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
-    use crate::chem::score::{ScoreConfig, Scorer};
+    use crate::chem::score::Scorer;
     use crate::env::molecule::{FragmentLibrary, FragmentMolecules, FragmentReward};
+    use crate::eval::molecules::{MoleculeEval, MoleculeMetricsConfig};
     let m = &cfg.molecule;
     let lib = FragmentLibrary::load(&m.fragments).context("env.molecule.fragments")?;
     let env = FragmentMolecules::new(lib, m.max_fragments).context("env.molecule.max_fragments")?;
-    let score = ScoreConfig {
-        reward: m.reward.clone(),
-        beta: m.beta,
-        floor: m.floor,
-        targets: m.targets.clone(),
-        targets_file: m.targets_file.clone(),
-        morgan_radius: m.morgan_radius,
-        lipinski_max_violations: m.lipinski_max_violations,
-    };
-    let scorer = Scorer::new(&score, "env.molecule")?;
+    let scorer = Scorer::new(m, "env.molecule")?;
     if exact == ExactEval::Always {
         bail!(
             "run.exact = \"always\": molecule spaces cannot be enumerated; set run.exact = \"auto\" \
              or \"never\" to train with sample-based metrics"
         );
     }
+    let metrics = MoleculeMetricsConfig {
+        mode_min_score: m.mode_min_score,
+        mode_max_similarity: m.mode_max_similarity,
+        top_k: m.top_k,
+    };
+    if !m.mode_min_score.is_finite() {
+        bail!(
+            "env.molecule.mode_min_score = {}: must be finite",
+            m.mode_min_score
+        );
+    }
+    if !(m.mode_max_similarity > 0.0 && m.mode_max_similarity <= 1.0) {
+        bail!(
+            "env.molecule.mode_max_similarity = {}: must be in (0, 1]",
+            m.mode_max_similarity
+        );
+    }
+    if m.top_k == 0 {
+        bail!("env.molecule.top_k must be >= 1");
+    }
     let reward = FragmentReward::new(&env, scorer);
+    let smiles_env = env.clone();
+    let molecules = MoleculeEval {
+        smiles: Arc::new(move |row: &[i64]| smiles_env.smiles(row).ok()),
+        fingerprint: Arc::new(|smiles: &str| crate::chem::metric_fingerprint(smiles).ok()),
+        beta: m.beta,
+        settings: metrics,
+    };
     Ok(Task {
         env: Arc::new(env),
         reward: Arc::new(reward),
@@ -191,6 +213,7 @@ pub(super) fn fragment_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
         mode_rule: None,
         grid: None,
         n_groups: 1,
+        molecules: Some(molecules),
     })
 }
 
@@ -223,6 +246,7 @@ impl Task {
             mode_rule,
             grid,
             n_groups: 1,
+            molecules: None,
         }
     }
 

@@ -14,6 +14,7 @@ use super::source::{BatchSource, SourceState};
 use super::task::Task;
 use crate::divergence::partition::LogZMode;
 use crate::env::{Enumerable, StateBatch};
+use crate::eval::molecules::{MoleculeMetrics, MoleculeTracker};
 use crate::eval::{
     Dag, Metrics, ModesTracker, SampleMetrics, SampleTracker, empirical_l1, exact_terminating,
     target_distribution,
@@ -67,6 +68,14 @@ pub struct Summary {
     pub wall_seconds: f64,
     pub seed: u64,
     pub version: String,
+    /// Molecule tasks: the molecule metrics at the last evaluation (modes,
+    /// top-k reward and diversity, valid and unique fractions; the modes are
+    /// also `modes_found` and `mode_history`) and the ten best distinct
+    /// molecules, `(canonical SMILES, score)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub molecules: Option<MoleculeMetrics>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_molecules: Vec<(String, f64)>,
 }
 
 /// One evaluation point of the curves.
@@ -96,6 +105,9 @@ pub struct EvalPoint {
     /// Since the previous evaluation: steps skipped for a non-finite loss,
     /// residual or gradient (the parameters did not move).
     pub skipped_steps: u64,
+    /// Molecule tasks: the molecule metrics (`modes_found` is their mode count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub molecules: Option<MoleculeMetrics>,
 }
 
 /// A discrete trainer's own checkpoint state (see `TrainingTask::save_state`).
@@ -183,6 +195,12 @@ struct Progress {
     modes: Option<ModesTracker>,
     samples: Option<SampleTracker>,
     last_window: Option<SampleMetrics>,
+    /// Molecule tasks: the molecule metrics and their last window. Last, with
+    /// defaults, so that checkpoints written before them still load.
+    #[serde(default)]
+    molecules: Option<MoleculeTracker>,
+    #[serde(default)]
+    last_molecules: Option<MoleculeMetrics>,
 }
 
 /// A discrete GFlowNet training run; exact evaluation when the task is
@@ -493,8 +511,16 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
             last_log_z: f64::NAN,
             modes,
             samples: Some(samples),
+            molecules: self.fresh_molecule_tracker(),
             ..Progress::default()
         }
+    }
+
+    fn fresh_molecule_tracker(&self) -> Option<MoleculeTracker> {
+        self.task
+            .molecules
+            .as_ref()
+            .map(|m| MoleculeTracker::new(m.settings.clone()))
     }
 
     /// Enumerated tasks count modes by state index; the others by the
@@ -511,7 +537,11 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
         let p = &self.progress;
         match &p.modes {
             Some(t) => Some(t.found()),
-            None => p.samples.as_ref().and_then(SampleTracker::modes_found),
+            None => p
+                .samples
+                .as_ref()
+                .and_then(SampleTracker::modes_found)
+                .or_else(|| p.molecules.as_ref().map(MoleculeTracker::modes)),
         }
     }
 
@@ -559,10 +589,18 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
                 samples
                     .n_modes()
                     .and_then(|n| samples.trajectories_to_find(n)),
-                samples.history(),
+                match &p.molecules {
+                    Some(m) if samples.modes_found().is_none() => m.history(),
+                    _ => samples.history(),
+                },
             ),
         };
         let last_window = p.last_window.take();
+        let molecules = p
+            .last_molecules
+            .take()
+            .or_else(|| p.molecules.as_mut().map(MoleculeTracker::take_window));
+        let top_molecules = p.molecules.as_ref().map_or_else(Vec::new, |m| m.top(10));
         Ok(Summary {
             objective: self.objective.label(),
             l1_exact: metrics.as_ref().map(|m| m.l1_sum),
@@ -588,6 +626,8 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
             wall_seconds: wall,
             seed: cfg.run.seed,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            molecules,
+            top_molecules,
         })
     }
 }
@@ -637,6 +677,9 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
             )
         })?;
         self.progress = state.progress;
+        if self.progress.molecules.is_none() {
+            self.progress.molecules = self.fresh_molecule_tracker();
+        }
         let rule = self.sample_mode_rule(self.progress.modes.is_some());
         if let Some(s) = self.progress.samples.as_mut() {
             s.set_rule(rule);
@@ -676,6 +719,11 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
             &p.log_r,
             p.trajectories,
         );
+        if let (Some(t), Some(m)) = (p.molecules.as_mut(), self.task.molecules.as_ref()) {
+            let smiles = m.smiles_of(&out.terminals);
+            let scores: Vec<f64> = p.log_r.iter().map(|&l| m.score(l)).collect();
+            t.observe(&smiles, &scores, m.fingerprint.as_ref(), p.trajectories);
+        }
         if let (Some(t), Some(e)) = (p.modes.as_mut(), self.exact.as_ref()) {
             let indices: Vec<usize> = (0..out.terminals.len())
                 .map(|i| e.env.state_index(&out.terminals, i))
@@ -716,6 +764,8 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
         p.skipped_before = skipped;
         let window = p.samples.as_mut().expect("a running trainer").take_window();
         p.last_window = Some(window.clone());
+        let molecules = p.molecules.as_mut().map(MoleculeTracker::take_window);
+        p.last_molecules = molecules.clone();
         let point = EvalPoint {
             iteration: done,
             trajectories: p.trajectories,
@@ -735,8 +785,32 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
             buffer,
             actors,
             skipped_steps,
+            molecules,
         };
         (p.seen, p.off, p.ess_sum, p.ess_n) = (0, 0, 0.0, 0);
         Ok(point)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint written before the molecule fields existed (msgpack
+    /// arrays, two elements shorter) still loads, with no molecule tracker.
+    #[test]
+    fn progress_of_older_checkpoints_loads_without_the_molecule_fields() {
+        let bytes = checkpoint::to_msgpack(&Progress::default()).unwrap();
+        // An array of 16 fields (array16 header), the last three `nil`.
+        assert_eq!(bytes[..3], [0xdc, 0, 16]);
+        assert_eq!(bytes[bytes.len() - 3..], [0xc0, 0xc0, 0xc0]);
+        let mut old = vec![0xdc, 0, 14];
+        old.extend_from_slice(&bytes[3..bytes.len() - 2]);
+        let p: Progress = rmp_serde::from_slice(&old).unwrap();
+        assert!(p.molecules.is_none() && p.last_molecules.is_none());
+        // One field fewer than that is refused: the defaults cover only the new ones.
+        let mut older = vec![0xdc, 0, 13];
+        older.extend_from_slice(&bytes[3..bytes.len() - 3]);
+        assert!(rmp_serde::from_slice::<Progress>(&older).is_err());
     }
 }

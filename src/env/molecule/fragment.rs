@@ -692,11 +692,15 @@ impl FragmentReward {
 }
 
 impl LogReward for FragmentReward {
+    /// The molecules are built in parallel and scored as one batch (a proxy
+    /// model runs one forward pass for the batch).
     fn log_reward(&self, states: &StateBatch, out: &mut [f64]) {
         assert_eq!(out.len(), states.len(), "one log-reward per state");
-        out.par_iter_mut()
-            .enumerate()
-            .for_each(|(i, o)| *o = self.log_reward_of(states.row(i)));
+        let mols: Vec<Option<Molecule>> = (0..states.len())
+            .into_par_iter()
+            .map(|i| self.env.molecule(states.row(i)).ok().flatten())
+            .collect();
+        out.copy_from_slice(&self.scorer.log_rewards(&mols));
     }
 }
 

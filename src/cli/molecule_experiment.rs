@@ -1,0 +1,234 @@
+//! `ftb experiment molecules` (cargo feature `chem`): the f-TB paper's
+//! molecule claim, that the mode-covering members find more modes, on the
+//! fragment environment: f-TB at alpha 0 and 0.5 and TB, the same budget
+//! and seeds, on-policy and with a replay buffer; mean ± std over seeds of
+//! the modes found and the top-k reward over training.
+
+use crate::plot::{Series, curves_png};
+use crate::train::config::load;
+use crate::train::trainer::{EvalPoint, Trainer};
+use anyhow::{Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct MoleculesExp {
+    /// f-TB members (learned log Z); TB is always added.
+    #[arg(long, value_delimiter = ',', default_values_t = ["alpha:0".to_string(), "alpha:0.5".into()])]
+    members: Vec<String>,
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Training trajectories per run (the default is a small budget: a
+    /// smoke-sized comparison, minutes on 2 cores, not a converged result).
+    #[arg(long, default_value_t = 2048)]
+    trajectories: u64,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Evaluations (table columns are read at quarters of the budget).
+    #[arg(long, default_value_t = 16)]
+    evals: u64,
+    /// Fragments per molecule, at most.
+    #[arg(long, default_value_t = 4)]
+    max_fragments: usize,
+    /// The replay runs draw this share of each batch from a prioritized buffer.
+    #[arg(long, default_value_t = 0.5)]
+    replay_fraction: f64,
+    /// Extra `--set` overrides applied to every run (e.g. the reward).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    #[arg(long, default_value = "runs/molecules")]
+    out: PathBuf,
+}
+
+/// One method under one sampling regime: its runs' curves.
+struct Cell {
+    method: String,
+    regime: &'static str,
+    /// Per seed: `(trajectories, modes, top-k mean score)` at each evaluation.
+    runs: Vec<Vec<(u64, f64, f64)>>,
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// The value at the last evaluation at or before `t` (NaN before any);
+/// evaluations are in increasing order of trajectories.
+fn at(run: &[(u64, f64, f64)], t: u64, pick: fn(&(u64, f64, f64)) -> f64) -> f64 {
+    run.iter().rev().find(|p| p.0 <= t).map_or(f64::NAN, pick)
+}
+
+pub fn run(a: MoleculesExp) -> Result<ExitCode> {
+    if a.seeds == 0 || a.evals == 0 || a.trajectories == 0 {
+        bail!("--seeds, --evals and --trajectories must be >= 1");
+    }
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build_global();
+    std::fs::create_dir_all(&a.out)?;
+    let mut methods: Vec<(String, Vec<String>)> = a
+        .members
+        .iter()
+        .map(|m| {
+            (
+                format!("f-TB {m}"),
+                vec![
+                    "objective.name=\"ftb\"".to_string(),
+                    format!("objective.divergence=\"{m}\""),
+                ],
+            )
+        })
+        .collect();
+    methods.push(("TB".into(), vec!["objective.name=\"tb\"".into()]));
+    let regimes: [(&str, Vec<String>); 2] = [
+        ("on-policy", vec![]),
+        (
+            "replay",
+            vec![
+                "offpolicy.replay=\"prioritized\"".into(),
+                format!("offpolicy.replay_fraction={}", a.replay_fraction),
+            ],
+        ),
+    ];
+    let iterations = a.trajectories.div_ceil(a.batch as u64);
+    let eval_every = (iterations / a.evals).max(1);
+    let bar = ProgressBar::new((methods.len() * regimes.len()) as u64 * a.seeds);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} runs  {elapsed_precise}<{eta_precise}  {msg}",
+        )
+        .expect("template"),
+    );
+    let mut cells = Vec::new();
+    let mut top_k = 0;
+    let mut threshold = f64::NAN;
+    for (name, extra) in &methods {
+        for (regime, regime_sets) in &regimes {
+            let mut runs = Vec::new();
+            for seed in 0..a.seeds {
+                bar.set_message(format!("{name} {regime} seed {seed}"));
+                let mut sets = vec![
+                    "env.kind=\"fragment-mol\"".to_string(),
+                    format!("env.molecule.max_fragments={}", a.max_fragments),
+                    format!("sampling.batch={}", a.batch),
+                    format!("run.trajectories={}", a.trajectories),
+                    format!("run.seed={seed}"),
+                    format!("run.eval_every={eval_every}"),
+                ];
+                sets.extend(extra.iter().cloned());
+                sets.extend(regime_sets.iter().cloned());
+                sets.extend(a.overrides.iter().cloned());
+                let cfg = load(None, &sets)?;
+                top_k = cfg.env.molecule.top_k;
+                threshold = cfg.env.molecule.mode_min_score;
+                let (_, points) = Trainer::new(cfg)?.run(None, |_, _| {})?;
+                runs.push(curve(&points)?);
+                bar.inc(1);
+            }
+            cells.push(Cell {
+                method: name.clone(),
+                regime,
+                runs,
+            });
+        }
+    }
+    bar.finish_and_clear();
+
+    let quarters: Vec<u64> = (1..=4).map(|i| a.trajectories * i / 4).collect();
+    println!(
+        "Fragment molecules (at most {} fragments), {} trajectories, batch {}, {} seeds: mean ± std over seeds",
+        a.max_fragments, a.trajectories, a.batch, a.seeds
+    );
+    println!(
+        "modes: distinct molecules with score > {threshold} and Tanimoto < 0.7 to every earlier mode; \
+         top-{top_k}: mean score of the {top_k} best distinct molecules"
+    );
+    let mut header = format!("{:<18} {:<10}", "method", "sampling");
+    for t in &quarters {
+        header += &format!(" {:>14}", format!("modes @{t}"));
+    }
+    header += &format!(" {:>16}", format!("top-{top_k} @{}", a.trajectories / 2));
+    header += &format!(" {:>16}", format!("top-{top_k} @{}", a.trajectories));
+    println!("{header}");
+    let mut json = Vec::new();
+    let mut series = Vec::new();
+    for c in &cells {
+        let mut line = format!("{:<18} {:<10}", c.method, c.regime);
+        let stat = |t: u64, pick: fn(&(u64, f64, f64)) -> f64| {
+            let v: Vec<f64> = c.runs.iter().map(|r| at(r, t, pick)).collect();
+            mean_std(&v)
+        };
+        for &t in &quarters {
+            let (m, s) = stat(t, |p| p.1);
+            line += &format!(" {:>14}", format!("{m:.1} ± {s:.1}"));
+        }
+        for t in [a.trajectories / 2, a.trajectories] {
+            let (m, s) = stat(t, |p| p.2);
+            line += &format!(" {:>16}", format!("{m:.4} ± {s:.4}"));
+        }
+        println!("{line}");
+        let grid: Vec<u64> = c.runs[0].iter().map(|p| p.0).collect();
+        series.push(Series {
+            name: format!("{} {}", c.method, c.regime),
+            points: grid
+                .iter()
+                .map(|&t| (t as f64, stat(t, |p| p.1).0))
+                .collect(),
+        });
+        json.push(serde_json::json!({
+            "method": c.method,
+            "sampling": c.regime,
+            "runs": c.runs.iter().map(|r| r.iter().map(|p| serde_json::json!({
+                "trajectories": p.0, "modes": p.1, "top_k_mean_score": p.2,
+            })).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        }));
+    }
+    curves_png(
+        &a.out.join("modes.png"),
+        &format!("molecule modes found (mean of {} seeds)", a.seeds),
+        "trajectories",
+        "modes found",
+        &series,
+        false,
+    )?;
+    crate::train::run_dir::write_atomic(
+        &a.out.join("results.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "trajectories": a.trajectories,
+            "batch": a.batch,
+            "seeds": a.seeds,
+            "max_fragments": a.max_fragments,
+            "overrides": a.overrides,
+            "cells": json,
+        }))?
+        .as_bytes(),
+    )?;
+    println!(
+        "wrote {} and {}",
+        a.out.join("modes.png").display(),
+        a.out.join("results.json").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `(trajectories, modes, top-k mean score)` at each evaluation of a run.
+fn curve(points: &[EvalPoint]) -> Result<Vec<(u64, f64, f64)>> {
+    points
+        .iter()
+        .map(|p| {
+            let m = p
+                .molecules
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("a molecule run without molecule metrics"))?;
+            Ok((p.trajectories, m.modes as f64, m.top_k_mean_score))
+        })
+        .collect()
+}
