@@ -6,6 +6,7 @@
 //! std of the final metric and the gradient variance of each objective at the
 //! same initial parameters and at its trained ones.
 
+use crate::llm::experiment::mean_std;
 use crate::plot::{Series, curves_png};
 use crate::train::ContinuousTrainer;
 use crate::train::config::load;
@@ -265,17 +266,6 @@ fn run_method(
         at_start: at_start.expect("at least one seed"),
         at_end: at_end.expect("at least one seed"),
     })
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }
 
 /// One row of the table for one task.

@@ -4,6 +4,7 @@
 //! and seeds, on-policy and with a replay buffer; mean ± std over seeds of
 //! the modes found and the top-k reward over training.
 
+use crate::llm::experiment::mean_std;
 use crate::plot::{Series, curves_png};
 use crate::train::config::load;
 use crate::train::trainer::{EvalPoint, Trainer};
@@ -47,17 +48,6 @@ struct Cell {
     regime: &'static str,
     /// Per seed: `(trajectories, modes, top-k mean score)` at each evaluation.
     runs: Vec<Vec<(u64, f64, f64)>>,
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }
 
 /// The value at the last evaluation at or before `t` (NaN before any);
