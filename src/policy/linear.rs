@@ -17,6 +17,7 @@
 //! The backward reads the activation's slope from the output's sign, which
 //! needs a positive slope; other slopes (and other dtypes) use burn's ops.
 
+use super::fused::leaky_gain;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -260,11 +261,11 @@ fn forward_f32(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, act: Option<f32>)
         // Branch-free (vectorised): slope 1 is no activation.
         let slope = act.unwrap_or(1.0);
         let rows = n.div_ceil(pieces(n * o * 16, n)).max(1);
-        y.par_chunks_mut(rows * o).for_each(|chunk| {
+        y.par_chunks_mut(rows * o).for_each(move |chunk| {
             for row in chunk.chunks_exact_mut(o) {
                 for (v, &bias) in row.iter_mut().zip(bv) {
                     let z = *v + bias;
-                    *v = z * if z < 0.0 { slope } else { 1.0 };
+                    *v = z * leaky_gain(z, slope);
                 }
             }
         });
@@ -294,28 +295,30 @@ fn backward_f32(
 ) -> Grads {
     let (n, o) = (y.shape()[0], y.shape()[1]);
     let i = w.shape()[0];
-    let g = grad.to_contiguous();
-    let gv = elems(&g);
+    // dz = g * act'(y), branch-free, in place in the upstream gradient when
+    // this op holds its only reference (no copy); without activation dz is g.
+    let mut g = if grad.is_contiguous() {
+        grad
+    } else {
+        grad.to_contiguous()
+    };
     // Row pieces for the element-wise passes.
     let rows = n.div_ceil(pieces(n * o * 16, n)).max(1) * o.max(1);
-    // dz = g * act'(y), branch-free; without activation dz is g itself.
-    let dz_owned;
-    let dz: &[f32] = match act {
-        None => gv,
-        Some(slope) => {
-            let yv = elems(y);
-            let mut d = gv.to_vec();
-            d.par_chunks_mut(rows)
-                .zip(yv.par_chunks(rows))
-                .for_each(|(d, y)| {
-                    for (d, &y) in d.iter_mut().zip(y) {
-                        *d *= if y < 0.0 { slope } else { 1.0 };
-                    }
-                });
-            dz_owned = d;
-            &dz_owned
+    if let Some(slope) = act {
+        if g.try_storage_mut::<f32>().is_none() {
+            g = tensor(elems(&g).to_vec(), &[n, o]);
         }
-    };
+        let (start, end) = g.layout().contiguous_offsets().expect("contiguous");
+        let d = &mut g.try_storage_mut::<f32>().expect("uniquely owned")[start..end];
+        d.par_chunks_mut(rows)
+            .zip(elems(y).par_chunks(rows))
+            .for_each(move |(d, y)| {
+                for (d, &y) in d.iter_mut().zip(y) {
+                    *d *= leaky_gain(y, slope);
+                }
+            });
+    }
+    let dz = elems(&g);
     // db: column sums of dz, per row piece, then added.
     let db = (want[2] && o > 0).then(|| {
         let db = dz
