@@ -40,10 +40,10 @@ pub struct Args {
     /// Untimed iterations first.
     #[arg(long, default_value_t = 20)]
     warmup: u64,
-    /// Backend threads (0: every core of the machine; on 2 cores a second
-    /// thread was at most 5% faster and often slower: BENCHMARKS.md).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Backend threads, one or several (`1,2`: every scenario and batch on
+    /// each, then a 1 -> N scaling table); 0 is every core of the machine.
+    #[arg(long, value_delimiter = ',', default_values_t = [0usize])]
+    threads: Vec<usize>,
     /// A Python interpreter with PyTorch: its f32 product rate at the
     /// learner's shapes is measured next to ftb's own, with the same threads
     /// (`scripts/compare-peers.sh` prepares one).
@@ -122,14 +122,74 @@ fn expand_scenarios(names: &[String]) -> Vec<String> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads)
-        .build_global();
     let scenarios = expand_scenarios(&args.scenario);
     // Unknown names fail before anything is timed.
     for s in &scenarios {
         scenario_sets(s)?;
     }
+    // Each thread count runs in its own pool: the backend's parallel loops
+    // and the fused layers' product split read the pool they run in.
+    let mut timings = Vec::new();
+    for &requested in &args.threads {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(requested)
+            .build()?;
+        timings.extend(pool.install(|| run_on_pool(&args, &scenarios))?);
+    }
+    if !args.json && args.threads.len() > 1 {
+        print_scaling(&timings);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One timed run: scenario, batch, threads, median ms per iteration.
+struct Timing {
+    scenario: String,
+    batch: usize,
+    threads: usize,
+    ms_per_iter: f64,
+}
+
+/// ms/iter per thread count, and each count's speed-up over the first.
+fn print_scaling(timings: &[Timing]) {
+    let mut counts: Vec<usize> = timings.iter().map(|t| t.threads).collect();
+    counts.dedup();
+    let first = counts[0];
+    print!("\nscaling (median ms/iter) {:<4} {:>6}", "", "batch");
+    for t in &counts {
+        print!(" {:>10}", format!("{t} thr"));
+    }
+    for t in &counts[1..] {
+        print!(" {:>10}", format!("{first}->{t}"));
+    }
+    println!();
+    for base in timings.iter().filter(|t| t.threads == first) {
+        let at = |threads: usize| {
+            timings
+                .iter()
+                .find(|t| {
+                    t.scenario == base.scenario && t.batch == base.batch && t.threads == threads
+                })
+                .map(|t| t.ms_per_iter)
+        };
+        print!("{:<29} {:>6}", base.scenario, base.batch);
+        for &t in &counts {
+            print!(" {:>10}", at(t).map_or("-".into(), |ms| format!("{ms:.2}")));
+        }
+        for &t in &counts[1..] {
+            let speedup = at(t).map(|ms| base.ms_per_iter / ms);
+            print!(
+                " {:>10}",
+                speedup.map_or("-".into(), |x| format!("{x:.2}x"))
+            );
+        }
+        println!();
+    }
+}
+
+/// Every scenario and batch size on the current rayon pool.
+fn run_on_pool(args: &Args, scenarios: &[String]) -> Result<Vec<Timing>> {
+    let mut timings = Vec::new();
     let threads = rayon::current_num_threads();
     let gemm = gemm_gflops();
     if !args.json {
@@ -149,7 +209,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "optim"
         );
     }
-    for scenario in &scenarios {
+    for scenario in scenarios {
         for &batch in &args.batch {
             let mut sets = scenario_sets(scenario)?;
             sets.push(format!("sampling.batch={batch}"));
@@ -225,6 +285,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "repeats": args.repeats,
                 "iterations": args.iterations,
             });
+            timings.push(Timing {
+                scenario: scenario.clone(),
+                batch,
+                threads,
+                ms_per_iter: median,
+            });
             if args.json {
                 println!("{row}");
             } else {
@@ -268,7 +334,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             rss_mb("VmHWM:")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(timings)
 }
 
 /// Sustained f32 matmul rate of the backend (best of several 512^3 products).
