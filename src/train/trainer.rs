@@ -224,8 +224,8 @@ impl Trainer {
     pub fn new(cfg: TrainConfig) -> Result<Self> {
         if cfg.policy.kind != PolicyKind::Mlp {
             bail!(
-                "policy.kind = \"{}\": this command trains the MLP policy only; `ftb train` \
-                 trains the graph network (Trainer::new_gnn)",
+                "policy.kind = \"{}\": this command builds the MLP policy only; so far only \
+                 `ftb train` (Trainer::new_gnn) builds the graph network",
                 cfg.policy.kind
             );
         }
