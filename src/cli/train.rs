@@ -1,4 +1,5 @@
 use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
+use crate::policy::{Policy, PolicyKind, StatePolicy};
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::config::load;
 use crate::train::run_dir::RunDir;
@@ -92,23 +93,29 @@ fn train(args: Args) -> Result<ExitCode> {
         }),
     };
     // Build the trainer first: a config that cannot train leaves no directory behind.
-    let (discrete, continuous_trainer) = if continuous {
-        (
-            None,
-            Some(crate::train::ContinuousTrainer::new(cfg.clone())?),
-        )
+    let built = if continuous {
+        Built::Continuous(crate::train::ContinuousTrainer::new(cfg.clone())?)
     } else {
-        (Some(Trainer::new(cfg.clone())?), None)
+        match cfg.policy.kind {
+            PolicyKind::Mlp => Built::Mlp(Trainer::new(cfg.clone())?),
+            #[cfg(feature = "chem")]
+            PolicyKind::Gnn => Built::Gnn(Trainer::new_gnn(cfg.clone())?),
+            #[cfg(not(feature = "chem"))]
+            PolicyKind::Gnn => bail!(
+                "policy.kind = \"gnn\" needs the cargo feature `chem` (build with --features chem)"
+            ),
+        }
     };
     let ckpt: Option<Checkpoint> = resume.map(|(_, c)| c);
     let mut run_dir = match &ckpt {
         Some(c) => {
             // Check the fit before touching any file of the run.
-            match (&discrete, &continuous_trainer) {
-                (Some(t), _) => c.check_fingerprint(&crate::train::TrainingTask::fingerprint(t))?,
-                (_, Some(t)) => c.check_fingerprint(&crate::train::TrainingTask::fingerprint(t))?,
-                _ => unreachable!("one trainer is built"),
-            }
+            c.check_fingerprint(&match &built {
+                Built::Mlp(t) => crate::train::TrainingTask::fingerprint(t),
+                #[cfg(feature = "chem")]
+                Built::Gnn(t) => crate::train::TrainingTask::fingerprint(t),
+                Built::Continuous(t) => crate::train::TrainingTask::fingerprint(t),
+            })?;
             eprintln!(
                 "resuming {} from iteration {} ({})",
                 out.display(),
@@ -131,13 +138,35 @@ fn train(args: Args) -> Result<ExitCode> {
     });
     run_dir.write("run.json", serde_json::to_string_pretty(&meta)?.as_bytes())?;
 
-    if let Some(trainer) = continuous_trainer {
-        run_continuous(trainer, ckpt.as_ref(), &mut run_dir, args.quiet)?;
-        return Ok(ExitCode::SUCCESS);
+    match built {
+        Built::Continuous(trainer) => {
+            run_continuous(trainer, ckpt.as_ref(), &mut run_dir, args.quiet)?;
+        }
+        Built::Mlp(trainer) => run_discrete(trainer, ckpt.as_ref(), &mut run_dir, args.quiet)?,
+        #[cfg(feature = "chem")]
+        Built::Gnn(trainer) => run_discrete(trainer, ckpt.as_ref(), &mut run_dir, args.quiet)?,
     }
-    let mut trainer = discrete.expect("a discrete trainer");
-    let iterations = cfg.iterations();
-    let bar = if args.quiet {
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The trainer a config asks for.
+enum Built {
+    Mlp(Trainer),
+    #[cfg(feature = "chem")]
+    Gnn(Trainer<crate::policy::gnn::FragmentGnn>),
+    Continuous(crate::train::ContinuousTrainer),
+}
+
+/// `ftb train` for a discrete kind, with any policy: trains, writes the
+/// summary and plots into `run_dir`, and prints a short report.
+fn run_discrete<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
+    mut trainer: Trainer<P>,
+    ckpt: Option<&Checkpoint>,
+    run_dir: &mut RunDir,
+    quiet: bool,
+) -> Result<()> {
+    let iterations = trainer.cfg.iterations();
+    let bar = if quiet {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(iterations)
@@ -148,10 +177,10 @@ fn train(args: Args) -> Result<ExitCode> {
         )
         .expect("valid template"),
     );
-    if let Some(c) = &ckpt {
+    if let Some(c) = ckpt {
         bar.set_position(c.manifest.step);
     }
-    let result = trainer.run_from(ckpt.as_ref(), Some(&mut run_dir), |p, _| {
+    let result = trainer.run_from(ckpt, Some(run_dir), |p, _| {
         bar.set_position(p.iteration);
         bar.set_message(match p.l1_exact {
             Some(l1) => format!(
@@ -174,9 +203,9 @@ fn train(args: Args) -> Result<ExitCode> {
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     // The curves come from metrics.jsonl, so a resumed run plots all of it.
-    write_plots(&run_dir, &trainer, &run_dir.points()?, &summary)?;
-    print_summary(&summary, &run_dir);
-    Ok(ExitCode::SUCCESS)
+    write_plots(run_dir, &trainer, &run_dir.points()?, &summary)?;
+    print_summary(&summary, run_dir);
+    Ok(())
 }
 
 /// `(trajectories, value)` of every point (`null` values read as NaN).
@@ -189,9 +218,9 @@ fn series(points: &[serde_json::Value], key: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn write_plots(
+fn write_plots<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
     run_dir: &RunDir,
-    trainer: &Trainer,
+    trainer: &Trainer<P>,
     points: &[serde_json::Value],
     summary: &Summary,
 ) -> Result<()> {

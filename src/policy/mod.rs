@@ -4,6 +4,8 @@
 //! uniform, state flows `log F(s)`) and the learned `log Z` ([`log_z`]).
 
 pub mod fused;
+#[cfg(feature = "chem")]
+pub mod gnn;
 pub mod linear;
 pub mod log_z;
 pub mod mlp;
@@ -56,6 +58,43 @@ impl fmt::Display for BackwardPolicy {
             Self::Uniform => "uniform",
             Self::Learned => "learned",
             Self::Shared => "shared",
+        })
+    }
+}
+
+/// Which network a discrete run trains (`policy.kind`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyKind {
+    /// The MLP [`GflowNetPolicy`] on the environment's fixed-width features
+    /// (every discrete environment).
+    #[default]
+    Mlp,
+    /// The message-passing graph network over fragment graphs
+    /// (`gnn::FragmentGnn`; `env.kind = "fragment-mol"`, cargo feature `chem`).
+    Gnn,
+}
+
+impl PolicyKind {
+    pub const VALID: &'static str = "mlp, gnn";
+}
+
+impl FromStr for PolicyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mlp" => Ok(Self::Mlp),
+            "gnn" => Ok(Self::Gnn),
+            _ => Err(format!("unknown policy kind `{s}`; valid: {}", Self::VALID)),
+        }
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Mlp => "mlp",
+            Self::Gnn => "gnn",
         })
     }
 }

@@ -4,7 +4,7 @@
 use crate::divergence::{Divergence, partition::LogZMode};
 use crate::objective::Objective;
 use crate::objective::divergence_measures::DivergenceMeasure;
-use crate::policy::BackwardPolicy;
+use crate::policy::{BackwardPolicy, PolicyKind};
 use crate::sample::Exploration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -199,10 +199,23 @@ impl MoleculeConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
+    /// `mlp` (every discrete environment) or `gnn` (the graph network of
+    /// `env.kind = "fragment-mol"`, cargo feature `chem`).
+    #[serde(default)]
+    pub kind: PolicyKind,
+    /// Width of the hidden layers (MLP) or of the embeddings (GNN).
     pub hidden: usize,
+    /// Hidden layers of the MLP.
     pub layers: usize,
+    /// `gnn`: message-passing layers.
+    #[serde(default = "default_gnn_layers")]
+    pub gnn_layers: usize,
     /// `uniform`, `learned` or `shared`.
     pub backward: BackwardPolicy,
+}
+
+fn default_gnn_layers() -> usize {
+    3
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -481,6 +494,20 @@ impl TrainConfig {
         }
         if self.policy.hidden == 0 {
             bail!("policy.hidden must be >= 1");
+        }
+        if self.policy.kind == PolicyKind::Gnn {
+            if self.env.kind != "fragment-mol" {
+                bail!(
+                    "policy.kind = \"gnn\" is the fragment graph network of env.kind = \"fragment-mol\"; \
+                     env.kind = `{}` trains with policy.kind = \"mlp\"",
+                    self.env.kind
+                );
+            }
+            if !cfg!(feature = "chem") {
+                bail!(
+                    "policy.kind = \"gnn\" needs the cargo feature `chem` (build with --features chem)"
+                );
+            }
         }
         for (k, v) in [
             ("optim.lr", self.optim.lr),

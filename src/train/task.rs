@@ -161,16 +161,25 @@ pub(super) fn ising(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
     Ok(Task::with_best_states(env, reward, enumerate, rule))
 }
 
+/// The fragment environment of an `env.kind = "fragment-mol"` config (what
+/// its task holds; a graph policy keeps its own copy to read states with).
+#[cfg(feature = "chem")]
+pub fn fragment_env(cfg: &EnvConfig) -> Result<crate::env::molecule::FragmentMolecules> {
+    use crate::env::molecule::{FragmentLibrary, FragmentMolecules};
+    let m = &cfg.molecule;
+    let lib = FragmentLibrary::load(&m.fragments).context("env.molecule.fragments")?;
+    FragmentMolecules::new(lib, m.max_fragments).context("env.molecule.max_fragments")
+}
+
 /// The `fragment-mol` task (cargo feature `chem`): fragment-built molecules
 /// under a QED / SA / Lipinski / similarity reward; not enumerable.
 #[cfg(feature = "chem")]
 pub(super) fn fragment_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
     use crate::chem::score::Scorer;
-    use crate::env::molecule::{FragmentLibrary, FragmentMolecules, FragmentReward};
+    use crate::env::molecule::FragmentReward;
     use crate::eval::molecules::{MoleculeEval, MoleculeMetricsConfig};
     let m = &cfg.molecule;
-    let lib = FragmentLibrary::load(&m.fragments).context("env.molecule.fragments")?;
-    let env = FragmentMolecules::new(lib, m.max_fragments).context("env.molecule.max_fragments")?;
+    let env = fragment_env(cfg)?;
     let scorer = Scorer::new(m, "env.molecule")?;
     if exact == ExactEval::Always {
         bail!(

@@ -21,9 +21,11 @@ use crate::eval::{
 };
 use crate::objective::surrogate::NonFiniteResidual;
 use crate::objective::{LossOutput, Objective, compute};
-use crate::policy::{BackwardPolicy, GflowNetPolicy, LogZ, Policy, PolicyShape, StatePolicy};
+use crate::policy::{
+    BackwardPolicy, GflowNetPolicy, LogZ, Policy, PolicyKind, PolicyShape, StatePolicy,
+};
 use crate::sample::{Sampler, sample_on_policy_counts};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -220,6 +222,13 @@ pub struct Trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy = GflowNetPoli
 impl Trainer {
     /// A run of `cfg` with the MLP policy it describes.
     pub fn new(cfg: TrainConfig) -> Result<Self> {
+        if cfg.policy.kind != PolicyKind::Mlp {
+            bail!(
+                "policy.kind = \"{}\": this command builds the MLP policy only; so far only \
+                 `ftb train` (Trainer::new_gnn) builds the graph network",
+                cfg.policy.kind
+            );
+        }
         let task = Task::from_config(&cfg.env, cfg.run.exact)?;
         let device = Device::flex().autodiff();
         device.seed(cfg.run.seed);
@@ -233,6 +242,33 @@ impl Trainer {
             backward: cfg.policy.backward,
         };
         let policy = GflowNetPolicy::new(shape, &device);
+        Self::with_policy(cfg, task, policy, device)
+    }
+}
+
+#[cfg(feature = "chem")]
+impl Trainer<crate::policy::gnn::FragmentGnn> {
+    /// A run of `cfg` (`env.kind = "fragment-mol"`, `policy.kind = "gnn"`)
+    /// with the fragment graph network ([`crate::policy::gnn`]).
+    pub fn new_gnn(cfg: TrainConfig) -> Result<Self> {
+        use crate::policy::gnn::{FragmentGnn, GnnShape};
+        if cfg.policy.kind != PolicyKind::Gnn || cfg.env.kind != "fragment-mol" {
+            bail!(
+                "Trainer::new_gnn trains policy.kind = \"gnn\" on env.kind = \"fragment-mol\"; \
+                 got policy.kind = \"{}\", env.kind = `{}`",
+                cfg.policy.kind,
+                cfg.env.kind
+            );
+        }
+        let task = Task::from_config(&cfg.env, cfg.run.exact)?;
+        let env = super::task::fragment_env(&cfg.env)?;
+        let device = Device::flex().autodiff();
+        device.seed(cfg.run.seed);
+        let shape = GnnShape {
+            hidden: cfg.policy.hidden,
+            layers: cfg.policy.gnn_layers,
+        };
+        let policy = FragmentGnn::for_env(&env, shape, cfg.policy.backward, &device)?;
         Self::with_policy(cfg, task, policy, device)
     }
 }
@@ -659,7 +695,10 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
             c.policy.hidden,
             c.policy.layers,
             c.policy.backward,
-        )
+        ) + &match c.policy.kind {
+            PolicyKind::Mlp => String::new(),
+            kind => format!(" ({kind}, {} message-passing layers)", c.policy.gnn_layers),
+        }
     }
 
     fn save_state(&self) -> Result<Vec<u8>> {

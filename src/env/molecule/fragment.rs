@@ -211,6 +211,65 @@ impl Decoded {
     }
 }
 
+/// One bond of a fragment graph: the bond of a placed fragment (`child`) to
+/// the fragment it was attached to (`parent`), as node indices into the
+/// batch's node list ([`FragmentGraphs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GraphBond {
+    pub child: usize,
+    pub parent: usize,
+    /// The parent's attachment index the bond uses.
+    pub parent_stem: usize,
+    /// The child's attachment index (`None` while it is pending).
+    pub child_stem: Option<usize>,
+    /// 1 or 2.
+    pub order: u8,
+    /// Which graph of the batch.
+    pub graph: usize,
+    /// The bond's index within its molecule (the child's slot minus 1): the
+    /// `e` of the action "make bond `e` double".
+    pub slot: usize,
+}
+
+/// The fragment graphs of a batch of states, batched for a graph network
+/// ([`FragmentMolecules::graphs`]): every graph's nodes in one list, graph
+/// by graph and in placement order (so a node's slot `j` is its index in
+/// the actions that name it), and every bond in one list.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FragmentGraphs {
+    /// Per node: its library fragment.
+    pub node_fragment: Vec<usize>,
+    /// Per node: its graph (row of the state batch).
+    pub node_graph: Vec<usize>,
+    /// Per node: its slot `j` within its molecule.
+    pub node_slot: Vec<usize>,
+    /// Per node: the attachment indices in use (bit `k`).
+    pub node_used: Vec<u64>,
+    /// Per node: whether it still has to choose its own attachment atom.
+    pub node_pending: Vec<bool>,
+    /// Per graph: its first node in the node list (`node_start[g]..node_start[g + 1]`;
+    /// one more entry than graphs).
+    pub node_start: Vec<usize>,
+    /// Per graph: whether its newest fragment has an attachment atom pending.
+    pub pending: Vec<bool>,
+    pub bonds: Vec<GraphBond>,
+}
+
+impl FragmentGraphs {
+    pub fn n_graphs(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.node_fragment.len()
+    }
+
+    /// The nodes of graph `g` (a range into the node lists).
+    pub fn nodes_of(&self, g: usize) -> std::ops::Range<usize> {
+        self.node_start[g]..self.node_start[g + 1]
+    }
+}
+
 /// An action, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -392,6 +451,50 @@ impl FragmentMolecules {
             }
             Action::Stop => unreachable!("stop is not stepped"),
         }
+    }
+
+    /// Attachment slots per placed fragment (`S`: the most attachment atoms
+    /// of any library fragment).
+    pub fn stem_slots(&self) -> usize {
+        self.stems
+    }
+
+    /// The fragment graphs of a batch of states (decoded from their action
+    /// sequences): nodes are placed fragments, bonds join a fragment to the
+    /// one it was attached to. What a graph network reads
+    /// ([`crate::policy::gnn::FragmentGnn`]).
+    pub fn graphs(&self, states: &StateBatch) -> FragmentGraphs {
+        self.check_layout(states);
+        let mut g = FragmentGraphs {
+            node_start: vec![0],
+            ..FragmentGraphs::default()
+        };
+        for (b, row) in states.rows().enumerate() {
+            let d = self.decode(row);
+            let first = g.node_fragment.len();
+            let pending = d.pending();
+            for (j, n) in d.nodes.iter().enumerate() {
+                g.node_fragment.push(n.fragment);
+                g.node_graph.push(b);
+                g.node_slot.push(j);
+                g.node_used.push(n.used);
+                g.node_pending.push(pending && j + 1 == d.nodes.len());
+                if let Some((p, k, c, order)) = n.link {
+                    g.bonds.push(GraphBond {
+                        child: first + j,
+                        parent: first + p,
+                        parent_stem: k,
+                        child_stem: c,
+                        order,
+                        graph: b,
+                        slot: j - 1,
+                    });
+                }
+            }
+            g.node_start.push(g.node_fragment.len());
+            g.pending.push(pending);
+        }
+        g
     }
 
     /// The molecule of a state (joined and sanitised); `None` for `s0`.
