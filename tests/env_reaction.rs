@@ -165,12 +165,12 @@ fn a_molecule_with_two_syntheses_has_two_parents() {
             ReactionMolecules::row_of(2, &can("CC(=O)NCC(=O)O")),
         ],
     ];
-    for i in 0..2 {
+    for (i, want) in want.iter().enumerate() {
         for (k, b) in allowed(i).into_iter().enumerate() {
             let bi = env.back_index(b);
             let mut parent = states.select(&[i]);
             env.backward_step(&mut parent, &[Some(bi)]);
-            assert_eq!(parent.row(0), &want[i][k][..], "{b:?}");
+            assert_eq!(parent.row(0), &want[k][..], "{b:?}");
             let a = env.forward_action_of(&states, i, bi);
             let mut fmask = vec![false; env.n_actions()];
             env.forward_mask(&parent, &mut fmask);

@@ -354,6 +354,8 @@ pub enum BackAction {
 }
 
 type Edges = Arc<Vec<(u32, Arc<str>)>>;
+/// A cache keyed by a molecule's SMILES and an action or template index.
+type KeyedCache<V> = Mutex<FxHashMap<(Arc<str>, u32), V>>;
 
 /// Results computed per molecule, shared by clones of the environment.
 #[derive(Default, Debug)]
@@ -361,12 +363,12 @@ struct Caches {
     /// Forward expansion: allowed reaction actions and their children.
     expand: Mutex<FxHashMap<Arc<str>, Edges>>,
     /// Per (molecule, forward action): the product ([`ReactionMolecules::react`]).
-    product: Mutex<FxHashMap<(Arc<str>, u32), Option<Arc<str>>>>,
+    product: KeyedCache<Option<Arc<str>>>,
     /// Per (molecule, template index): backward actions and their parents
     /// (the reverse run, verified).
-    retro: Mutex<FxHashMap<(Arc<str>, u32), Edges>>,
+    retro: KeyedCache<Edges>,
     /// Whether (molecule, n) is reachable from `s0` in `n` actions.
-    valid: Mutex<FxHashMap<(Arc<str>, u32), bool>>,
+    valid: KeyedCache<bool>,
     /// Fingerprint on-bits.
     fp: Mutex<FxHashMap<Arc<str>, Arc<Vec<u32>>>>,
 }
@@ -954,7 +956,7 @@ impl Environment for ReactionMolecules {
                     Arc::new(
                         chem::parse(&s)
                             .and_then(|m| chem::fingerprint::morgan_bits(&m, 2, FP_BITS))
-                            .map(|fp| fp.on_bits().into_iter().map(|b| b as u32).collect())
+                            .map(|fp| fp.on_bits().into_iter().collect())
                             .unwrap_or_default(),
                     )
                 });
