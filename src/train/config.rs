@@ -112,7 +112,7 @@ pub struct EnvConfig {
     pub side: usize,
     pub coupling: f64,
     pub field: f64,
-    /// Molecule environments (`env.kind = "fragment-mol"`, cargo feature
+    /// Molecule environments (`env.kind = "fragment-mol"` or `"reaction-mol"`, cargo feature
     /// `chem`); omitted from saved configs when left at its defaults.
     #[serde(default, skip_serializing_if = "MoleculeConfig::is_default")]
     pub molecule: MoleculeConfig,
@@ -137,6 +137,13 @@ pub struct MoleculeConfig {
     pub fragments: String,
     /// Fragments per molecule, at most.
     pub max_fragments: usize,
+    /// `reaction-mol`: reaction templates (one reaction SMARTS per line;
+    /// empty: SynFlowNet's 105 shipped with ftb), building blocks (one
+    /// SMILES per line; empty: the 200 shipped) and reactions per molecule
+    /// after the first building block, at most.
+    pub templates_file: String,
+    pub building_blocks_file: String,
+    pub max_reactions: usize,
     /// Terms multiplied into the score: `qed`, `sa`, `lipinski`,
     /// `similarity`, `proxy`.
     pub reward: Vec<String>,
@@ -175,6 +182,9 @@ impl Default for MoleculeConfig {
         Self {
             fragments: "frags_72".into(),
             max_fragments: 5,
+            templates_file: String::new(),
+            building_blocks_file: String::new(),
+            max_reactions: 2,
             reward: vec!["qed".into()],
             beta: 8.0,
             floor: 1e-3,

@@ -155,6 +155,30 @@ pub static ENV_KINDS: &[EnvKind] = &[
         ],
         validate: no_load_checks,
     },
+    #[cfg(feature = "chem")]
+    EnvKind {
+        name: "reaction-mol",
+        family: Family::Discrete(task::reaction_mol),
+        description: "molecules built from building blocks by reaction templates, SynFlowNet-style \
+                      (cargo feature `chem`), several parents per molecule, same rewards as fragment-mol",
+        keys: &[
+            "env.molecule.templates_file",
+            "env.molecule.building_blocks_file",
+            "env.molecule.max_reactions",
+            "env.molecule.reward",
+            "env.molecule.beta",
+            "env.molecule.floor",
+            "env.molecule.targets",
+            "env.molecule.targets_file",
+            "env.molecule.morgan_radius",
+            "env.molecule.lipinski_max_violations",
+            "env.molecule.proxy",
+            "env.molecule.mode_min_score",
+            "env.molecule.mode_max_similarity",
+            "env.molecule.top_k",
+        ],
+        validate: no_load_checks,
+    },
     EnvKind {
         name: "gmm",
         family: Family::Continuous(Problem::gmm),
@@ -203,7 +227,7 @@ pub fn lookup(name: &str) -> Option<&'static EnvKind> {
 }
 
 /// Kinds that exist only with the cargo feature `chem`.
-const CHEM_KINDS: &[&str] = &["fragment-mol"];
+const CHEM_KINDS: &[&str] = &["fragment-mol", "reaction-mol"];
 
 /// The registered kind called `name`, or an error listing every kind.
 pub fn find(name: &str) -> anyhow::Result<&'static EnvKind> {
@@ -296,7 +320,7 @@ mod tests {
             assert!(KIND_TABLE.to_string().contains(k.description));
         }
         let chem = if cfg!(feature = "chem") {
-            ", fragment-mol"
+            ", fragment-mol, reaction-mol"
         } else {
             ""
         };

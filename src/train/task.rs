@@ -177,10 +177,55 @@ pub fn fragment_env(cfg: &EnvConfig) -> Result<crate::env::molecule::FragmentMol
 pub(super) fn fragment_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
     use crate::chem::score::Scorer;
     use crate::env::molecule::FragmentReward;
-    use crate::eval::molecules::{MoleculeEval, MoleculeMetricsConfig};
     let m = &cfg.molecule;
     let env = fragment_env(cfg)?;
     let scorer = Scorer::new(m, "env.molecule")?;
+    let reward = FragmentReward::new(&env, scorer);
+    let smiles_env = env.clone();
+    molecule_task(
+        cfg,
+        exact,
+        env,
+        reward,
+        Arc::new(move |row: &[i64]| smiles_env.smiles(row).ok()),
+    )
+}
+
+/// The `reaction-mol` task (cargo feature `chem`): molecules built from
+/// building blocks by reaction templates (SynFlowNet-style), under the same
+/// rewards as `fragment-mol`; not enumerable.
+#[cfg(feature = "chem")]
+pub(super) fn reaction_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+    use crate::chem::score::Scorer;
+    use crate::env::molecule::{ReactionLibrary, ReactionMolecules, ReactionReward};
+    let m = &cfg.molecule;
+    let lib = ReactionLibrary::load(&m.templates_file, &m.building_blocks_file)
+        .context("env.molecule.templates_file / env.molecule.building_blocks_file")?;
+    let env = ReactionMolecules::new(lib, m.max_reactions).context("env.molecule.max_reactions")?;
+    let scorer = Scorer::new(m, "env.molecule")?;
+    let reward = ReactionReward::new(&env, scorer);
+    let smiles_env = env.clone();
+    molecule_task(
+        cfg,
+        exact,
+        env,
+        reward,
+        Arc::new(move |row: &[i64]| smiles_env.smiles(row).ok()),
+    )
+}
+
+/// A molecule task: the metric settings checked, the molecule metrics wired
+/// to the environment's canonical SMILES.
+#[cfg(feature = "chem")]
+fn molecule_task<E: Environment + 'static, R: LogReward + 'static>(
+    cfg: &EnvConfig,
+    exact: ExactEval,
+    env: E,
+    reward: R,
+    smiles: Arc<crate::eval::molecules::SmilesFn>,
+) -> Result<Task> {
+    use crate::eval::molecules::{MoleculeEval, MoleculeMetricsConfig};
+    let m = &cfg.molecule;
     if exact == ExactEval::Always {
         bail!(
             "run.exact = \"always\": molecule spaces cannot be enumerated; set run.exact = \"auto\" \
@@ -207,10 +252,8 @@ pub(super) fn fragment_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
     if m.top_k == 0 {
         bail!("env.molecule.top_k must be >= 1");
     }
-    let reward = FragmentReward::new(&env, scorer);
-    let smiles_env = env.clone();
     let molecules = MoleculeEval {
-        smiles: Arc::new(move |row: &[i64]| smiles_env.smiles(row).ok()),
+        smiles,
         fingerprint: Arc::new(|smiles: &str| crate::chem::metric_fingerprint(smiles).ok()),
         beta: m.beta,
         settings: metrics,

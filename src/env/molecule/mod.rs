@@ -12,5 +12,7 @@
 //! the canonical SMILES as identity, `tests/env_molecule.rs`).
 
 pub mod fragment;
+pub mod reaction;
 
 pub use fragment::{FragmentLibrary, FragmentMolecules, FragmentReward};
+pub use reaction::{ReactionLibrary, ReactionMolecules, ReactionReward};

@@ -1,0 +1,345 @@
+//! The reaction-based molecule environment (`reaction-mol`, cargo feature
+//! `chem`): the conformance suite (forward and backward masks describe one
+//! DAG with several parents per molecule), valid molecules at every sampled
+//! terminal state, the parents of a molecule with two syntheses, library
+//! files with errors naming the line, and short training runs through the
+//! library (uniform and learned `P_B`) and through `ftb train`.
+//! Run: `cargo test --release --features chem --test env_reaction`.
+#![cfg(feature = "chem")]
+
+use ftb::chem::{self, score::Scorer};
+use ftb::env::conformance::{check, check_object_identity, sample_terminals};
+use ftb::env::molecule::reaction::{Action, BackAction};
+use ftb::env::molecule::{ReactionLibrary, ReactionMolecules, ReactionReward};
+use ftb::env::{Environment, LogReward, StateBatch};
+use ftb::train::config::MoleculeConfig;
+use ftb::train::{Trainer, config::load};
+
+/// Four SynFlowNet templates (acid + amine, acid + alcohol, acid to acyl
+/// chloride, acyl chloride + amine) and nine building blocks, some with two
+/// functional groups: amides reachable from an acid or its chloride, chains.
+const SMALL_TEMPLATES: &str = "\
+# amide from acid (SynFlowNet hb.txt line 78)
+[OH:3][C$(C(=O)([CX4,c])),C$([CH](=O)):2]=[O:4].[N$([NH2,NH3+1]([CX4,c])),N$([NH]([CX4,c])([CX4,c])):6]>>[N+0:6]-[C:2]=[O:4]
+# ester (line 74)
+[OH:3][C$(C(=O)([CX4,c])),C$([CH](=O)):2]=[O:4].[O$([OH]([CX4,c])),O$([OH]([CX4,c])([CX4,c])),S$([SH]([CX4,c])),S$([SH]([CX4,c])([CX4,c])):6]>>[*:6]-[C:2]=[O:4]
+# acyl chloride (line 98, unimolecular)
+[OH,O-:4]-[C$(C(=O)([OH,O-])([CX4])),C$([CH](=O)([OH,O-])):2]=[O:3]>>[Cl:5][C:2]=[O:3]
+# amide from acyl chloride (line 79)
+[Cl:3][C$(C(=O)([CX4,c])),C$([CH](=O)):2]=[O:4].[N$([NH2,NH3+1]([CX4,c])),N$([NH]([CX4,c])([CX4,c])):6]>>[N+0:6]-[C:2]=[O:4]
+";
+
+const SMALL_BBS: &str = "\
+CC(=O)O acetic acid
+OC(=O)c1ccccc1
+CCO
+CN
+Nc1ccccc1
+C1CCNCC1
+NCC(=O)O glycine
+NCCO
+OC(=O)CCC(=O)O
+";
+
+fn small(max_reactions: usize) -> ReactionMolecules {
+    let lib = ReactionLibrary::parse(SMALL_TEMPLATES, "small.txt", SMALL_BBS, "small.smi").unwrap();
+    ReactionMolecules::new(lib, max_reactions).unwrap()
+}
+
+fn qed_reward(env: &ReactionMolecules) -> ReactionReward {
+    ReactionReward::new(
+        env,
+        Scorer::new(&MoleculeConfig::default(), "test").unwrap(),
+    )
+}
+
+#[test]
+fn the_small_library_passes_the_conformance_suite() {
+    let env = small(2);
+    assert_eq!(env.library().uni.len(), 1);
+    assert_eq!(env.library().bi.len(), 3);
+    assert_eq!(env.n_actions(), 9 + 1 + 3 * 9 + 1);
+    assert_eq!(env.n_backward_actions(), 1 + 1 + 3 * 9);
+    for r in [0, 1, 2] {
+        let env = small(r);
+        let reward = qed_reward(&env);
+        let rep = check(&env, &reward, 3, 60).unwrap_or_else(|e| panic!("r={r}: {e}"));
+        assert!(rep.max_length <= 1 + r);
+        if r == 2 {
+            assert_eq!(rep.max_length, 3, "{rep:?}");
+            assert!(rep.max_backward_length >= 3, "{rep:?}");
+        }
+    }
+}
+
+#[test]
+fn the_shipped_library_passes_the_conformance_suite() {
+    let env = ReactionMolecules::new(ReactionLibrary::shipped(), 1).unwrap();
+    assert_eq!(env.library().templates.len(), 105);
+    assert_eq!(env.library().n_bb(), 200);
+    let reward = qed_reward(&env);
+    let rep = check(&env, &reward, 7, 6).unwrap();
+    assert!(rep.transitions_checked > 6, "{rep:?}");
+}
+
+/// Every sampled terminal object is a valid, sanitised molecule whose
+/// canonical SMILES parses back to the same graph (and is the SMILES the
+/// state holds); object keys agree exactly when SMILES do.
+#[test]
+fn every_sampled_terminal_is_a_valid_molecule() {
+    let env = ReactionMolecules::new(ReactionLibrary::shipped(), 2).unwrap();
+    let identity = |row: &[i64]| -> Result<String, String> {
+        let m = env
+            .molecule(row)
+            .map_err(|e| format!("{e:#}"))?
+            .ok_or("s0 is not terminal")?;
+        let can = chem::round_trips(&m).map_err(|e| format!("{e:#}"))?;
+        if env.smiles(row).map_err(|e| format!("{e:#}"))? != can {
+            return Err("the state's SMILES differs from the round trip".into());
+        }
+        Ok(can)
+    };
+    let distinct = check_object_identity(&env, 1, 24, identity).unwrap();
+    assert!(
+        distinct > 12,
+        "{distinct} distinct molecules in 24 rollouts"
+    );
+    let terminals = sample_terminals(&env, 2, 24).unwrap();
+    let reacted = (0..terminals.len())
+        .filter(|&i| terminals.row(i)[0] >= 2)
+        .count();
+    assert!(
+        reacted > 8,
+        "{reacted} of 24 molecules went through a reaction"
+    );
+    let mut ln_r = vec![0.0; terminals.len()];
+    qed_reward(&env).log_reward(&terminals, &mut ln_r);
+    assert!(ln_r.iter().all(|v| v.is_finite() && *v <= 0.0));
+}
+
+/// N-methylacetamide after one reaction has two parents (acetic acid with
+/// methylamine removed, methylamine with acetic acid removed); so has
+/// glycine's bis-amide `CC(=O)NCC(=O)NC` after two (either amide bond
+/// undone). Each parent steps forward to the child by the backward action's
+/// inverse. N-methylacetamide after two reactions has no parent: its one
+/// two-step route goes through acetyl chloride, and the acid-to-chloride
+/// template does not reverse (its leaving group `[OH,O-]` is a query, not an
+/// atom), so that route is masked forwards too.
+#[test]
+fn a_molecule_with_two_syntheses_has_two_parents() {
+    let env = small(2);
+    let lib = env.library();
+    let bb = |s: &str| lib.bb_of(&chem::canonicalize(s).unwrap()).unwrap();
+    let can = |s: &str| chem::canonicalize(s).unwrap();
+    let amide = can("CC(=O)NC");
+    let bis = can("CC(=O)NCC(=O)NC");
+    let states = StateBatch::ragged([
+        &ReactionMolecules::row_of(2, &amide)[..],
+        &ReactionMolecules::row_of(3, &bis)[..],
+        &ReactionMolecules::row_of(3, &amide)[..],
+    ]);
+    let nb = env.n_backward_actions();
+    let mut mask = vec![false; 3 * nb];
+    env.backward_mask(&states, &mut mask);
+    let allowed = |i: usize| -> Vec<BackAction> {
+        (0..nb)
+            .filter(|&b| mask[i * nb + b])
+            .map(|b| env.back_action(b))
+            .collect()
+    };
+    // Template 0 of the bimolecular ones is the acid + amine amide.
+    let two = [
+        BackAction::Bi(0, bb("CC(=O)O")),
+        BackAction::Bi(0, bb("CN")),
+    ];
+    assert_eq!(allowed(0), two);
+    assert_eq!(allowed(1), two);
+    assert_eq!(allowed(2), []);
+    let want = [
+        [
+            ReactionMolecules::row_of(1, "CN"),
+            ReactionMolecules::row_of(1, "CC(=O)O"),
+        ],
+        [
+            ReactionMolecules::row_of(2, &can("NCC(=O)NC")),
+            ReactionMolecules::row_of(2, &can("CC(=O)NCC(=O)O")),
+        ],
+    ];
+    for (i, want) in want.iter().enumerate() {
+        for (k, b) in allowed(i).into_iter().enumerate() {
+            let bi = env.back_index(b);
+            let mut parent = states.select(&[i]);
+            env.backward_step(&mut parent, &[Some(bi)]);
+            assert_eq!(parent.row(0), &want[k][..], "{b:?}");
+            let a = env.forward_action_of(&states, i, bi);
+            let mut fmask = vec![false; env.n_actions()];
+            env.forward_mask(&parent, &mut fmask);
+            assert!(
+                fmask[a],
+                "{b:?}: {:?} is masked at the parent",
+                env.action(a)
+            );
+            let mut child = parent.clone();
+            env.step(&mut child, &[Some(a)]);
+            assert_eq!(child.row(0), states.row(i));
+            assert_eq!(env.backward_action_of(&parent, 0, a), bi);
+        }
+    }
+    // Acetic acid's chloride is a product, but not reachable: masked.
+    let acid = StateBatch::ragged([&ReactionMolecules::row_of(1, "CC(=O)O")[..]]);
+    let mut fmask = vec![false; env.n_actions()];
+    env.forward_mask(&acid, &mut fmask);
+    assert_eq!(
+        env.react(&chem::parse("CC(=O)O").unwrap(), Action::Uni(0)),
+        Some(can("CC(=O)Cl"))
+    );
+    assert!(!fmask[env.action_index(Action::Uni(0))]);
+    assert!(fmask[env.action_index(Action::Bi(0, bb("CN")))]);
+    // The same molecule after one or two reactions is one object.
+    assert_eq!(env.object_key(&states, 0), env.object_key(&states, 2));
+    assert_ne!(env.object_key(&states, 0), env.object_key(&states, 1));
+    // The forward actions of a sampled trajectory are among its states'
+    // parents' inverses: checked on every transition by `check` above; here
+    // the first building block's action.
+    let mut s = env.initial_states(1);
+    env.step(&mut s, &[Some(env.action_index(Action::First(bb("CN"))))]);
+    let mut m = vec![false; nb];
+    env.backward_mask(&s, &mut m);
+    assert_eq!((0..nb).filter(|&b| m[b]).collect::<Vec<_>>(), [0]);
+    assert_eq!(env.forward_action_of(&s, 0, 0), bb("CN"));
+}
+
+#[test]
+fn library_files_are_checked_line_by_line() {
+    let ok = "[OH:3][C:2]=[O:4].[NH2:6]>>[N:6][C:2]=[O:4]\n";
+    for (templates, bbs, file, line, what) in [
+        (
+            "# c\n\n[C:1]>>[C:1]\nnot_a_reaction\n",
+            "CC\n",
+            "t.txt",
+            4,
+            "invalid reaction",
+        ),
+        (
+            "[C:1].[N:2].[O:3]>>[C:1][N:2][O:3]\n",
+            "CC\n",
+            "t.txt",
+            1,
+            "1 or 2 reactants",
+        ),
+        ("[C:1]>>[C:1] extra\n", "CC\n", "t.txt", 1, "fields"),
+        (ok, "CC\nc1ccc\n", "b.smi", 2, "invalid SMILES"),
+        (ok, "CCO\nOCC\n", "b.smi", 2, "again"),
+        (ok, "CCO.N\n", "b.smi", 1, "several components"),
+    ] {
+        let e = format!(
+            "{:#}",
+            ReactionLibrary::parse(templates, "t.txt", bbs, "b.smi").unwrap_err()
+        );
+        assert!(
+            e.contains(&format!("{file}:{line}")) && e.contains(what),
+            "{templates:?} / {bbs:?}: {e}"
+        );
+    }
+    assert!(ReactionLibrary::parse("# none\n", "t.txt", "CC\n", "b.smi").is_err());
+    assert!(ReactionLibrary::parse(ok, "t.txt", "\n", "b.smi").is_err());
+
+    // Files: the path and line are named.
+    let dir = std::env::temp_dir().join(format!("ftb-rxn-lib-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = dir.join("templates.txt");
+    let b = dir.join("bbs.smi");
+    std::fs::write(&t, ok).unwrap();
+    std::fs::write(&b, "CC(=O)O\nCN\nC1=CC=C\n").unwrap();
+    let e = format!(
+        "{:#}",
+        ReactionLibrary::load(t.to_str().unwrap(), b.to_str().unwrap()).unwrap_err()
+    );
+    assert!(e.contains(&format!("{}:3", b.display())), "{e}");
+    std::fs::write(&b, "CC(=O)O\nCN\n").unwrap();
+    let lib = ReactionLibrary::load(t.to_str().unwrap(), b.to_str().unwrap()).unwrap();
+    assert_eq!((lib.templates.len(), lib.n_bb()), (1, 2));
+    let e = format!(
+        "{:#}",
+        ReactionLibrary::load("/nonexistent/t.txt", "").unwrap_err()
+    );
+    assert!(e.contains("/nonexistent/t.txt"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Short runs end to end through the trainer, with a uniform and a learned
+/// backward policy: the molecule metrics are reported, every molecule valid.
+#[test]
+fn training_runs_on_reaction_molecules() {
+    for backward in ["uniform", "learned"] {
+        let cfg = load(
+            None,
+            &[
+                "env.kind=reaction-mol".into(),
+                "env.molecule.max_reactions=1".into(),
+                format!("policy.backward={backward}"),
+                "objective.name=tb".into(),
+                "sampling.batch=8".into(),
+                "run.trajectories=32".into(),
+                "run.eval_every=2".into(),
+            ],
+        )
+        .unwrap();
+        let mut trainer = Trainer::new(cfg).unwrap();
+        let (s, points) = trainer.run(None, |_, _| {}).unwrap();
+        assert_eq!(s.trajectories, 32);
+        assert!(s.log_z.is_finite(), "{backward}");
+        assert!(s.samples.best_log_reward.is_finite(), "{:?}", s.samples);
+        let m = s.molecules.as_ref().expect("molecule metrics");
+        assert_eq!(m.valid_fraction, 1.0, "{m:?}");
+        assert!(m.distinct > 5, "{m:?}");
+        assert!(!points.is_empty());
+        for (smiles, score) in &s.top_molecules {
+            let q = ftb::chem::score::qed(&chem::parse(smiles).unwrap()).unwrap();
+            assert!(
+                (q - score).abs() < 1e-12,
+                "{smiles}: QED {q}, score {score}"
+            );
+        }
+    }
+}
+
+/// `ftb train --set env.kind=reaction-mol` writes its metrics and summary.
+#[test]
+fn ftb_train_runs_reaction_molecules() {
+    let dir = std::env::temp_dir().join(format!("ftb-rxn-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ftb"))
+        .args(["train", "--quiet", "--out"])
+        .arg(&dir)
+        .args([
+            "--set",
+            "env.kind=reaction-mol",
+            "--set",
+            "env.molecule.max_reactions=1",
+            "--set",
+            "objective.name=tb",
+            "--set",
+            "sampling.batch=8",
+            "--set",
+            "run.trajectories=32",
+            "--set",
+            "run.eval_every=2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert!(
+        last["molecules"]["top_k_mean_score"].as_f64().unwrap() > 0.0,
+        "{last}"
+    );
+    assert!(dir.join("summary.json").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
