@@ -42,7 +42,9 @@ pub struct Args {
     warmup: u64,
     /// Backend threads, one or several (`1,2`: every scenario and batch on
     /// each, then a 1 -> N scaling table); 0 is every core of the machine.
-    #[arg(long, value_delimiter = ',', default_values_t = [0usize])]
+    /// 1 by default, as `run.threads`: on 2 cores a second thread gained up
+    /// to 1.2x at large batches and lost up to 2x at batch 16 (BENCHMARKS.md).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize])]
     threads: Vec<usize>,
     /// A Python interpreter with PyTorch: its f32 product rate at the
     /// learner's shapes is measured next to ftb's own, with the same threads
