@@ -3,7 +3,7 @@
 //! DAG with several parents per molecule), valid molecules at every sampled
 //! terminal state, the parents of a molecule with two syntheses, library
 //! files with errors naming the line, and short training runs through the
-//! library (uniform and learned `P_B`) and through `ftb train`.
+//! library (uniform, learned and max-likelihood `P_B`) and through `ftb train`.
 //! Run: `cargo test --release --features chem --test env_reaction`.
 #![cfg(feature = "chem")]
 
@@ -267,11 +267,12 @@ fn library_files_are_checked_line_by_line() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Short runs end to end through the trainer, with a uniform and a learned
-/// backward policy: the molecule metrics are reported, every molecule valid.
+/// Short runs end to end through the trainer, with a uniform, a learned and
+/// a max-likelihood backward policy: the molecule metrics are reported, every
+/// molecule valid (and the max-likelihood one reports its NLL).
 #[test]
 fn training_runs_on_reaction_molecules() {
-    for backward in ["uniform", "learned"] {
+    for backward in ["uniform", "learned", "max-likelihood"] {
         let cfg = load(
             None,
             &[
@@ -294,6 +295,11 @@ fn training_runs_on_reaction_molecules() {
         assert_eq!(m.valid_fraction, 1.0, "{m:?}");
         assert!(m.distinct > 5, "{m:?}");
         assert!(!points.is_empty());
+        assert_eq!(
+            points.iter().any(|p| p.backward_nll.is_some()),
+            backward == "max-likelihood",
+            "{backward}"
+        );
         for (smiles, score) in &s.top_molecules {
             let q = ftb::chem::score::qed(&chem::parse(smiles).unwrap()).unwrap();
             assert!(

@@ -263,6 +263,7 @@ fn train_log_z(
             log_z: None,
             log_pi_f: Vec::new(),
             states_evaluated: 0,
+            backward_nll: None,
         };
         learner.step(out, true).unwrap();
     }

@@ -25,7 +25,9 @@ pub struct Args {
     /// Scenarios to run, or `all`: hypergrid-small (2-D H=8), hypergrid-medium
     /// (4-D H=16), hypergrid-large (4-D H=32), bitseq (n=120 bits in k=8-bit
     /// words, 60 modes: the TB paper's setting), ising-6x6, ising-10x10
-    /// (J=1, h=0, beta=1).
+    /// (J=1, h=0, beta=1); with `--features chem` also fragment-mol (at most
+    /// 4 fragments) and reaction-mol (at most 2 reactions, uniform P_B), QED
+    /// reward, where traj/s is molecules sampled and trained on per second.
     #[arg(long, value_delimiter = ',', default_values_t = ["hypergrid-small".to_string()])]
     scenario: Vec<String>,
     /// Batch sizes.
@@ -70,6 +72,12 @@ const SCENARIOS: [&str; 6] = [
     "ising-10x10",
 ];
 
+/// Molecule scenarios (cargo feature `chem`; `all` includes them in such a
+/// build): QED reward (beta 8), the MLP policy; reaction-mol with a uniform
+/// `P_B`. Their environments cache masks and parents per molecule, so the
+/// warm-up iterations fill caches that the timed ones partly reuse.
+const MOLECULE_SCENARIOS: [&str; 2] = ["fragment-mol", "reaction-mol"];
+
 /// The config overrides of a scenario: its environment, TB, and no enumeration.
 fn scenario_sets(name: &str) -> Result<Vec<String>> {
     let hypergrid = |dim: usize, height: usize| {
@@ -101,9 +109,25 @@ fn scenario_sets(name: &str) -> Result<Vec<String>> {
         ],
         "ising-6x6" => ising(6),
         "ising-10x10" => ising(10),
+        "fragment-mol" | "reaction-mol" if !cfg!(feature = "chem") => bail!(
+            "--scenario `{name}` needs the molecule environments: build with \
+             `--features chem` (cargo run --release --features chem -- bench ...)"
+        ),
+        "fragment-mol" => vec![
+            "env.kind=\"fragment-mol\"".into(),
+            "env.molecule.max_fragments=4".into(),
+            "env.molecule.reward=[\"qed\"]".into(),
+        ],
+        "reaction-mol" => vec![
+            "env.kind=\"reaction-mol\"".into(),
+            "env.molecule.max_reactions=2".into(),
+            "env.molecule.reward=[\"qed\"]".into(),
+            "policy.backward=\"uniform\"".into(),
+        ],
         _ => bail!(
-            "--scenario `{name}`: unknown scenario; valid: {}, all",
-            SCENARIOS.join(", ")
+            "--scenario `{name}`: unknown scenario; valid: {}, {}, all",
+            SCENARIOS.join(", "),
+            MOLECULE_SCENARIOS.join(", ")
         ),
     };
     sets.extend(["objective.name=\"tb\"".into(), "run.exact=\"never\"".into()]);
@@ -116,6 +140,9 @@ fn expand_scenarios(names: &[String]) -> Vec<String> {
     for n in names {
         if n == "all" {
             out.extend(SCENARIOS.iter().map(|s| s.to_string()));
+            if cfg!(feature = "chem") {
+                out.extend(MOLECULE_SCENARIOS.iter().map(|s| s.to_string()));
+            }
         } else {
             out.push(n.clone());
         }

@@ -233,9 +233,11 @@ pub fn sequence_loss(
                     log_z: out.log_z.map(|z| z / t),
                     log_pi_f: out.log_pi_f,
                     states_evaluated: n,
+                    backward_nll: None,
                 }),
                 Some(out) => Ok(LossOutput {
                     states_evaluated: n,
+                    backward_nll: None,
                     ..out
                 }),
                 None => bail!(
@@ -259,6 +261,7 @@ pub fn sequence_loss(
                 log_z: None,
                 log_pi_f: log_pi,
                 states_evaluated: n,
+                backward_nll: None,
             })
         }
         SequenceObjective::DrGrpo { clip } => {
@@ -313,6 +316,7 @@ pub fn sequence_loss(
                 log_z: None,
                 log_pi_f: log_pi,
                 states_evaluated: n,
+                backward_nll: None,
             })
         }
     }

@@ -3,14 +3,14 @@
 
 use super::detailed_balance::{db_residuals, modified_db_residuals};
 use super::divergence_measures::{ControlVariate, DivergenceMeasure, Measure};
-use super::evaluated::{evaluate, per_trajectory_sum};
+use super::evaluated::{EvaluatedBatch, evaluate, per_trajectory_sum};
 use super::flow_matching::fm_residuals;
 use super::subtrajectory_balance::subtb_residuals;
 use super::surrogate::surrogate;
 use super::trajectory_balance::{ftb_loss, unnormalised_residuals};
 use crate::divergence::{Divergence, partition::LogZMode};
 use crate::env::{Environment, LogReward};
-use crate::policy::{LogZ, StatePolicy};
+use crate::policy::{BackwardPolicy, LogZ, StatePolicy};
 use crate::sample::TrajectoryBatch;
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
@@ -162,9 +162,16 @@ pub struct LossOutput {
     /// Policy evaluations the loss ran: distinct states (LLM: sequences);
     /// 0 when it reused the sampling pass's graph. For FLOP accounting.
     pub states_evaluated: usize,
+    /// A max-likelihood `P_B`: `-mean_tau sum_t ln P_B` of the batch, the term
+    /// `loss` adds to the balance loss (`value` is the balance loss alone).
+    pub backward_nll: Option<f64>,
 }
 
-/// Evaluates `objective` on a batch under the current policy.
+/// Evaluates `objective` on a batch under the current policy. With a
+/// max-likelihood `P_B` ([`BackwardPolicy::MaxLikelihood`]) the balance loss
+/// sees `ln P_B` with its gradient stopped, and the returned loss adds the
+/// negative log-likelihood of the batch's backward transitions,
+/// `-mean_tau sum_t ln P_B`, which alone trains `P_B`.
 #[allow(clippy::too_many_arguments)]
 pub fn compute<P: StatePolicy>(
     objective: &Objective,
@@ -188,7 +195,49 @@ pub fn compute<P: StatePolicy>(
     )? {
         return Ok(out);
     }
-    let ev = evaluate(policy, env, batch, device);
+    let mut ev = evaluate(policy, env, batch, device);
+    let backward_nll = (policy.backward_policy() == BackwardPolicy::MaxLikelihood).then(|| {
+        let nll = per_trajectory_sum(
+            ev.log_pb.clone(),
+            ev.trajectory.clone(),
+            batch.len(),
+            device,
+        )
+        .mean()
+        .neg();
+        ev.log_pb = ev.log_pb.clone().detach();
+        nll
+    });
+    let mut out = balance_loss(
+        objective,
+        policy,
+        log_z,
+        env,
+        reward,
+        batch,
+        exact_log_z,
+        &ev,
+    )?;
+    if let Some(nll) = backward_nll {
+        out.backward_nll = Some(super::surrogate::tensor_to_f64(nll.clone())[0]);
+        out.loss = out.loss + nll;
+    }
+    Ok(out)
+}
+
+/// The balance loss of `objective` from an evaluated batch.
+#[allow(clippy::too_many_arguments)]
+fn balance_loss<P: StatePolicy>(
+    objective: &Objective,
+    policy: &P,
+    log_z: &LogZ,
+    env: &dyn Environment,
+    reward: &dyn LogReward,
+    batch: &TrajectoryBatch,
+    exact_log_z: Option<f64>,
+    ev: &EvaluatedBatch,
+) -> Result<LossOutput> {
+    let device = &ev.log_pf.device();
     let log_pi_f_t = per_trajectory_sum(
         ev.log_pf.clone(),
         ev.trajectory.clone(),
@@ -197,7 +246,7 @@ pub fn compute<P: StatePolicy>(
     );
     let log_pi_f = super::surrogate::tensor_to_f64(log_pi_f_t.clone());
     if objective.is_trajectory_level() {
-        let d = unnormalised_residuals(&ev, batch, device);
+        let d = unnormalised_residuals(ev, batch, device);
         let out = trajectory_level_loss(
             objective,
             log_pi_f_t,
@@ -220,13 +269,14 @@ pub fn compute<P: StatePolicy>(
         log_z: z,
         log_pi_f: log_pi_f.clone(),
         states_evaluated: ev.states,
+        backward_nll: None,
     };
     Ok(match objective {
         Objective::FTb { .. } | Objective::Tb | Objective::VarGrad | Objective::Measure(_) => {
             unreachable!("trajectory-level objectives returned above")
         }
         Objective::Db { member } => {
-            let r = db_residuals(&ev, batch, device);
+            let r = db_residuals(ev, batch, device);
             scaled(
                 surrogate(member, r, None, None)?,
                 2.0 / member_scale(member),
@@ -236,7 +286,7 @@ pub fn compute<P: StatePolicy>(
         Objective::ModifiedDb { member } => {
             let mut row_log_r = vec![0.0; batch.n_rows()];
             reward.log_reward(&batch.states, &mut row_log_r);
-            match modified_db_residuals(&ev, batch, &row_log_r, device) {
+            match modified_db_residuals(ev, batch, &row_log_r, device) {
                 Some(r) => scaled(
                     surrogate(member, r, None, None)?,
                     2.0 / member_scale(member),
@@ -248,11 +298,12 @@ pub fn compute<P: StatePolicy>(
                     log_z: None,
                     log_pi_f: log_pi_f.clone(),
                     states_evaluated: ev.states,
+                    backward_nll: None,
                 },
             }
         }
         Objective::SubTb { member, lambda } => {
-            let (r, w) = subtb_residuals(&ev, batch, *lambda, device);
+            let (r, w) = subtb_residuals(ev, batch, *lambda, device);
             scaled(
                 surrogate(member, r, None, Some(&w))?,
                 2.0 / member_scale(member),
@@ -265,7 +316,7 @@ pub fn compute<P: StatePolicy>(
             for b in 0..batch.len() {
                 row_log_r[batch.terminal_row(b)] = batch.log_rewards[b];
             }
-            let fm = fm_residuals(policy, env, &ev, batch, &row_log_r, device);
+            let fm = fm_residuals(policy, env, ev, batch, &row_log_r, device);
             scaled(
                 surrogate(member, fm.residuals, None, None)?,
                 2.0 / member_scale(member),
@@ -295,7 +346,7 @@ fn reuse_sampling_pass<P: StatePolicy>(
         return Ok(None);
     };
     if !(objective.can_reuse_sampling_pass()
-        && policy.backward_policy() == crate::policy::BackwardPolicy::Uniform
+        && policy.backward_policy() == BackwardPolicy::Uniform
         && batch.log_probs_are_current(current_version))
     {
         return Ok(None);
@@ -373,6 +424,7 @@ pub fn trajectory_level_loss(
                 log_z: None,
                 log_pi_f: log_pi_f_values,
                 states_evaluated: 0,
+                backward_nll: None,
             }));
         }
         _ => return Ok(None),
@@ -383,6 +435,7 @@ pub fn trajectory_level_loss(
         log_z: Some(z),
         log_pi_f: log_pi_f_values,
         states_evaluated: 0,
+        backward_nll: None,
     }))
 }
 

@@ -31,10 +31,22 @@ pub enum BackwardPolicy {
     Learned,
     /// A head on the forward policy's trunk, trained by the same loss.
     Shared,
+    /// A separate network trained by maximum likelihood on the batch's
+    /// trajectories (replayed ones included: SPEC §2.5 "max-likelihood on
+    /// buffer", SynFlowNet's option): the loss adds `-mean_tau sum_t ln P_B`,
+    /// and the balance residual sees `ln P_B` with its gradient stopped, so
+    /// the balance loss trains `P_F` and log Z only and `P_B` follows the
+    /// trajectories the sampler actually produces.
+    MaxLikelihood,
 }
 
 impl BackwardPolicy {
-    pub const VALID: &'static str = "uniform, learned, shared";
+    pub const VALID: &'static str = "uniform, learned, shared, max-likelihood";
+
+    /// Whether the policy has a backward network of its own.
+    pub fn has_own_network(self) -> bool {
+        matches!(self, Self::Learned | Self::MaxLikelihood)
+    }
 }
 
 impl FromStr for BackwardPolicy {
@@ -44,6 +56,7 @@ impl FromStr for BackwardPolicy {
             "uniform" => Ok(Self::Uniform),
             "learned" => Ok(Self::Learned),
             "shared" => Ok(Self::Shared),
+            "max-likelihood" => Ok(Self::MaxLikelihood),
             _ => Err(format!(
                 "unknown backward policy `{s}`; valid: {}",
                 Self::VALID
@@ -58,6 +71,7 @@ impl fmt::Display for BackwardPolicy {
             Self::Uniform => "uniform",
             Self::Learned => "learned",
             Self::Shared => "shared",
+            Self::MaxLikelihood => "max-likelihood",
         })
     }
 }
@@ -148,7 +162,7 @@ impl GflowNetPolicy {
             shape.n_actions + 1 + shared_extra,
             device,
         );
-        let backward_net = (shape.backward == BackwardPolicy::Learned).then(|| {
+        let backward_net = shape.backward.has_own_network().then(|| {
             Mlp::new(
                 shape.features,
                 shape.hidden,
@@ -191,7 +205,7 @@ impl GflowNetPolicy {
                     backward_mask,
                 ))
             }
-            BackwardPolicy::Learned => {
+            BackwardPolicy::Learned | BackwardPolicy::MaxLikelihood => {
                 let net = self
                     .backward_net
                     .as_ref()
@@ -218,7 +232,7 @@ impl GflowNetPolicy {
                 out.narrow(1, self.n_actions + 1, self.n_backward_actions),
                 backward_mask,
             )),
-            BackwardPolicy::Learned => {
+            BackwardPolicy::Learned | BackwardPolicy::MaxLikelihood => {
                 let net = self
                     .backward_net
                     .as_ref()

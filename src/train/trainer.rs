@@ -110,6 +110,10 @@ pub struct EvalPoint {
     /// Molecule tasks: the molecule metrics (`modes_found` is their mode count).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub molecules: Option<MoleculeMetrics>,
+    /// A max-likelihood `P_B`: its loss term at the last step,
+    /// `-mean_tau sum_t ln P_B` (the balance loss is `loss`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backward_nll: Option<f64>,
 }
 
 /// A discrete trainer's own checkpoint state (see `TrainingTask::save_state`).
@@ -133,6 +137,8 @@ pub const REUSE_MIN_BATCH: usize = 128;
 /// What one iteration did.
 pub struct StepOutput {
     pub loss: f64,
+    /// A max-likelihood `P_B`'s loss term (see [`LossOutput::backward_nll`]).
+    pub backward_nll: Option<f64>,
     pub log_z: f64,
     /// The terminal objects the sampler itself drew this step (not replays
     /// or dataset objects): what mode discovery and sample metrics count.
@@ -203,6 +209,10 @@ struct Progress {
     molecules: Option<MoleculeTracker>,
     #[serde(default)]
     last_molecules: Option<MoleculeMetrics>,
+    /// A max-likelihood `P_B`'s loss term at the last step (appended last,
+    /// with a default, for the same reason).
+    #[serde(default)]
+    last_backward_nll: Option<f64>,
 }
 
 /// A discrete GFlowNet training run; exact evaluation when the task is
@@ -444,6 +454,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
                 self.source.after_step(it + 1, || learner.snapshot());
                 return Ok(StepOutput {
                     loss: f64::NAN,
+                    backward_nll: None,
                     log_z: f64::NAN,
                     terminals,
                     trained: 0,
@@ -458,6 +469,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
             Err(e) => return Err(e),
         };
         let (value, log_z, out_states) = (out.value, out.log_z, out.states_evaluated);
+        let backward_nll = out.backward_nll;
         // Importance weights of forward-sampled trajectories: model over behaviour.
         let log_w: Vec<f64> = batch
             .provenance
@@ -475,6 +487,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
         self.source.after_step(it + 1, || learner.snapshot());
         Ok(StepOutput {
             loss: value,
+            backward_nll,
             log_z: log_z.unwrap_or(f64::NAN),
             terminals,
             trained: batch.len(),
@@ -771,6 +784,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
         }
         p.last_loss = out.loss;
         p.last_log_z = out.log_z;
+        p.last_backward_nll = out.backward_nll;
         Ok(())
     }
 
@@ -825,6 +839,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
             actors,
             skipped_steps,
             molecules,
+            backward_nll: p.last_backward_nll,
         };
         (p.seen, p.off, p.ess_sum, p.ess_n) = (0, 0, 0.0, 0);
         Ok(point)
@@ -835,21 +850,25 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
 mod tests {
     use super::*;
 
-    /// A checkpoint written before the molecule fields existed (msgpack
-    /// arrays, two elements shorter) still loads, with no molecule tracker.
+    /// Checkpoints written before the molecule fields (msgpack arrays,
+    /// three elements shorter) and before the backward NLL (one shorter)
+    /// still load, with those fields empty.
     #[test]
     fn progress_of_older_checkpoints_loads_without_the_molecule_fields() {
         let bytes = checkpoint::to_msgpack(&Progress::default()).unwrap();
-        // An array of 16 fields (array16 header), the last three `nil`.
-        assert_eq!(bytes[..3], [0xdc, 0, 16]);
-        assert_eq!(bytes[bytes.len() - 3..], [0xc0, 0xc0, 0xc0]);
-        let mut old = vec![0xdc, 0, 14];
-        old.extend_from_slice(&bytes[3..bytes.len() - 2]);
-        let p: Progress = rmp_serde::from_slice(&old).unwrap();
-        assert!(p.molecules.is_none() && p.last_molecules.is_none());
+        // An array of 17 fields (array16 header), the last four `nil`.
+        assert_eq!(bytes[..3], [0xdc, 0, 17]);
+        assert_eq!(bytes[bytes.len() - 4..], [0xc0, 0xc0, 0xc0, 0xc0]);
+        for fields in [14u8, 16] {
+            let mut old = vec![0xdc, 0, fields];
+            old.extend_from_slice(&bytes[3..bytes.len() - (17 - fields as usize)]);
+            let p: Progress = rmp_serde::from_slice(&old).unwrap();
+            assert!(p.molecules.is_none() && p.last_molecules.is_none());
+            assert!(p.last_backward_nll.is_none());
+        }
         // One field fewer than that is refused: the defaults cover only the new ones.
         let mut older = vec![0xdc, 0, 13];
-        older.extend_from_slice(&bytes[3..bytes.len() - 3]);
+        older.extend_from_slice(&bytes[3..bytes.len() - 4]);
         assert!(rmp_serde::from_slice::<Progress>(&older).is_err());
     }
 }
