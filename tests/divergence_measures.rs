@@ -9,7 +9,7 @@
 
 #![allow(clippy::needless_range_loop)] // index-heavy math reads better with indices
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;

@@ -5,7 +5,7 @@
 
 // Only `small_policy` of the shared helpers is used here.
 #[allow(dead_code)]
-mod common;
+use crate::common;
 
 use burn::tensor::Device;
 use ftb::env::conformance::{check, check_enumerable};

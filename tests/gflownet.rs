@@ -1,7 +1,7 @@
 //! The GFlowNet engine end to end: Theorem A on a real (tiny) hypergrid with
 //! every trajectory enumerated, and torchgfn's TB regression targets.
 
-mod common;
+use crate::common;
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};

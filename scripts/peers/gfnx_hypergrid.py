@@ -38,6 +38,16 @@ Differences from ftb that remain:
     sampling pass is not differentiated.
   * ftb's forward network has one extra output column (the state log-flow,
     unused by TB).
+  * gfnx's own baseline (baselines/tb_hypergrid.py in d-tiapkin/gfnx,
+    checked at 068316d) trains P_B as extra outputs of the P_F network (one
+    shared trunk, `train_backward: true`): about half the network work of
+    the separate P_B used here, by ftb and by torchgfn. Checked on 4 Dec
+    2026: a rewrite of that baseline's step with a separate P_B ran at this
+    script's speed (median ratio 0.96 over alternated rounds, 2-D H=8 and
+    4-D H=16, batch 16 to 512); with the shared trunk it was 1.55-1.9x
+    faster at batch 128 and 512, the work saved. Running the whole training
+    in one lax.fori_loop, as the baseline does, was not faster, and neither
+    was buffer donation.
   * Threads: XLA's CPU client has no documented intra-op thread-count
     setting; with T below the number of CPUs this script restricts the
     process to T CPUs (sched_setaffinity) before JAX starts, and with T = 1

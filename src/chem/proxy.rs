@@ -341,8 +341,9 @@ pub fn train(
         });
 
     let device = Device::flex().autodiff();
-    device.seed(cfg.seed);
-    let mut model = Mlp::new(d, cfg.hidden, cfg.layers, 1, &device);
+    let mut model = crate::policy::init_seeded(&device, cfg.seed, || {
+        Mlp::new(d, cfg.hidden, cfg.layers, 1, &device)
+    });
     let mut optim = FusedAdam::init(None);
     let mut idx = train_idx.to_vec();
     for _ in 0..cfg.epochs {

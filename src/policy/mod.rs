@@ -271,6 +271,18 @@ impl GflowNetPolicy {
     }
 }
 
+/// Seeds the backend's random number generator and runs `build` (parameter
+/// initialisation) while no other thread can draw from it: burn's flex
+/// backend keeps one process-wide generator, so two runs initialised at the
+/// same time in one process (tests, experiments on threads) would otherwise
+/// interleave their draws and lose run-to-run determinism.
+pub fn init_seeded<T>(device: &Device, seed: u64, build: impl FnOnce() -> T) -> T {
+    static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    build()
+}
+
 /// The policy's input features for `states`, as a `[n, feature_dim]` tensor.
 fn features(env: &dyn Environment, states: &StateBatch, device: &Device) -> Tensor<2> {
     let (n, nf) = (states.len(), env.feature_dim());

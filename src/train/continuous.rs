@@ -133,7 +133,6 @@ impl ContinuousTrainer {
         };
         let objective = cfg.objective()?;
         let device = Device::flex().autodiff();
-        device.seed(cfg.run.seed);
         let shape = GaussianShape {
             steps: c.steps,
             sigma: c.sigma,
@@ -143,7 +142,9 @@ impl ContinuousTrainer {
             layers: cfg.policy.layers,
             backward: c.backward.parse().map_err(anyhow::Error::msg)?,
         };
-        let policy = GaussianPolicy::new(shape, &device);
+        let policy = crate::policy::init_seeded(&device, cfg.run.seed, || {
+            GaussianPolicy::new(shape, &device)
+        });
         let learner = Learner::new(policy, LogZ::new(0.0, &device), &cfg.optim);
         let target = problem.terminal_target();
         let grid = Grid::new(target.bounds(), c.bins, c.bins);

@@ -241,7 +241,6 @@ impl Trainer {
         }
         let task = Task::from_config(&cfg.env, cfg.run.exact)?;
         let device = Device::flex().autodiff();
-        device.seed(cfg.run.seed);
         let env = task.dynamics();
         let shape = PolicyShape {
             features: env.feature_dim(),
@@ -251,7 +250,9 @@ impl Trainer {
             layers: cfg.policy.layers,
             backward: cfg.policy.backward,
         };
-        let policy = GflowNetPolicy::new(shape, &device);
+        let policy = crate::policy::init_seeded(&device, cfg.run.seed, || {
+            GflowNetPolicy::new(shape, &device)
+        });
         Self::with_policy(cfg, task, policy, device)
     }
 }
@@ -273,12 +274,13 @@ impl Trainer<crate::policy::gnn::FragmentGnn> {
         let task = Task::from_config(&cfg.env, cfg.run.exact)?;
         let env = super::task::fragment_env(&cfg.env)?;
         let device = Device::flex().autodiff();
-        device.seed(cfg.run.seed);
         let shape = GnnShape {
             hidden: cfg.policy.hidden,
             layers: cfg.policy.gnn_layers,
         };
-        let policy = FragmentGnn::for_env(&env, shape, cfg.policy.backward, &device)?;
+        let policy = crate::policy::init_seeded(&device, cfg.run.seed, || {
+            FragmentGnn::for_env(&env, shape, cfg.policy.backward, &device)
+        })?;
         Self::with_policy(cfg, task, policy, device)
     }
 }
