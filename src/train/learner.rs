@@ -72,6 +72,9 @@ impl<P: Policy> Learner<P> {
         if !out.value.is_finite() {
             return Ok(self.skip(format!("the loss is {}", out.value)));
         }
+        if let Some(nll) = out.backward_nll.filter(|v| !v.is_finite()) {
+            return Ok(self.skip(format!("the backward policy's NLL is {nll}")));
+        }
         let t0 = Instant::now();
         let mut grads = out.loss.backward();
         let t1 = Instant::now();
