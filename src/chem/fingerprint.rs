@@ -34,10 +34,11 @@ fn with_input<T>(m: &Molecule, f: impl FnOnce(&MorganPreparedInput<'_>) -> Resul
 }
 
 fn params(radius: u32, n_bits: usize) -> MorganGeneratorParams {
-    let mut p = MorganGeneratorParams::default();
-    p.radius = radius;
-    p.fp_size = n_bits as _;
-    p
+    MorganGeneratorParams {
+        radius,
+        fp_size: n_bits as _,
+        ..Default::default()
+    }
 }
 
 /// The folded bit fingerprint (RDKit's `GetMorganGenerator(radius,

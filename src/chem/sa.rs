@@ -109,7 +109,7 @@ pub fn sa_score(m: &Molecule) -> Result<f64> {
     for (&id, &count) in elements {
         let c = f64::from(count);
         n_frags += c;
-        score1 += tab.get(id as u64).unwrap_or(-4.0) * c;
+        score1 += tab.get(id).unwrap_or(-4.0) * c;
     }
     if n_frags == 0.0 {
         bail!("SA score: a molecule without atoms");

@@ -25,7 +25,8 @@ pub struct Args {
     /// Scenarios to run, or `all`: hypergrid-small (2-D H=8), hypergrid-medium
     /// (4-D H=16), hypergrid-large (4-D H=32), bitseq (n=120 bits in k=8-bit
     /// words, 60 modes: the TB paper's setting), ising-6x6, ising-10x10
-    /// (J=1, h=0, beta=1); with `--features chem` also fragment-mol (at most
+    /// (J=1, h=0, beta=1); with the cargo feature `chem` (on by default)
+    /// also fragment-mol (at most
     /// 4 fragments) and reaction-mol (at most 2 reactions, uniform P_B), QED
     /// reward, where traj/s is molecules sampled and trained on per second.
     #[arg(long, value_delimiter = ',', default_values_t = ["hypergrid-small".to_string()])]
@@ -72,8 +73,8 @@ const SCENARIOS: [&str; 6] = [
     "ising-10x10",
 ];
 
-/// Molecule scenarios (cargo feature `chem`; `all` includes them in such a
-/// build): QED reward (beta 8), the MLP policy; reaction-mol with a uniform
+/// Molecule scenarios (cargo feature `chem`, on by default; `all` includes
+/// them in such a build): QED reward (beta 8), the MLP policy; reaction-mol with a uniform
 /// `P_B`. Their environments cache masks and parents per molecule, so the
 /// warm-up iterations fill caches that the timed ones partly reuse.
 const MOLECULE_SCENARIOS: [&str; 2] = ["fragment-mol", "reaction-mol"];

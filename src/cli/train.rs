@@ -149,7 +149,9 @@ fn train(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The trainer a config asks for.
+/// The trainer a config asks for (built once per run, so the variants'
+/// size difference costs nothing).
+#[allow(clippy::large_enum_variant)]
 enum Built {
     Mlp(Trainer),
     #[cfg(feature = "chem")]

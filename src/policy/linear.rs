@@ -140,6 +140,9 @@ unsafe fn split_gemm((m, n, k): (usize, usize, usize), lhs: Operand, rhs: Operan
     let pieces = pieces(m * n * k, if by_rows { m } else { n });
     let out = SendPtr(dst.as_mut_ptr());
     let one = |p: usize| {
+        // Rebinding makes the closure capture the whole `SendPtr` (which is
+        // `Send`), not its raw-pointer field (which is not).
+        #[allow(clippy::redundant_locals)]
         let out = out;
         let (r, c, rows, cols) = if by_rows {
             let (a, b) = piece(m, pieces, p);
