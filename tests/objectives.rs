@@ -1,6 +1,7 @@
 //! Every GFlowNet objective: structural identities of the residuals, and a
 //! short seeded training run that must approach the exact target.
 
+use crate::common;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use ftb::divergence::Divergence;
@@ -257,6 +258,22 @@ fn fm_residuals_match_a_direct_computation() {
     assert!(g.iter().all(|v| v.is_finite()) && g.iter().any(|&v| v != 0.0));
 }
 
+/// The settings of a short seeded run on 2-D H = 6 (exact L1 of the untrained
+/// policy around 1) with objective `name`, member `member` and one more key.
+fn short_run(name: &str, member: &str, extra: &str) -> Vec<String> {
+    vec![
+        "env.height=6".into(),
+        format!("objective.name=\"{name}\""),
+        format!("objective.divergence=\"{member}\""),
+        extra.into(),
+        "policy.hidden=64".into(),
+        "sampling.batch=32".into(),
+        "run.trajectories=9600".into(),
+        "run.eval_every=1000".into(),
+        "optim.lr=0.003".into(),
+    ]
+}
+
 /// A short run of each objective on 2-D H = 6 must get close to the target
 /// (the untrained policy is far: exact L1 around 1).
 #[test]
@@ -274,17 +291,7 @@ fn every_objective_trains_toward_the_target() {
         ("fm", "reverse-kl", "learned"),
     ];
     for (name, member, log_z) in cases {
-        let sets: Vec<String> = vec![
-            "env.height=6".into(),
-            format!("objective.name=\"{name}\""),
-            format!("objective.divergence=\"{member}\""),
-            format!("objective.log_z=\"{log_z}\""),
-            "policy.hidden=64".into(),
-            "sampling.batch=32".into(),
-            "run.trajectories=9600".into(),
-            "run.eval_every=1000".into(),
-            "optim.lr=0.003".into(),
-        ];
+        let sets = short_run(name, member, &format!("objective.log_z=\"{log_z}\""));
         let mut trainer = Trainer::new(load(None, &sets).unwrap()).unwrap();
         let before = ftb::eval::metrics::l1_sum(
             &trainer.exact_distribution().unwrap(),
@@ -522,24 +529,11 @@ fn max_likelihood_backward_policy_is_trained_by_likelihood_alone() {
     let env = Hypergrid::new(2, 6).unwrap();
     let reward = HypergridReward::new(&env, RewardFamily::original()).unwrap();
     let device = Device::flex().autodiff();
-    device.seed(5);
-    let shape = |backward| PolicyShape {
-        features: env.feature_dim(),
-        n_actions: env.n_actions(),
-        n_backward_actions: env.n_backward_actions(),
-        hidden: 32,
-        layers: 2,
-        backward,
-    };
-    let ml = GflowNetPolicy::new(shape(BackwardPolicy::MaxLikelihood), &device);
+    let policy = |backward| common::small_policy(&env, 32, backward, &device, 5);
+    let ml = policy(BackwardPolicy::MaxLikelihood);
     // The same parameters, `P_B` trained by the balance loss instead.
-    let learned = GflowNetPolicy::new(shape(BackwardPolicy::Learned), &device)
-        .load_record(ml.clone().into_record());
-    let n_trunk = ftb::policy::flat_parameters(&GflowNetPolicy::new(
-        shape(BackwardPolicy::Uniform),
-        &device,
-    ))
-    .len();
+    let learned = policy(BackwardPolicy::Learned).load_record(ml.clone().into_record());
+    let n_trunk = ftb::policy::flat_parameters(&policy(BackwardPolicy::Uniform)).len();
     let log_z = LogZ::new(0.3, &device);
     let batch = Sampler::new(&env, &reward, Device::flex())
         .sample(
@@ -639,17 +633,7 @@ fn max_likelihood_backward_policy_is_trained_by_likelihood_alone() {
 #[test]
 fn max_likelihood_backward_policy_trains_toward_the_target() {
     for (name, member) in [("tb", "reverse-kl"), ("ftb", "hellinger")] {
-        let sets: Vec<String> = vec![
-            "env.height=6".into(),
-            format!("objective.name=\"{name}\""),
-            format!("objective.divergence=\"{member}\""),
-            "policy.backward=\"max-likelihood\"".into(),
-            "policy.hidden=64".into(),
-            "sampling.batch=32".into(),
-            "run.trajectories=9600".into(),
-            "run.eval_every=1000".into(),
-            "optim.lr=0.003".into(),
-        ];
+        let sets = short_run(name, member, "policy.backward=\"max-likelihood\"");
         let mut trainer = Trainer::new(load(None, &sets).unwrap()).unwrap();
         let before = ftb::eval::metrics::l1_sum(
             &trainer.exact_distribution().unwrap(),
@@ -659,11 +643,10 @@ fn max_likelihood_backward_policy_trains_toward_the_target() {
         let l1 = s.l1_exact.unwrap();
         let nll: Vec<f64> = points.iter().filter_map(|p| p.backward_nll).collect();
         assert!(!nll.is_empty(), "metrics carry the backward NLL");
-        let env = Hypergrid::new(2, 6).unwrap();
-        let reward = HypergridReward::new(&env, RewardFamily::original()).unwrap();
+        let (env, reward) = (trainer.task.dynamics(), trainer.task.reward.as_ref());
         let device = trainer.device.clone();
         let policy = &trainer.learner.policy;
-        let batch = Sampler::new(&env, &reward, Device::flex())
+        let batch = Sampler::new(env, reward, Device::flex())
             .sample(
                 &policy.valid(),
                 512,
@@ -672,10 +655,10 @@ fn max_likelihood_backward_policy_trains_toward_the_target() {
                 &mut ChaCha8Rng::seed_from_u64(9),
             )
             .unwrap();
-        let ev = evaluate(policy, &env, &batch, &device);
+        let ev = evaluate(policy, env, &batch, &device);
         let n = batch.len() as f64;
         let ml_nll = -tensor_to_f64(ev.log_pb).iter().sum::<f64>() / n;
-        let uniform_nll = -ftb::objective::evaluated::uniform_log_pb_per_trajectory(&env, &batch)
+        let uniform_nll = -ftb::objective::evaluated::uniform_log_pb_per_trajectory(env, &batch)
             .iter()
             .sum::<f64>()
             / n;
