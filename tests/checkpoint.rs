@@ -2,8 +2,8 @@
 //! checkpoint writing, non-finite steps, bad checkpoints, `ftb sample` and
 //! `ftb eval`.
 //!
-//! Bitwise resume holds in the single-threaded deterministic mode: no actor
-//! threads (`offpolicy.actors = 0`) and `run.threads = 1` (the defaults).
+//! Bitwise resume holds without actor threads (`offpolicy.actors = 0`, the
+//! default), on any number of backend threads (`tests/threads.rs`).
 //! Replay buffers, trackers and every RNG stream are restored exactly.
 
 use ftb::env::{LogReward, StateBatch};

@@ -46,3 +46,4 @@ mod offpolicy;
 mod replay;
 mod tensor_bridge;
 mod theorems;
+mod threads;

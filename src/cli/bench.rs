@@ -44,11 +44,15 @@ pub struct Args {
     #[arg(long, default_value_t = 20)]
     warmup: u64,
     /// Backend threads, one or several (`1,2`: every scenario and batch on
-    /// each, then a 1 -> N scaling table); 0 is every core of the machine.
-    /// 1 by default, as `run.threads`: on 2 cores a second thread gained up
-    /// to 1.2x at large batches and lost up to 2x at batch 16 (BENCHMARKS.md).
-    #[arg(long, value_delimiter = ',', default_values_t = [1usize])]
+    /// each, then a 1 -> N scaling table); 0 (the default, as `run.threads`)
+    /// is every core of the machine.
+    #[arg(long, value_delimiter = ',', default_values_t = [0usize])]
     threads: Vec<usize>,
+    /// Rounds over the thread counts, alternating their order (1,2 then
+    /// 2,1 ...): on a shared machine the scaling table then gives each
+    /// ratio's median over rounds with its min-max, not one noisy reading.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// A Python interpreter with PyTorch: its f32 product rate at the
     /// learner's shapes is measured next to ftb's own, with the same threads
     /// (`scripts/compare-peers.sh` prepares one).
@@ -157,68 +161,128 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for s in &scenarios {
         scenario_sets(s)?;
     }
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     // Each thread count runs in its own pool: the backend's parallel loops
     // and the fused layers' product split read the pool they run in.
+    let pools = args
+        .threads
+        .iter()
+        .map(|&requested| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(requested)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut timings = Vec::new();
-    for &requested in &args.threads {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(requested)
-            .build()?;
-        timings.extend(pool.install(|| run_on_pool(&args, &scenarios))?);
+    for round in 0..args.rounds {
+        let mut order: Vec<&rayon::ThreadPool> = pools.iter().collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for pool in order {
+            timings.extend(pool.install(|| run_on_pool(&args, &scenarios, round))?);
+        }
     }
-    if !args.json && args.threads.len() > 1 {
-        print_scaling(&timings);
+    if !args.json && (args.threads.len() > 1 || args.rounds > 1) {
+        print_scaling(&timings, &args.threads_in_order(&pools));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// One timed run: scenario, batch, threads, median ms per iteration.
+impl Args {
+    /// The thread counts of `pools`, in the order given on the command line.
+    fn threads_in_order(&self, pools: &[rayon::ThreadPool]) -> Vec<usize> {
+        let mut counts: Vec<usize> = pools.iter().map(|p| p.current_num_threads()).collect();
+        counts.dedup();
+        counts
+    }
+}
+
+/// One timed run: scenario, batch, threads, round, median ms per iteration.
 struct Timing {
     scenario: String,
     batch: usize,
     threads: usize,
+    round: usize,
     ms_per_iter: f64,
 }
 
-/// ms/iter per thread count, and each count's speed-up over the first.
-fn print_scaling(timings: &[Timing]) {
-    let mut counts: Vec<usize> = timings.iter().map(|t| t.threads).collect();
-    counts.dedup();
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// ms/iter per thread count (median over rounds), and each count's speed-up
+/// over the first: the median of the rounds' ratios, with their min-max when
+/// there are several rounds.
+fn print_scaling(timings: &[Timing], counts: &[usize]) {
     let first = counts[0];
+    let rounds = timings.iter().map(|t| t.round + 1).max().unwrap_or(1);
     print!("\nscaling (median ms/iter) {:<4} {:>6}", "", "batch");
-    for t in &counts {
+    for t in counts {
         print!(" {:>10}", format!("{t} thr"));
     }
     for t in &counts[1..] {
-        print!(" {:>10}", format!("{first}->{t}"));
+        print!(" {:>20}", format!("{first}->{t}"));
     }
     println!();
-    for base in timings.iter().filter(|t| t.threads == first) {
-        let at = |threads: usize| {
+    let mut cases: Vec<(&str, usize)> = Vec::new();
+    for t in timings {
+        if !cases.contains(&(t.scenario.as_str(), t.batch)) {
+            cases.push((t.scenario.as_str(), t.batch));
+        }
+    }
+    for (scenario, batch) in cases {
+        let at = |threads: usize, round: usize| {
             timings
                 .iter()
                 .find(|t| {
-                    t.scenario == base.scenario && t.batch == base.batch && t.threads == threads
+                    t.scenario == scenario
+                        && t.batch == batch
+                        && t.threads == threads
+                        && t.round == round
                 })
                 .map(|t| t.ms_per_iter)
         };
-        print!("{:<29} {:>6}", base.scenario, base.batch);
-        for &t in &counts {
-            print!(" {:>10}", at(t).map_or("-".into(), |ms| format!("{ms:.2}")));
+        print!("{scenario:<29} {batch:>6}");
+        for &t in counts {
+            let ms: Vec<f64> = (0..rounds).filter_map(|r| at(t, r)).collect();
+            let cell = if ms.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.2}", median(ms))
+            };
+            print!(" {cell:>10}");
         }
         for &t in &counts[1..] {
-            let speedup = at(t).map(|ms| base.ms_per_iter / ms);
-            print!(
-                " {:>10}",
-                speedup.map_or("-".into(), |x| format!("{x:.2}x"))
-            );
+            let ratios: Vec<f64> = (0..rounds)
+                .filter_map(|r| Some(at(first, r)? / at(t, r)?))
+                .collect();
+            let cell = match ratios.len() {
+                0 => "-".to_string(),
+                1 => format!("{:.2}x", ratios[0]),
+                _ => {
+                    let (lo, hi) = ratios.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| {
+                        (lo.min(x), hi.max(x))
+                    });
+                    format!("{:.2}x [{lo:.2}-{hi:.2}]", median(ratios))
+                }
+            };
+            print!(" {cell:>20}");
         }
         println!();
     }
 }
 
 /// Every scenario and batch size on the current rayon pool.
-fn run_on_pool(args: &Args, scenarios: &[String]) -> Result<Vec<Timing>> {
+fn run_on_pool(args: &Args, scenarios: &[String], round: usize) -> Result<Vec<Timing>> {
     let mut timings = Vec::new();
     let threads = rayon::current_num_threads();
     let gemm = gemm_gflops();
@@ -314,11 +378,13 @@ fn run_on_pool(args: &Args, scenarios: &[String]) -> Result<Vec<Timing>> {
                 "env": trainer.task.env.name(),
                 "repeats": args.repeats,
                 "iterations": args.iterations,
+                "round": round,
             });
             timings.push(Timing {
                 scenario: scenario.clone(),
                 batch,
                 threads,
+                round,
                 ms_per_iter: median,
             });
             if args.json {

@@ -7,8 +7,12 @@
 //! (a batch-16 learner step) to one thread. Here every product (forward
 //! `x W`, input gradient `dz W^T`, weight gradient `x^T dz`) is cut along the
 //! longer side of its output into one piece per thread, each a
-//! single-threaded `gemm` call writing its own block: no partial sums.
-//! [`product`] runs the same code, for benchmarks at the learner's shapes.
+//! single-threaded `gemm` call writing its own block: no partial sums, so
+//! the result has the same bits on any number of threads. The pieces run on
+//! [`super::team`]'s spinning helpers, not on rayon's sleeping workers:
+//! waking a sleeping core for each of a step's dozen splits cost more than a
+//! small product's second half saved. [`product`] runs the same code, for
+//! benchmarks at the learner's shapes.
 //!
 //! The bias and the LeakyReLU take one pass after the forward product, and
 //! `dz = g * act'(y)` with the bias gradient one pass backward: fewer
@@ -18,6 +22,7 @@
 //! needs a positive slope; other slopes (and other dtypes) use burn's ops.
 
 use super::fused::leaky_gain;
+use super::team;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -26,7 +31,6 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{Bytes, Shape, Tensor};
-use rayon::prelude::*;
 
 /// A fused linear layer (a burn backend extension, routed by `Dispatch`).
 #[backend_extension(Flex, Autodiff)]
@@ -43,7 +47,8 @@ pub trait LinearOps: Backend {
 }
 
 /// `x W + b`, followed by LeakyReLU(`slope`) when `activate`: one op forward
-/// and backward, its products on every thread of the current rayon pool.
+/// and backward, its products on as many threads as the current rayon pool
+/// has (`run.threads`).
 ///
 /// ```
 /// use burn::tensor::{Device, Tensor, TensorData};
@@ -67,11 +72,16 @@ pub fn linear(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>, slope: Option<f6
 /// Multiply-adds below which a piece is not worth a thread (~10 us of work).
 const MIN_MACS_PER_THREAD: usize = 1 << 20;
 
+/// Threads a split may use: those of the current rayon pool (`--threads`,
+/// `run.threads`), the caller included.
+fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
 /// How many pieces to cut a product of `macs` multiply-adds into, along a
 /// dimension of `len`: one per thread, fewer when the pieces would be small.
 fn pieces(macs: usize, len: usize) -> usize {
-    let threads = rayon::current_num_threads();
-    threads.min(macs / MIN_MACS_PER_THREAD).min(len).max(1)
+    threads().min(macs / MIN_MACS_PER_THREAD).min(len).max(1)
 }
 
 /// `[start, end)` of piece `p` of `len` cut into `k` near-equal pieces.
@@ -178,11 +188,7 @@ unsafe fn split_gemm((m, n, k): (usize, usize, usize), lhs: Operand, rhs: Operan
             );
         }
     };
-    if pieces == 1 {
-        one(0);
-    } else {
-        (0..pieces).into_par_iter().for_each(one);
-    }
+    team::run(pieces, threads(), &one);
     // SAFETY: the pieces wrote all m x n elements (read_dst = false: gemm
     // never reads the uninitialised destination).
     unsafe { dst.set_len(m * n) };
@@ -263,9 +269,15 @@ fn forward_f32(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, act: Option<f32>)
     if o > 0 {
         // Branch-free (vectorised): slope 1 is no activation.
         let slope = act.unwrap_or(1.0);
-        let rows = n.div_ceil(pieces(n * o * 16, n)).max(1);
-        y.par_chunks_mut(rows * o).for_each(move |chunk| {
-            for row in chunk.chunks_exact_mut(o) {
+        let k = pieces(n * o * 16, n);
+        let out = SendPtr(y.as_mut_ptr());
+        team::run(k, threads(), &|p| {
+            #[allow(clippy::redundant_locals)]
+            let out = out;
+            let (a, b) = piece(n, k, p);
+            // SAFETY: rows a..b of y are this piece's alone.
+            let rows = unsafe { std::slice::from_raw_parts_mut(out.0.add(a * o), (b - a) * o) };
+            for row in rows.chunks_exact_mut(o) {
                 for (v, &bias) in row.iter_mut().zip(bv) {
                     let z = *v + bias;
                     *v = z * leaky_gain(z, slope);
@@ -306,40 +318,43 @@ fn backward_f32(
         grad.to_contiguous()
     };
     // Row pieces for the element-wise passes.
-    let rows = n.div_ceil(pieces(n * o * 16, n)).max(1) * o.max(1);
+    let k = pieces(n * o * 16, n);
     if let Some(slope) = act {
         if g.try_storage_mut::<f32>().is_none() {
             g = tensor(elems(&g).to_vec(), &[n, o]);
         }
         let (start, end) = g.layout().contiguous_offsets().expect("contiguous");
         let d = &mut g.try_storage_mut::<f32>().expect("uniquely owned")[start..end];
-        d.par_chunks_mut(rows)
-            .zip(elems(y).par_chunks(rows))
-            .for_each(move |(d, y)| {
-                for (d, &y) in d.iter_mut().zip(y) {
-                    *d *= leaky_gain(y, slope);
-                }
-            });
+        let (out, yv) = (SendPtr(d.as_mut_ptr()), elems(y));
+        team::run(k, threads(), &|p| {
+            #[allow(clippy::redundant_locals)]
+            let out = out;
+            let (a, b) = piece(n, k, p);
+            // SAFETY: rows a..b of dz are this piece's alone.
+            let d = unsafe { std::slice::from_raw_parts_mut(out.0.add(a * o), (b - a) * o) };
+            for (d, &y) in d.iter_mut().zip(&yv[a * o..b * o]) {
+                *d *= leaky_gain(y, slope);
+            }
+        });
     }
     let dz = elems(&g);
-    // db: column sums of dz, per row piece, then added.
+    // db: column sums of dz, cut into column pieces: every column is summed
+    // over all rows in row order by one piece, so db does not depend on the
+    // number of threads.
     let db = (want[2] && o > 0).then(|| {
-        let db = dz
-            .par_chunks(rows)
-            .map(|piece| {
-                let mut acc = vec![0.0f32; o];
-                for row in piece.chunks_exact(o) {
-                    acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
-                }
-                acc
-            })
-            .reduce(
-                || vec![0.0f32; o],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
+        let k = pieces(n * o * 16, o);
+        let mut db = vec![0.0f32; o];
+        let out = SendPtr(db.as_mut_ptr());
+        team::run(k, threads(), &|p| {
+            #[allow(clippy::redundant_locals)]
+            let out = out;
+            let (a, b) = piece(o, k, p);
+            // SAFETY: columns a..b of db are this piece's alone.
+            let acc = unsafe { std::slice::from_raw_parts_mut(out.0.add(a), b - a) };
+            for row in dz.chunks_exact(o) {
+                acc.iter_mut().zip(&row[a..b]).for_each(|(a, &v)| *a += v);
+            }
+        });
         tensor(db, &[o])
     });
     let db = db.or_else(|| want[2].then(|| tensor(Vec::new(), &[0])));

@@ -9,6 +9,7 @@ pub mod gnn;
 pub mod linear;
 pub mod log_z;
 pub mod mlp;
+pub mod team;
 pub mod traits;
 
 pub use log_z::LogZ;

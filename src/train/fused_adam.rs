@@ -59,6 +59,13 @@ fn elements_mut(t: &mut FlexTensor) -> &mut [f32] {
     &mut t.storage_mut::<f32>()[s..e]
 }
 
+/// The parameter and moment buffers, shared by the pieces of one update
+/// (each writes its own range).
+#[derive(Clone, Copy)]
+struct Ptrs(*mut f32, *mut f32, *mut f32);
+unsafe impl Send for Ptrs {}
+unsafe impl Sync for Ptrs {}
+
 impl FusedAdamOps for Flex {
     fn fused_adam_step(
         param: FlexTensor,
@@ -83,14 +90,37 @@ impl FusedAdamOps for Flex {
             ps.len() == g.len() && ms.len() == g.len() && vs.len() == g.len(),
             "adam: parameter, gradient and moments differ in size"
         );
-        for (((p, m), v), &g) in ps.iter_mut().zip(ms.iter_mut()).zip(vs.iter_mut()).zip(g) {
-            // The order of burn's ops: m b1 + g (1 - b1); v b2 + g^2 (1 - b2);
-            // (m c) / (sqrt(v) + eps); p - u lr.
-            *m = *m * beta_1 + g * f1;
-            *v = *v * beta_2 + (g * g) * f2;
-            let u = (*m * combined) / (v.sqrt() + eps);
-            *p -= u * lr;
-        }
+        // Pieces of at least 16K elements on the team (the result is the same
+        // elementwise whatever the split).
+        let len = g.len();
+        let k = rayon::current_num_threads().min(len / (1 << 14)).max(1);
+        let ptrs = Ptrs(ps.as_mut_ptr(), ms.as_mut_ptr(), vs.as_mut_ptr());
+        crate::policy::team::run(k, rayon::current_num_threads(), &|piece| {
+            #[allow(clippy::redundant_locals)]
+            let ptrs = ptrs;
+            let (a, b) = (len * piece / k, len * (piece + 1) / k);
+            // SAFETY: elements a..b of p, m and v are this piece's alone.
+            let (ps, ms, vs) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(ptrs.0.add(a), b - a),
+                    std::slice::from_raw_parts_mut(ptrs.1.add(a), b - a),
+                    std::slice::from_raw_parts_mut(ptrs.2.add(a), b - a),
+                )
+            };
+            for (((p, m), v), &g) in ps
+                .iter_mut()
+                .zip(ms.iter_mut())
+                .zip(vs.iter_mut())
+                .zip(&g[a..b])
+            {
+                // The order of burn's ops: m b1 + g (1 - b1); v b2 + g^2 (1 - b2);
+                // (m c) / (sqrt(v) + eps); p - u lr.
+                *m = *m * beta_1 + g * f1;
+                *v = *v * beta_2 + (g * g) * f2;
+                let u = (*m * combined) / (v.sqrt() + eps);
+                *p -= u * lr;
+            }
+        });
         (p, m, v)
     }
 }
