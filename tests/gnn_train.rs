@@ -2,7 +2,8 @@
 //! feature `chem`): a short run improves the sampled molecules, a run
 //! resumes bitwise from a checkpoint, a saved run loads (`SavedRun`) with its
 //! trained parameters and samples valid molecules, and `ftb train` trains
-//! it, writes metrics and resumes, and `ftb sample` / `ftb eval` read it.
+//! it, writes metrics and resumes, `ftb sample` / `ftb eval` read it, and
+//! `ftb bench` times it.
 //!
 //! A test binary of its own, its trainers built one at a time (a lock):
 //! burn-flex's RNG seed is process-global (`Device::seed`), so a trainer
@@ -303,5 +304,33 @@ fn ftb_train_trains_and_resumes_the_gnn() {
     let (code, _, err) = ftb(&["train", "--set", "policy.kind=gnn"]);
     assert_ne!(code, 0);
     assert!(err.contains("fragment-mol"), "{err}");
+}
+
+/// `ftb bench --scenario fragment-mol-gnn` times the graph network (no FLOP
+/// count: its products depend on the graphs).
+#[test]
+fn bench_times_the_gnn_scenario() {
+    let (code, out, err) = ftb(&[
+        "bench",
+        "--scenario",
+        "fragment-mol-gnn",
+        "--batch",
+        "8",
+        "--iterations",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["scenario"], "fragment-mol-gnn");
+    assert_eq!(r["policy"], "gnn");
+    assert_eq!(r["batch"], 8);
+    assert!(r["ms_per_iter"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["ms_sample"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["learner_gflops"].is_null(), "{r}");
 }
 
