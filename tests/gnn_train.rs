@@ -2,8 +2,8 @@
 //! feature `chem`): a short run improves the sampled molecules, a run
 //! resumes bitwise from a checkpoint, a saved run loads (`SavedRun`) with its
 //! trained parameters and samples valid molecules, and `ftb train` trains
-//! it, writes metrics and resumes, `ftb sample` / `ftb eval` read it, and
-//! `ftb bench` times it.
+//! it, writes metrics and resumes, `ftb sample` / `ftb eval` read it,
+//! `ftb bench` times it and `ftb experiment molecules --policy gnn` runs it.
 //!
 //! A test binary of its own, its trainers built one at a time (a lock):
 //! burn-flex's RNG seed is process-global (`Device::seed`), so a trainer
@@ -334,3 +334,49 @@ fn bench_times_the_gnn_scenario() {
     assert!(r["learner_gflops"].is_null(), "{r}");
 }
 
+/// `ftb experiment molecules --policy gnn` runs every cell with the graph
+/// network (which refuses any environment but fragment-mol, so a hypergrid
+/// override shows the flag reached the runs' config).
+#[test]
+fn the_molecule_experiment_runs_the_gnn() {
+    let dir = tmp("exp");
+    let d = dir.to_str().unwrap();
+    let tiny = [
+        "experiment",
+        "molecules",
+        "--policy",
+        "gnn",
+        "--members",
+        "alpha:0.5",
+        "--seeds",
+        "1",
+        "--trajectories",
+        "32",
+        "--batch",
+        "16",
+        "--evals",
+        "1",
+        "--max-fragments",
+        "3",
+        "--set",
+        "policy.hidden=16",
+        "--out",
+        d,
+    ];
+    let (code, out, err) = ftb(&tiny);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("policy gnn") && out.contains("f-TB alpha:0.5"),
+        "{out}"
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["policy"], "gnn");
+    assert_eq!(results["cells"].as_array().unwrap().len(), 4);
+    let mut args = tiny.to_vec();
+    args.extend(["--set", "env.kind=hypergrid"]);
+    let (code, _, err) = ftb(&args);
+    assert_ne!(code, 0);
+    assert!(err.contains("policy.kind = \"gnn\""), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
