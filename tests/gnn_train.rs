@@ -1,7 +1,9 @@
 //! Training the fragment graph network (`policy.kind = "gnn"`, cargo
 //! feature `chem`): a short run improves the sampled molecules, a run
-//! resumes bitwise from a checkpoint, and `ftb train` trains it, writes
-//! metrics and resumes.
+//! resumes bitwise from a checkpoint, a saved run loads (`SavedRun`) with its
+//! trained parameters and samples valid molecules, and `ftb train` trains
+//! it, writes metrics and resumes, `ftb sample` / `ftb eval` read it,
+//! `ftb bench` times it and `ftb experiment molecules --policy gnn` runs it.
 //!
 //! A test binary of its own, its trainers built one at a time (a lock):
 //! burn-flex's RNG seed is process-global (`Device::seed`), so a trainer
@@ -9,10 +11,12 @@
 //! Run: `cargo test --release --features chem --test gnn_train`.
 #![cfg(feature = "chem")]
 
-use ftb::train::Trainer;
+use ftb::chem;
 use ftb::train::checkpoint;
 use ftb::train::config::{TrainConfig, load};
 use ftb::train::run_dir::RunDir;
+use ftb::train::saved::SavedRun;
+use ftb::train::{AnyTrainer, Trainer};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -132,6 +136,80 @@ fn a_gnn_run_resumes_bitwise() {
     let _ = std::fs::remove_dir_all(&b);
 }
 
+/// A trained GNN run directory loads through `SavedRun::load` with the
+/// parameters and log Z the trainer ended with; its samples are valid
+/// molecules (canonical SMILES that parse back, scored by their QED), the
+/// same for the same seed; a config naming another network, or another
+/// depth, does not fit the checkpoint and says so.
+#[test]
+fn a_saved_gnn_run_loads_and_samples_valid_molecules() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tmp("saved");
+    let cfg = config(&["run.trajectories=64", "objective.name=tb"]);
+    let mut rd = run_dir(&dir, &cfg);
+    let mut trainer = Trainer::new_gnn(cfg.clone()).unwrap();
+    trainer.run(Some(&mut rd), |_, _| {}).unwrap();
+
+    let saved = SavedRun::load(&dir).unwrap();
+    assert_eq!(saved.step, 4);
+    let AnyTrainer::Gnn(t) = &saved.trainer else {
+        panic!("a gnn run loads the graph network");
+    };
+    let trained = ftb::policy::flat_parameters(&trainer.learner.policy);
+    assert_eq!(ftb::policy::flat_parameters(&t.learner.policy), trained);
+    let log_z = trainer.learner.log_z.get();
+    assert!(log_z != 0.0, "four TB steps move log Z");
+    assert_eq!(saved.log_z(), log_z);
+    assert!(saved.exact_metrics().is_none() && saved.log_z_true().is_none());
+
+    let samples = saved.sample(40, 7).unwrap();
+    assert_eq!(samples.len(), 40);
+    let beta = cfg.env.molecule.beta;
+    for s in &samples {
+        let m = s.molecule.as_ref().expect("a molecule task's sample");
+        let smiles = m.smiles.as_ref().expect("a valid molecule");
+        let mol = chem::parse(smiles).unwrap();
+        assert_eq!(&chem::canonical_smiles(&mol).unwrap(), smiles);
+        let qed = chem::score::qed(&mol).unwrap();
+        assert!(
+            (qed - m.score).abs() < 1e-9,
+            "{smiles}: QED {qed}, score {}",
+            m.score
+        );
+        assert!((s.log_reward - beta * qed.ln()).abs() < 1e-6);
+        assert!(s.log_pf.is_finite() && s.log_pf <= 0.0 && s.log_pt.is_none());
+    }
+    let objects = |v: &[ftb::train::saved::SampledObject]| {
+        v.iter().map(|s| s.object.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(objects(&saved.sample(40, 7).unwrap()), objects(&samples));
+    assert_ne!(objects(&saved.sample(40, 8).unwrap()), objects(&samples));
+    let mm = saved
+        .molecule_metrics(40, 7)
+        .unwrap()
+        .expect("a molecule task");
+    assert_eq!(mm.metrics.samples, 40);
+    assert_eq!(mm.metrics.valid_fraction, 1.0);
+    assert!(mm.metrics.distinct >= 1 && !mm.top_molecules.is_empty());
+
+    // A config that names another network or depth does not fit the checkpoint.
+    for (kind, layers, names) in [
+        ("mlp", 2, "GflowNetPolicy"),
+        ("gnn", 3, "3 message-passing"),
+    ] {
+        let mut other = cfg.clone();
+        other.policy.kind = kind.parse().unwrap();
+        other.policy.gnn_layers = layers;
+        std::fs::write(dir.join("config.toml"), other.to_toml()).unwrap();
+        let err = format!("{:#}", SavedRun::load(&dir).err().expect("does not fit"));
+        assert!(
+            err.contains("does not fit") && err.contains("FragmentGnn") && err.contains(names),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn ftb(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ftb"))
         .args(args)
@@ -187,6 +265,37 @@ fn ftb_train_trains_and_resumes_the_gnn() {
     let m = metrics(&dir);
     assert_eq!(m.len(), 4);
     assert_eq!(m[3]["trajectories"], 320);
+
+    // `ftb sample` writes the molecules, `ftb eval` their metrics.
+    let (code, out, err) = ftb(&["sample", "--run", d, "-n", "30", "--seed", "1"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("valid molecules") && out.contains("30 of 30"),
+        "{out}"
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("samples.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 30);
+    for l in &lines {
+        let smiles = l["smiles"].as_str().unwrap_or_else(|| panic!("{l}"));
+        assert!(chem::parse(smiles).is_ok(), "{smiles}");
+        assert!(l["score"].as_f64().unwrap() > 0.0, "{l}");
+    }
+    let (code, out, err) = ftb(&["eval", "--run", d, "-n", "50"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("valid fraction") && out.contains("modes"),
+        "{out}"
+    );
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["policy"], "gnn");
+    assert_eq!(eval["iterations_trained"], 20);
+    assert_eq!(eval["molecules"]["samples"], 50);
+    assert_eq!(eval["molecules"]["metrics"]["valid_fraction"], 1.0);
     std::fs::remove_dir_all(&dir).ok();
 
     let (code, _, err) = ftb(&["train", "--set", "policy.kind=transformer"]);
@@ -195,4 +304,79 @@ fn ftb_train_trains_and_resumes_the_gnn() {
     let (code, _, err) = ftb(&["train", "--set", "policy.kind=gnn"]);
     assert_ne!(code, 0);
     assert!(err.contains("fragment-mol"), "{err}");
+}
+
+/// `ftb bench --scenario fragment-mol-gnn` times the graph network (no FLOP
+/// count: its products depend on the graphs).
+#[test]
+fn bench_times_the_gnn_scenario() {
+    let (code, out, err) = ftb(&[
+        "bench",
+        "--scenario",
+        "fragment-mol-gnn",
+        "--batch",
+        "8",
+        "--iterations",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["scenario"], "fragment-mol-gnn");
+    assert_eq!(r["policy"], "gnn");
+    assert_eq!(r["batch"], 8);
+    assert!(r["ms_per_iter"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["ms_sample"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["learner_gflops"].is_null(), "{r}");
+}
+
+/// `ftb experiment molecules --policy gnn` runs every cell with the graph
+/// network (which refuses any environment but fragment-mol, so a hypergrid
+/// override shows the flag reached the runs' config).
+#[test]
+fn the_molecule_experiment_runs_the_gnn() {
+    let dir = tmp("exp");
+    let d = dir.to_str().unwrap();
+    let tiny = [
+        "experiment",
+        "molecules",
+        "--policy",
+        "gnn",
+        "--members",
+        "alpha:0.5",
+        "--seeds",
+        "1",
+        "--trajectories",
+        "32",
+        "--batch",
+        "16",
+        "--evals",
+        "1",
+        "--max-fragments",
+        "3",
+        "--set",
+        "policy.hidden=16",
+        "--out",
+        d,
+    ];
+    let (code, out, err) = ftb(&tiny);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("policy gnn") && out.contains("f-TB alpha:0.5"),
+        "{out}"
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["policy"], "gnn");
+    assert_eq!(results["cells"].as_array().unwrap().len(), 4);
+    let mut args = tiny.to_vec();
+    args.extend(["--set", "env.kind=hypergrid"]);
+    let (code, _, err) = ftb(&args);
+    assert_ne!(code, 0);
+    assert!(err.contains("policy.kind = \"gnn\""), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
 }

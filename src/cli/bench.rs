@@ -6,8 +6,9 @@
 //! the bench times `Trainer::step` only, and listing the 1M states of
 //! `hypergrid-large` (or building its DAG) first would dominate the memory figure.
 
+use crate::policy::{Policy, StatePolicy};
 use crate::train::config::load;
-use crate::train::trainer::Trainer;
+use crate::train::trainer::{AnyTrainer, Trainer, with_trainer};
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
@@ -26,9 +27,12 @@ pub struct Args {
     /// (4-D H=16), hypergrid-large (4-D H=32), bitseq (n=120 bits in k=8-bit
     /// words, 60 modes: the TB paper's setting), ising-6x6, ising-10x10
     /// (J=1, h=0, beta=1); with the cargo feature `chem` (on by default)
-    /// also fragment-mol (at most
-    /// 4 fragments) and reaction-mol (at most 2 reactions, uniform P_B), QED
-    /// reward, where traj/s is molecules sampled and trained on per second.
+    /// also fragment-mol (at most 4 fragments; the MLP policy),
+    /// fragment-mol-gnn (the same task with the graph network, hidden 64, 3
+    /// message-passing layers) and reaction-mol (at most 2 reactions,
+    /// uniform P_B), QED reward, where traj/s is molecules sampled and
+    /// trained on per second. The graph network has no learner GFLOP/s
+    /// (its products depend on each batch's graphs).
     #[arg(long, value_delimiter = ',', default_values_t = ["hypergrid-small".to_string()])]
     scenario: Vec<String>,
     /// Batch sizes.
@@ -78,10 +82,13 @@ const SCENARIOS: [&str; 6] = [
 ];
 
 /// Molecule scenarios (cargo feature `chem`, on by default; `all` includes
-/// them in such a build): QED reward (beta 8), the MLP policy; reaction-mol with a uniform
-/// `P_B`. Their environments cache masks and parents per molecule, so the
-/// warm-up iterations fill caches that the timed ones partly reuse.
-const MOLECULE_SCENARIOS: [&str; 2] = ["fragment-mol", "reaction-mol"];
+/// them in such a build): QED reward (beta 8), the MLP policy except
+/// fragment-mol-gnn (the graph network at the README's measured size:
+/// hidden 64, 3 layers, so that it can be set against fragment-mol's MLP);
+/// reaction-mol with a uniform `P_B`. Their environments cache masks and
+/// parents per molecule, so the warm-up iterations fill caches that the
+/// timed ones partly reuse.
+const MOLECULE_SCENARIOS: [&str; 3] = ["fragment-mol", "fragment-mol-gnn", "reaction-mol"];
 
 /// The config overrides of a scenario: its environment, TB, and no enumeration.
 fn scenario_sets(name: &str) -> Result<Vec<String>> {
@@ -101,6 +108,13 @@ fn scenario_sets(name: &str) -> Result<Vec<String>> {
             "env.beta=1.0".into(),
         ]
     };
+    let fragment_mol = || -> Vec<String> {
+        vec![
+            "env.kind=\"fragment-mol\"".into(),
+            "env.molecule.max_fragments=4".into(),
+            "env.molecule.reward=[\"qed\"]".into(),
+        ]
+    };
     let mut sets = match name {
         "hypergrid-small" => hypergrid(2, 8),
         "hypergrid-medium" => hypergrid(4, 16),
@@ -114,15 +128,20 @@ fn scenario_sets(name: &str) -> Result<Vec<String>> {
         ],
         "ising-6x6" => ising(6),
         "ising-10x10" => ising(10),
-        "fragment-mol" | "reaction-mol" if !cfg!(feature = "chem") => bail!(
+        "fragment-mol" | "fragment-mol-gnn" | "reaction-mol" if !cfg!(feature = "chem") => bail!(
             "--scenario `{name}` needs the molecule environments: build with \
              `--features chem` (cargo run --release --features chem -- bench ...)"
         ),
-        "fragment-mol" => vec![
-            "env.kind=\"fragment-mol\"".into(),
-            "env.molecule.max_fragments=4".into(),
-            "env.molecule.reward=[\"qed\"]".into(),
-        ],
+        "fragment-mol" => fragment_mol(),
+        "fragment-mol-gnn" => {
+            let mut sets = fragment_mol();
+            sets.extend([
+                "policy.kind=\"gnn\"".into(),
+                "policy.hidden=64".into(),
+                "policy.gnn_layers=3".into(),
+            ]);
+            sets
+        }
         "reaction-mol" => vec![
             "env.kind=\"reaction-mol\"".into(),
             "env.molecule.max_reactions=2".into(),
@@ -310,47 +329,42 @@ fn run_on_pool(args: &Args, scenarios: &[String], round: usize) -> Result<Vec<Ti
             sets.extend(args.overrides.iter().cloned());
             let scope = reset_peak_rss();
             let rss_baseline = rss_mb("VmRSS:");
-            let mut trainer = Trainer::new(load(None, &sets)?)?;
-            let mut rng = ChaCha8Rng::seed_from_u64(0);
-            let flops_per_row = trainer.learner.policy.training_flops_per_row() as f64;
-            let mut it = 0;
-            for _ in 0..args.warmup {
-                trainer.step(it, &mut rng)?;
-                it += 1;
-            }
-            let mut per_iter = Vec::new();
-            let mut split = [0.0f64; 4];
-            let mut rows = 0usize;
-            let mut batch_rows = 0usize;
-            for _ in 0..args.repeats {
-                let start = Instant::now();
-                for _ in 0..args.iterations {
-                    let out = trainer.step(it, &mut rng)?;
-                    it += 1;
-                    rows += out.states_evaluated;
-                    batch_rows += out.rows;
-                    for (s, x) in split.iter_mut().zip(out.seconds) {
-                        *s += x;
-                    }
-                }
-                per_iter.push(start.elapsed().as_secs_f64() * 1e3 / args.iterations as f64);
-            }
-            per_iter.sort_by(|a, b| a.total_cmp(b));
+            let mut trainer = AnyTrainer::new(load(None, &sets)?)?;
+            let Steps {
+                per_iter,
+                split,
+                rows,
+                batch_rows,
+            } = with_trainer!(&mut trainer, t => time_steps(t, args))?;
             let median = per_iter[per_iter.len() / 2];
             let total_iters = (args.iterations * args.repeats as u64) as f64;
             let split_ms = split.map(|s| s * 1e3 / total_iters);
+            // The MLP's products are fixed per state; the graph network's
+            // depend on each batch's graphs, so it has no FLOP count here.
+            let mlp = match &trainer {
+                AnyTrainer::Mlp(t) => Some(&t.learner.policy),
+                #[cfg(feature = "chem")]
+                AnyTrainer::Gnn(_) => None,
+            };
             // Learner FLOPs: forward and backward matmuls of every evaluated state.
-            let learner_gflops =
-                flops_per_row * rows as f64 / (split[1] + split[2] + split[3]) / 1e9;
+            let learner_gflops = mlp.map(|p| {
+                p.training_flops_per_row() as f64 * rows as f64
+                    / (split[1] + split[2] + split[3])
+                    / 1e9
+            });
             // The same products in isolation, ftb's and (optionally) PyTorch's.
-            let products = learner_products(
-                &trainer.learner.policy.layer_dims(),
-                (rows as f64 / total_iters).round() as usize,
-            );
-            let products_gflops = flex_products_gflops(&products);
-            let reference = match &args.gemm_reference {
-                Some(python) => Some(torch_products_gflops(python, &products, threads)?),
-                None => None,
+            let products = mlp.map(|p| {
+                learner_products(
+                    &p.layer_dims(),
+                    (rows as f64 / total_iters).round() as usize,
+                )
+            });
+            let products_gflops = products.as_deref().map(flex_products_gflops);
+            let reference = match (&args.gemm_reference, &products) {
+                (Some(python), Some(products)) => {
+                    Some(torch_products_gflops(python, products, threads)?)
+                }
+                _ => None,
             };
             let row = serde_json::json!({
                 "scenario": scenario,
@@ -364,7 +378,7 @@ fn run_on_pool(args: &Args, scenarios: &[String], round: usize) -> Result<Vec<Ti
                 "rss_scope": scope,
                 "gemm_gflops": gemm,
                 "learner_gflops": learner_gflops,
-                "learner_fraction_of_gemm": learner_gflops / gemm,
+                "learner_fraction_of_gemm": learner_gflops.map(|g| g / gemm),
                 "rows_per_iter": batch_rows as f64 / total_iters,
                 "states_evaluated_per_iter": rows as f64 / total_iters,
                 "ms_sample": split_ms[0],
@@ -374,8 +388,9 @@ fn run_on_pool(args: &Args, scenarios: &[String], round: usize) -> Result<Vec<Ti
                 "threads": threads,
                 "products_gflops": products_gflops,
                 "reference_products_gflops": reference,
-                "products_fraction_of_reference": reference.map(|r| products_gflops / r),
-                "env": trainer.task.env.name(),
+                "products_fraction_of_reference": products_gflops.zip(reference).map(|(p, r)| p / r),
+                "env": trainer.task().env.name(),
+                "policy": trainer.cfg().policy.kind.to_string(),
                 "repeats": args.repeats,
                 "iterations": args.iterations,
                 "round": round,
@@ -391,14 +406,14 @@ fn run_on_pool(args: &Args, scenarios: &[String], round: usize) -> Result<Vec<Ti
                 println!("{row}");
             } else {
                 println!(
-                    "{:<18} {:>6} {:>10.2} {:>14} {:>12.0} {:>9.1} {:>7.0}% {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    "{:<18} {:>6} {:>10.2} {:>14} {:>12.0} {:>9} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
                     scenario,
                     batch,
                     median,
                     format!("{:.2}-{:.2}", per_iter[0], per_iter[per_iter.len() - 1]),
                     batch as f64 * 1e3 / median,
-                    learner_gflops,
-                    100.0 * learner_gflops / gemm,
+                    learner_gflops.map_or("-".into(), |g| format!("{g:.1}")),
+                    learner_gflops.map_or("-".into(), |g| format!("{:.0}%", 100.0 * g / gemm)),
                     split_ms[0],
                     split_ms[1],
                     split_ms[2],
@@ -409,14 +424,15 @@ fn run_on_pool(args: &Args, scenarios: &[String], round: usize) -> Result<Vec<Ti
                     rows as f64 / total_iters,
                     batch_rows as f64 / total_iters
                 );
-                match reference {
-                    Some(r) => println!(
+                match (products_gflops, reference) {
+                    (None, _) => println!("{:<18} {:>6}   {states}", "", ""),
+                    (Some(products_gflops), Some(r)) => println!(
                         "{:<18} {:>6}   {states}; the learner's products alone: ftb {products_gflops:.1} GFLOP/s, PyTorch {r:.1} ({:.0}%)",
                         "",
                         "",
                         100.0 * products_gflops / r
                     ),
-                    None => println!(
+                    (Some(products_gflops), None) => println!(
                         "{:<18} {:>6}   {states}; the learner's products alone: ftb {products_gflops:.1} GFLOP/s",
                         "", ""
                     ),
@@ -431,6 +447,54 @@ fn run_on_pool(args: &Args, scenarios: &[String], round: usize) -> Result<Vec<Ti
         );
     }
     Ok(timings)
+}
+
+/// What the timed iterations of one scenario measured.
+struct Steps {
+    /// ms per iteration of each repeat, sorted.
+    per_iter: Vec<f64>,
+    /// Seconds in sampling, forward + loss, backward, optimiser (all repeats).
+    split: [f64; 4],
+    /// Distinct states evaluated, and rows trained, over all repeats.
+    rows: usize,
+    batch_rows: usize,
+}
+
+/// Times `trainer`'s steps as `args` says (warm-up, then repeats of timed
+/// iterations), with either network.
+fn time_steps<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
+    trainer: &mut Trainer<P>,
+    args: &Args,
+) -> Result<Steps> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut it = 0;
+    for _ in 0..args.warmup {
+        trainer.step(it, &mut rng)?;
+        it += 1;
+    }
+    let mut per_iter = Vec::new();
+    let mut split = [0.0f64; 4];
+    let (mut rows, mut batch_rows) = (0usize, 0usize);
+    for _ in 0..args.repeats {
+        let start = Instant::now();
+        for _ in 0..args.iterations {
+            let out = trainer.step(it, &mut rng)?;
+            it += 1;
+            rows += out.states_evaluated;
+            batch_rows += out.rows;
+            for (s, x) in split.iter_mut().zip(out.seconds) {
+                *s += x;
+            }
+        }
+        per_iter.push(start.elapsed().as_secs_f64() * 1e3 / args.iterations as f64);
+    }
+    per_iter.sort_by(|a, b| a.total_cmp(b));
+    Ok(Steps {
+        per_iter,
+        split,
+        rows,
+        batch_rows,
+    })
 }
 
 /// Sustained f32 matmul rate of the backend (best of several 512^3 products).

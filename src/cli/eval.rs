@@ -9,15 +9,26 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   ftb eval --run runs/tb-reverse-kl-seed0
+  ftb eval --run runs/mol-gnn -n 2000 --seed 1
 
 Re-computes, from the saved parameters, the exact terminating distribution
 P_T and its distance to the target p* (the task must be enumerable, as
-run.exact allows); for a continuous sampler, the grid JSD to the target from
-continuous.eval_samples fresh samples. Printed and written to RUN_DIR/eval.json.")]
+run.exact allows); for a molecule run (which cannot be enumerated), the
+molecule metrics of -n fresh samples (valid and unique fractions, modes,
+top-k score and diversity, the best molecules); for a continuous sampler,
+the grid JSD to the target from continuous.eval_samples fresh samples.
+Either network (policy.kind = mlp or gnn). Printed and written to
+RUN_DIR/eval.json.")]
 pub struct Args {
     /// Run directory written by `ftb train`.
     #[arg(long)]
     run: PathBuf,
+    /// Molecule runs: molecules to sample for the metrics.
+    #[arg(short, default_value_t = 1000)]
+    n: usize,
+    /// Molecule runs: sampling seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -29,20 +40,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let saved = SavedRun::load(&args.run)?;
     let Some(m) = saved.exact_metrics() else {
-        bail!(
-            "{}: the task is not enumerated (run.exact = \"never\", or too large), so there is \
-             no exact distribution to evaluate; use `ftb sample` for sample-based metrics",
-            args.run.display()
-        );
+        return eval_molecules(&args, &saved);
     };
-    let t = &saved.trainer;
-    let log_z = t.learner.log_z.get();
+    let log_z = saved.log_z();
+    let log_z_true = saved.log_z_true();
     let out = serde_json::json!({
         "checkpoint": saved.checkpoint,
         "iterations_trained": saved.step,
         "metrics": m,
         "log_z_learned": log_z,
-        "log_z_true": t.log_z_true(),
+        "log_z_true": log_z_true,
     });
     write_atomic(
         &args.run.join("eval.json"),
@@ -61,10 +68,81 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ("Spearman(P_T, R)", format!("{:.4}", m.spearman)),
         (
             "log Z learned / true",
-            format!("{log_z:.5} / {:.5}", t.log_z_true().unwrap_or(f64::NAN)),
+            format!("{log_z:.5} / {:.5}", log_z_true.unwrap_or(f64::NAN)),
         ),
     ] {
         println!("{k:<27}  {v}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ftb eval` of a run that is not enumerated: the molecule metrics of `-n`
+/// fresh samples when its objects are molecules; any other such task has
+/// nothing to evaluate here.
+fn eval_molecules(args: &Args, saved: &SavedRun) -> Result<ExitCode> {
+    if args.n == 0 {
+        bail!("-n must be >= 1 (molecules to sample for the metrics)");
+    }
+    let Some(mm) = saved.molecule_metrics(args.n, args.seed)? else {
+        bail!(
+            "{}: the task is not enumerated (run.exact = \"never\", or too large), so there is \
+             no exact distribution to evaluate; use `ftb sample` for sample-based metrics",
+            args.run.display()
+        );
+    };
+    let log_z = saved.log_z();
+    let out = serde_json::json!({
+        "checkpoint": saved.checkpoint,
+        "iterations_trained": saved.step,
+        "policy": saved.trainer.cfg().policy.kind.to_string(),
+        "molecules": mm,
+        "log_z_learned": log_z,
+    });
+    write_atomic(
+        &args.run.join("eval.json"),
+        serde_json::to_string_pretty(&out)?.as_bytes(),
+    )?;
+    let m = &mm.metrics;
+    let settings = &saved
+        .trainer
+        .task()
+        .molecules
+        .as_ref()
+        .expect("a molecule task")
+        .settings;
+    for (k, v) in [
+        (
+            "checkpoint",
+            format!("{} (iteration {})", saved.checkpoint.display(), saved.step),
+        ),
+        ("samples (seed)", format!("{} ({})", mm.samples, mm.seed)),
+        ("valid fraction", format!("{:.4}", m.valid_fraction)),
+        (
+            "distinct (unique fraction)",
+            format!("{} ({:.4})", m.distinct, m.unique_fraction),
+        ),
+        ("mean score", format!("{:.4}", m.mean_score)),
+        (
+            "modes",
+            format!(
+                "{} (score > {}, Tanimoto < {})",
+                m.modes, settings.mode_min_score, settings.mode_max_similarity
+            ),
+        ),
+        (
+            "top-k mean score / diversity",
+            format!(
+                "{:.4} / {:.4} (k = {})",
+                m.top_k_mean_score, m.top_k_diversity, m.top_k
+            ),
+        ),
+        ("log Z learned", format!("{log_z:.5}")),
+    ] {
+        println!("{k:<28}  {v}");
+    }
+    for (i, (smiles, score)) in mm.top_molecules.iter().take(5).enumerate() {
+        let label = if i == 0 { "best molecules (score)" } else { "" };
+        println!("{label:<28}  {score:.4}  {smiles}");
     }
     Ok(ExitCode::SUCCESS)
 }

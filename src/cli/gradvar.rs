@@ -1,6 +1,6 @@
 use crate::train::config::load;
 use crate::train::gradient_variance::gradient_variance;
-use crate::train::trainer::Trainer;
+use crate::train::trainer::{AnyTrainer, with_trainer};
 use anyhow::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -44,12 +44,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let gv = gradient_variance(&trainer, args.batches.max(2), args.train_steps, &mut rng)?;
         (trainer.objective.label(), gv)
     } else {
-        let mut trainer = Trainer::new(cfg.clone())?;
-        for it in 0..args.train_steps {
-            trainer.step(it, &mut rng)?;
-        }
-        let gv = gradient_variance(&trainer, args.batches.max(2), args.train_steps, &mut rng)?;
-        (trainer.objective.label(), gv)
+        // Either network (`policy.kind`).
+        with_trainer!(AnyTrainer::new(cfg.clone())?, mut trainer => {
+            for it in 0..args.train_steps {
+                trainer.step(it, &mut rng)?;
+            }
+            let gv =
+                gradient_variance(&trainer, args.batches.max(2), args.train_steps, &mut rng)?;
+            (trainer.objective.label(), gv)
+        })
     };
     if args.json {
         println!("{}", serde_json::json!({"objective": label, "result": gv}));

@@ -1,7 +1,7 @@
 //! `ftb sample`: draws objects from a trained run's newest checkpoint.
 
 use crate::train::run_dir::write_atomic;
-use crate::train::saved::SavedRun;
+use crate::train::saved::{SampledObject, SavedRun};
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,9 +12,11 @@ use std::process::ExitCode;
   ftb sample --run runs/h16 -n 50000 --seed 7 --out h16.jsonl
 
 Each line of the JSONL: the object (its state integers), its log-reward, the
-log P_F of the trajectory that produced it, and (for enumerated tasks) its
-exact log P_T. For a continuous sampler: the terminal point, its log-reward and
-the log P_F of its trajectory. A summary is printed and written next to it.")]
+log P_F of the trajectory that produced it, (for enumerated tasks) its exact
+log P_T, and (for molecule tasks) its canonical SMILES and score. For a
+continuous sampler: the terminal point, its log-reward and the log P_F of its
+trajectory. Either network (policy.kind = mlp or gnn). A summary (with the
+distinct and best molecules of a molecule task) is printed and written next to it.")]
 pub struct Args {
     /// Run directory written by `ftb train`.
     #[arg(long)]
@@ -52,6 +54,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .iter()
         .map(|s| s.log_reward)
         .fold(f64::NEG_INFINITY, f64::max);
+    let molecules = molecule_summary(&samples);
     let summary = serde_json::json!({
         "run": args.run,
         "checkpoint": saved.checkpoint,
@@ -61,6 +64,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "distinct_objects": distinct,
         "mean_log_reward": mean_log_r,
         "max_log_reward": max_log_r,
+        "molecules": molecules,
         "output": out,
     });
     let summary_path = out.with_extension("summary.json");
@@ -68,7 +72,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &summary_path,
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    for (k, v) in [
+    let mut lines = vec![
         (
             "checkpoint",
             format!("{} (iteration {})", saved.checkpoint.display(), saved.step),
@@ -79,11 +83,56 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "mean / max ln R",
             format!("{mean_log_r:.4} / {max_log_r:.4}"),
         ),
-        ("written to", out.display().to_string()),
-    ] {
-        println!("{k:<17}  {v}");
+    ];
+    if let Some(m) = &molecules {
+        lines.push((
+            "valid molecules",
+            format!("{} of {}", m.valid, samples.len()),
+        ));
+        lines.push(("distinct molecules", m.distinct.to_string()));
+        for (i, (smiles, score)) in m.best.iter().enumerate() {
+            let label = if i == 0 { "best (score)" } else { "" };
+            lines.push((label, format!("{score:.4}  {smiles}")));
+        }
+    }
+    lines.push(("written to", out.display().to_string()));
+    for (k, v) in lines {
+        println!("{k:<18}  {v}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The molecules among a molecule task's samples (`None` for other tasks).
+#[derive(serde::Serialize)]
+struct MoleculeSummary {
+    /// Samples that are valid molecules.
+    valid: usize,
+    /// Distinct canonical SMILES among them (several build orders of one
+    /// molecule are distinct objects but one molecule).
+    distinct: usize,
+    /// The five best distinct molecules, `(canonical SMILES, score)`.
+    best: Vec<(String, f64)>,
+}
+
+fn molecule_summary(samples: &[SampledObject]) -> Option<MoleculeSummary> {
+    // Every sample of a molecule task carries its molecule, none of another's.
+    samples.first()?.molecule.as_ref()?;
+    let mut scores = std::collections::HashMap::new();
+    let mut valid = 0;
+    for m in samples.iter().filter_map(|s| s.molecule.as_ref()) {
+        if let Some(smiles) = m.smiles.as_deref() {
+            valid += 1;
+            scores.insert(smiles, m.score);
+        }
+    }
+    let mut best: Vec<(String, f64)> = scores.iter().map(|(s, &v)| (s.to_string(), v)).collect();
+    best.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    best.truncate(5);
+    Some(MoleculeSummary {
+        valid,
+        distinct: scores.len(),
+        best,
+    })
 }
 
 /// `ftb sample` of a continuous run: terminal points, log-reward, `ln pi_F`.

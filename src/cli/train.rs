@@ -1,9 +1,9 @@
 use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
-use crate::policy::{Policy, PolicyKind, StatePolicy};
+use crate::policy::{Policy, StatePolicy};
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::config::load;
 use crate::train::run_dir::RunDir;
-use crate::train::trainer::{Summary, Trainer};
+use crate::train::trainer::{AnyTrainer, Summary, Trainer, with_trainer};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -96,24 +96,16 @@ fn train(args: Args) -> Result<ExitCode> {
     let built = if continuous {
         Built::Continuous(crate::train::ContinuousTrainer::new(cfg.clone())?)
     } else {
-        match cfg.policy.kind {
-            PolicyKind::Mlp => Built::Mlp(Trainer::new(cfg.clone())?),
-            #[cfg(feature = "chem")]
-            PolicyKind::Gnn => Built::Gnn(Trainer::new_gnn(cfg.clone())?),
-            #[cfg(not(feature = "chem"))]
-            PolicyKind::Gnn => bail!(
-                "policy.kind = \"gnn\" needs the cargo feature `chem` (build with --features chem)"
-            ),
-        }
+        Built::Discrete(AnyTrainer::new(cfg.clone())?)
     };
     let ckpt: Option<Checkpoint> = resume.map(|(_, c)| c);
     let mut run_dir = match &ckpt {
         Some(c) => {
             // Check the fit before touching any file of the run.
             c.check_fingerprint(&match &built {
-                Built::Mlp(t) => crate::train::TrainingTask::fingerprint(t),
-                #[cfg(feature = "chem")]
-                Built::Gnn(t) => crate::train::TrainingTask::fingerprint(t),
+                Built::Discrete(any) => {
+                    with_trainer!(any, t => crate::train::TrainingTask::fingerprint(t))
+                }
                 Built::Continuous(t) => crate::train::TrainingTask::fingerprint(t),
             })?;
             eprintln!(
@@ -142,9 +134,9 @@ fn train(args: Args) -> Result<ExitCode> {
         Built::Continuous(trainer) => {
             run_continuous(trainer, ckpt.as_ref(), &mut run_dir, args.quiet)?;
         }
-        Built::Mlp(trainer) => run_discrete(trainer, ckpt.as_ref(), &mut run_dir, args.quiet)?,
-        #[cfg(feature = "chem")]
-        Built::Gnn(trainer) => run_discrete(trainer, ckpt.as_ref(), &mut run_dir, args.quiet)?,
+        Built::Discrete(any) => with_trainer!(any, trainer => {
+            run_discrete(trainer, ckpt.as_ref(), &mut run_dir, args.quiet)?
+        }),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -153,9 +145,8 @@ fn train(args: Args) -> Result<ExitCode> {
 /// size difference costs nothing).
 #[allow(clippy::large_enum_variant)]
 enum Built {
-    Mlp(Trainer),
-    #[cfg(feature = "chem")]
-    Gnn(Trainer<crate::policy::gnn::FragmentGnn>),
+    /// A discrete run, with the network `policy.kind` names.
+    Discrete(AnyTrainer),
     Continuous(crate::train::ContinuousTrainer),
 }
 

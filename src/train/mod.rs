@@ -3,8 +3,10 @@
 //! * [`learner`]: a policy, its learned `log Z` and their optimisers; the step;
 //! * [`run_loop`]: the iterate / evaluate / log loop and the [`TrainingTask`] trait;
 //! * [`gradient_variance`]: gradient spread at fixed parameters, for any task;
-//! * [`trainer`]: the discrete GFlowNet adapter ([`Trainer`]) with its
-//!   [`task`] (environment, reward, enumeration) and batch [`source`];
+//! * [`trainer`]: the discrete GFlowNet adapter ([`Trainer`], generic over
+//!   its network; [`AnyTrainer`] holds the one a config's `policy.kind`
+//!   names) with its [`task`] (environment, reward, enumeration) and batch
+//!   [`source`];
 //! * [`continuous`]: the continuous-sampler adapter;
 //! * [`checkpoint`], [`interrupt`], [`saved`]: checkpoints on disk, Ctrl-C,
 //!   a trained run loaded back in one call;
@@ -29,4 +31,4 @@ pub use config::TrainConfig;
 pub use continuous::ContinuousTrainer;
 pub use learner::Learner;
 pub use run_loop::{Interrupted, Schedule, Start, TrainingTask, resume, run_loop};
-pub use trainer::{Summary, Trainer};
+pub use trainer::{AnyTrainer, Summary, Trainer};

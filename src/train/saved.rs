@@ -1,9 +1,10 @@
 //! A trained run loaded back from its directory: the resolved config, the
 //! task it describes, and the policy and log Z of its newest checkpoint, in
-//! one call ([`SavedRun::load`]). What `ftb sample` and `ftb eval` use.
+//! one call ([`SavedRun::load`]), whichever network (`policy.kind`) the run
+//! trained. What `ftb sample` and `ftb eval` use.
 //!
 //! ```
-//! use ftb::train::{config, Trainer, run_dir::RunDir, saved::SavedRun};
+//! use ftb::train::{config, AnyTrainer, Trainer, run_dir::RunDir, saved::SavedRun};
 //! // Train a tiny run into a directory (a few iterations of the default task).
 //! let dir = std::env::temp_dir().join(format!("ftb-doc-saved-{}", std::process::id()));
 //! let _ = std::fs::remove_dir_all(&dir);
@@ -14,10 +15,10 @@
 //! run_dir.write("config.toml", cfg.to_toml().as_bytes())?;
 //! Trainer::new(cfg)?.run(Some(&mut run_dir), |_, _| {})?;
 //!
-//! // Load it: a ready policy, exact metrics, fresh samples.
+//! // Load it: the trained network, exact metrics, fresh samples.
 //! let saved = SavedRun::load(&dir)?;
 //! assert_eq!(saved.step, 4);
-//! let _policy = saved.policy();
+//! assert!(matches!(saved.trainer, AnyTrainer::Mlp(_)));
 //! let samples = saved.sample(10, 0)?;
 //! assert_eq!(samples.len(), 10);
 //! assert!(samples.iter().all(|s| s.log_pt.is_some()));
@@ -30,9 +31,10 @@ use super::checkpoint;
 use super::config::{self, TrainConfig};
 use super::continuous::ContinuousTrainer;
 use super::run_loop::TrainingTask;
-use super::trainer::Trainer;
+use super::trainer::{AnyTrainer, Trainer, with_trainer};
 use crate::eval::Metrics;
-use crate::policy::GflowNetPolicy;
+use crate::eval::molecules::{MoleculeMetrics, MoleculeTracker};
+use crate::policy::{Policy, StatePolicy};
 use crate::sample::{Exploration, Sampler};
 use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
@@ -40,16 +42,17 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-/// A discrete run loaded from its directory.
+/// A discrete run loaded from its directory, with either network.
 pub struct SavedRun {
     pub dir: PathBuf,
     /// The checkpoint loaded (the newest).
     pub checkpoint: PathBuf,
     /// Iterations trained when it was written.
     pub step: u64,
-    /// A trainer of the run's config holding the checkpoint's parameters
-    /// (actors and offline data are not started: loading only evaluates).
-    pub trainer: Trainer,
+    /// A trainer of the run's config, with the network its `policy.kind`
+    /// names, holding the checkpoint's parameters (actors and offline data
+    /// are not started: loading only evaluates).
+    pub trainer: AnyTrainer,
 }
 
 /// The resolved config of a run directory.
@@ -159,12 +162,40 @@ pub struct SampledObject {
     /// `ln P_T(x)`, the exact probability of sampling the object (only for
     /// enumerated tasks).
     pub log_pt: Option<f64>,
+    /// Molecule tasks: the molecule it is (absent for other tasks; written
+    /// inline, as `smiles` and `score`).
+    #[serde(flatten)]
+    pub molecule: Option<SampledMolecule>,
+}
+
+/// What a sampled object of a molecule task is, as a molecule.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SampledMolecule {
+    /// Canonical SMILES (`None`, written `null`: not a valid molecule).
+    pub smiles: Option<String>,
+    /// The reward's score, `exp(ln R / beta)` (e.g. the QED).
+    pub score: f64,
+}
+
+/// The sample-based molecule metrics of a saved run ([`SavedRun::molecule_metrics`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct SampledMoleculeMetrics {
+    /// Molecules drawn, and the seed they were drawn with.
+    pub samples: usize,
+    pub seed: u64,
+    /// Valid and unique fractions, modes, top-k mean score and diversity of
+    /// these samples (as the training metrics count them over a window).
+    pub metrics: MoleculeMetrics,
+    /// The ten best distinct molecules, `(canonical SMILES, score)`, best first.
+    pub top_molecules: Vec<(String, f64)>,
 }
 
 impl SavedRun {
     /// Loads the run directory `dir` (written by `ftb train`): its
-    /// `config.toml` and its newest checkpoint. Errors name the file that is
-    /// missing, corrupt or does not fit.
+    /// `config.toml` and its newest checkpoint, into the network its
+    /// `policy.kind` names. Errors name the file that is missing, corrupt or
+    /// does not fit (a checkpoint of another network or size does not fit:
+    /// its fingerprint names the network).
     pub fn load(dir: &Path) -> Result<Self> {
         let mut cfg = run_config(dir)?;
         if super::env_kind::is_continuous(&cfg.env.kind) {
@@ -177,8 +208,9 @@ impl SavedRun {
         // Loading evaluates and samples: no actor threads, no dataset.
         cfg.offpolicy.actors = 0;
         cfg.offpolicy.offline_data = String::new();
-        let mut trainer = Trainer::new(cfg)?;
-        let (checkpoint, step) = restore_newest(dir, &mut trainer)?;
+        let mut trainer = AnyTrainer::new(cfg)
+            .with_context(|| format!("building the network of {}", dir.display()))?;
+        let (checkpoint, step) = with_trainer!(&mut trainer, t => restore_newest(dir, t))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             checkpoint,
@@ -187,45 +219,99 @@ impl SavedRun {
         })
     }
 
-    /// The trained policy (an inference snapshot).
-    pub fn policy(&self) -> GflowNetPolicy {
-        self.trainer.learner.snapshot()
-    }
-
     /// `n` objects sampled on-policy with `seed`, with their log-reward,
-    /// trajectory `ln P_F` and (enumerated tasks) exact `ln P_T`.
+    /// trajectory `ln P_F`, (enumerated tasks) exact `ln P_T` and (molecule
+    /// tasks) SMILES and score.
     pub fn sample(&self, n: usize, seed: u64) -> Result<Vec<SampledObject>> {
-        let t = &self.trainer;
-        let snapshot = self.policy();
-        let sampler = Sampler::new(t.task.dynamics(), t.task.reward.as_ref(), t.device.clone());
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut objects = crate::env::StateBatch::empty(t.task.dynamics().state_width());
-        let (mut log_rewards, mut log_pf) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        while log_rewards.len() < n {
-            let m = (n - log_rewards.len()).min(4096);
-            let batch =
-                sampler.sample(&snapshot, m, Exploration::default(), self.step, &mut rng)?;
-            objects.extend_from(&batch.terminal_states());
-            log_rewards.extend_from_slice(&batch.log_rewards);
-            log_pf.extend(batch.provenance.iter().map(|p| p.behaviour_log_prob));
-        }
-        // One exact pass (dynamic programming over the DAG) for all of them.
-        let p_t = t.exact_probabilities_of(&objects);
-        Ok((0..n)
-            .map(|i| SampledObject {
-                object: objects.row(i).to_vec(),
-                log_reward: log_rewards[i],
-                log_pf: log_pf[i],
-                log_pt: p_t.as_ref().map(|p| p[i].ln()),
-            })
-            .collect())
+        with_trainer!(&self.trainer, t => sample_from(t, self.step, n, seed))
     }
 
     /// Exact metrics of the saved policy against the target (`None` when the
     /// task is not enumerated).
     pub fn exact_metrics(&self) -> Option<Metrics> {
-        let t = &self.trainer;
-        let model = t.exact_distribution()?;
-        Some(Metrics::compute(&model, t.target()?))
+        with_trainer!(&self.trainer, t => {
+            let model = t.exact_distribution()?;
+            Some(Metrics::compute(&model, t.target()?))
+        })
     }
+
+    /// The molecule metrics of `n` fresh samples drawn with `seed` (`None`
+    /// when the task's objects are not molecules): what a run that cannot be
+    /// enumerated is evaluated by. Modes and top-k are those of these samples
+    /// alone, not of everything the run drew while training.
+    pub fn molecule_metrics(&self, n: usize, seed: u64) -> Result<Option<SampledMoleculeMetrics>> {
+        let Some(eval) = self.trainer.task().molecules.as_ref() else {
+            return Ok(None);
+        };
+        let samples = self.sample(n, seed)?;
+        let (smiles, scores): (Vec<Option<String>>, Vec<f64>) = samples
+            .into_iter()
+            .map(|s| {
+                let m = s.molecule.expect("a molecule task's samples are molecules");
+                (m.smiles, m.score)
+            })
+            .unzip();
+        let mut tracker = MoleculeTracker::new(eval.settings.clone());
+        tracker.observe(&smiles, &scores, eval.fingerprint.as_ref(), n as u64);
+        Ok(Some(SampledMoleculeMetrics {
+            samples: n,
+            seed,
+            metrics: tracker.take_window(),
+            top_molecules: tracker.top(10),
+        }))
+    }
+
+    /// The learned `log Z` (the mean over groups, for a conditional task).
+    pub fn log_z(&self) -> f64 {
+        with_trainer!(&self.trainer, t => t.learner.log_z.get())
+    }
+
+    /// The true `log Z` (`None` when the task is not enumerated).
+    pub fn log_z_true(&self) -> Option<f64> {
+        with_trainer!(&self.trainer, t => t.log_z_true())
+    }
+}
+
+/// [`SavedRun::sample`] with the trainer of either network: chunks of at
+/// most 4096 trajectories, then one exact pass and one SMILES pass over all.
+fn sample_from<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
+    t: &Trainer<P>,
+    version: u64,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<SampledObject>> {
+    let snapshot = t.learner.snapshot();
+    let sampler = Sampler::new(t.task.dynamics(), t.task.reward.as_ref(), t.device.clone());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut objects = crate::env::StateBatch::empty(t.task.dynamics().state_width());
+    let (mut log_rewards, mut log_pf) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    while log_rewards.len() < n {
+        let m = (n - log_rewards.len()).min(4096);
+        let batch = sampler.sample(&snapshot, m, Exploration::default(), version, &mut rng)?;
+        objects.extend_from(&batch.terminal_states());
+        log_rewards.extend_from_slice(&batch.log_rewards);
+        log_pf.extend(batch.provenance.iter().map(|p| p.behaviour_log_prob));
+    }
+    // One exact pass (dynamic programming over the DAG) for all of them.
+    let p_t = t.exact_probabilities_of(&objects);
+    let mut molecules = t.task.molecules.as_ref().map(|m| {
+        m.smiles_of(&objects)
+            .into_iter()
+            .zip(&log_rewards)
+            .map(|(smiles, &l)| SampledMolecule {
+                smiles,
+                score: m.score(l),
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+    });
+    Ok((0..n)
+        .map(|i| SampledObject {
+            object: objects.row(i).to_vec(),
+            log_reward: log_rewards[i],
+            log_pf: log_pf[i],
+            log_pt: p_t.as_ref().map(|p| p[i].ln()),
+            molecule: molecules.as_mut().and_then(Iterator::next),
+        })
+        .collect())
 }

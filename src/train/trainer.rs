@@ -234,8 +234,8 @@ impl Trainer {
     pub fn new(cfg: TrainConfig) -> Result<Self> {
         if cfg.policy.kind != PolicyKind::Mlp {
             bail!(
-                "policy.kind = \"{}\": this command builds the MLP policy only; so far only \
-                 `ftb train` (Trainer::new_gnn) builds the graph network",
+                "policy.kind = \"{}\": Trainer::new builds the MLP policy only; \
+                 AnyTrainer::new builds the network a config names",
                 cfg.policy.kind
             );
         }
@@ -282,6 +282,64 @@ impl Trainer<crate::policy::gnn::FragmentGnn> {
             FragmentGnn::for_env(&env, shape, cfg.policy.backward, &device)
         })?;
         Self::with_policy(cfg, task, policy, device)
+    }
+}
+
+/// `with_trainer!(any, t => expr)`: evaluates `expr` with `t` bound to the
+/// [`Trainer`] inside the [`AnyTrainer`] `any` (by value, `&` or `&mut`, as
+/// `any` is), whatever its network: the body is compiled once per network,
+/// so generic code needs no per-network copy. Crate-internal: its `chem`
+/// arm must be resolved with this crate's features.
+macro_rules! with_trainer {
+    ($any:expr, $t:pat => $body:expr) => {
+        match $any {
+            $crate::train::trainer::AnyTrainer::Mlp($t) => $body,
+            #[cfg(feature = "chem")]
+            $crate::train::trainer::AnyTrainer::Gnn($t) => $body,
+        }
+    };
+}
+pub(crate) use with_trainer;
+
+/// A discrete trainer with whichever network `policy.kind` names. The
+/// network is a type parameter of [`Trainer`] (so its forward pass is
+/// monomorphised), but a config or run directory names it only at run time:
+/// this enum is the one place that maps the config to the type, and the
+/// crate's `with_trainer!` macro hands the trainer inside to generic code, so every
+/// command (`ftb train`, `sample`, `eval`, `bench`, `gradvar`, the molecule
+/// experiment) has one code path for every network.
+// The variants differ in size, but a command builds one trainer per run.
+#[allow(clippy::large_enum_variant)]
+pub enum AnyTrainer {
+    /// `policy.kind = "mlp"`.
+    Mlp(Trainer),
+    /// `policy.kind = "gnn"` (`env.kind = "fragment-mol"`, cargo feature `chem`).
+    #[cfg(feature = "chem")]
+    Gnn(Trainer<crate::policy::gnn::FragmentGnn>),
+}
+
+impl AnyTrainer {
+    /// A run of `cfg` with the network its `policy.kind` names.
+    pub fn new(cfg: TrainConfig) -> Result<Self> {
+        Ok(match cfg.policy.kind {
+            PolicyKind::Mlp => Self::Mlp(Trainer::new(cfg)?),
+            #[cfg(feature = "chem")]
+            PolicyKind::Gnn => Self::Gnn(Trainer::new_gnn(cfg)?),
+            #[cfg(not(feature = "chem"))]
+            PolicyKind::Gnn => bail!(
+                "policy.kind = \"gnn\" needs the cargo feature `chem` (build with --features chem)"
+            ),
+        })
+    }
+
+    /// The run's config.
+    pub fn cfg(&self) -> &TrainConfig {
+        with_trainer!(self, t => &t.cfg)
+    }
+
+    /// The run's task.
+    pub fn task(&self) -> &Task {
+        with_trainer!(self, t => &t.task)
     }
 }
 
