@@ -7,6 +7,7 @@
 //!
 //! * `chem` (cargo feature `chem`): molecules, the fragment join, QED, SA,
 //!   Lipinski and similarity rewards;
+//! * [`conditioning`]: temperature (beta) conditioning of policies and log Z;
 //! * [`continuous`]: continuous samplers (GMM, banana, diffusion) on the plane;
 //! * [`divergence`]: the f family, DevGrad, tempering, schedules (pure f64);
 //! * [`env`]: batched stateless environments, rewards, the conformance suite;
@@ -18,6 +19,7 @@
 #[cfg(feature = "chem")]
 pub mod chem;
 pub mod cli;
+pub mod conditioning;
 pub mod continuous;
 pub mod divergence;
 pub mod env;

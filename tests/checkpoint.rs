@@ -142,6 +142,22 @@ fn resume_is_bitwise_with_replay_and_exploration() {
 }
 
 #[test]
+fn resume_is_bitwise_with_temperature_conditioning() {
+    // Each trajectory's beta (drawn from the run's generator), the log Z
+    // head, replayed trajectories' betas and the eval-beta samples all
+    // continue.
+    let cfg = small(&[
+        "objective.name=tb",
+        "offpolicy.replay=prioritized",
+        "offpolicy.replay_fraction=0.25",
+        "conditioning.beta={ dist = \"uniform\", low = 1, high = 3 }",
+        "conditioning.eval_samples=16",
+        "run.checkpoint_every=7",
+    ]);
+    check_bitwise_resume(&cfg, 320, "conditioned");
+}
+
+#[test]
 fn resume_is_bitwise_for_a_continuous_sampler() {
     let o = |extra: &str| {
         load(
@@ -200,6 +216,10 @@ fn a_checkpoint_of_another_shape_or_a_damaged_one_is_refused_by_name() {
     for (set, what) in [
         ("policy.hidden=64", "hidden 64"),
         ("env.height=6", "features"),
+        (
+            "conditioning.beta={ dist = \"uniform\", low = 1, high = 3 }",
+            "conditioned on beta",
+        ),
     ] {
         let other = small(&["run.trajectories=160", set]);
         let err = Trainer::new(other)

@@ -533,7 +533,7 @@ fn devgrad_alpha_and_renyi_share_the_expected_gradient_direction_on_a_hypergrid(
         let (mean_ftb, _) = monte_carlo(batches.len(), |i| {
             let ev = evaluate(&g.policy, &g.env, &batches[i], &g.device);
             let d = unnormalised_residuals(&ev, &batches[i], &g.device);
-            let (s, _) = ftb_loss(&member, d, LogZMode::DevGrad, &log_z, None, None).unwrap();
+            let (s, _) = ftb_loss(&member, d, LogZMode::DevGrad, &log_z, None, None, None).unwrap();
             grads(&g, s.loss)
         });
         let c_rf = cosine(&mean_renyi, &mean_ftb);

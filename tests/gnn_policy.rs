@@ -81,7 +81,7 @@ fn log_probs_are_normalised_over_the_mask_and_minus_infinity_outside() {
     assert!(n > 60, "{n} states");
     let mut mask = vec![false; n * na];
     env.forward_mask(&states, &mut mask);
-    let lp = to_vec(policy.log_pf(&env, &states, &mask, &device));
+    let lp = to_vec(policy.log_pf(&env, &states, &[], &mask, &device));
     let mut kinds = [0usize; 3]; // s0, pending, complete
     for i in 0..n {
         let row = &lp[i * na..(i + 1) * na];
@@ -109,7 +109,7 @@ fn log_probs_are_normalised_over_the_mask_and_minus_infinity_outside() {
     // The same through evaluate_states (the loss's path), with a flow per state.
     let mut bmask = vec![false; n * env.n_backward_actions()];
     env.backward_mask(&states, &mut bmask);
-    let out = policy.evaluate_states(&env, &states, &mask, &bmask, &device);
+    let out = policy.evaluate_states(&env, &states, &[], &mask, &bmask, &device);
     assert_eq!(to_vec(out.log_pf), lp);
     assert!(out.log_pb.is_none(), "P_B = 1: uniform");
     assert_eq!(out.log_flow.dims(), [n]);
@@ -125,11 +125,11 @@ fn a_batched_forward_equals_per_graph_forwards() {
     let (n, na) = (states.len(), env.n_actions());
     let mut mask = vec![false; n * na];
     env.forward_mask(&states, &mut mask);
-    let (logits, flow) = policy.logits(&states, &device);
+    let (logits, flow) = policy.logits(&states, &[], &device);
     let (logits, flow) = (to_vec(logits), to_vec(flow));
     for i in 0..n {
         let one = StateBatch::ragged([states.row(i)]);
-        let (l1, f1) = policy.logits(&one, &device);
+        let (l1, f1) = policy.logits(&one, &[], &device);
         let (l1, f1) = (to_vec(l1), to_vec(f1));
         assert!((flow[i] - f1[0]).abs() < 1e-4, "state {i}: flow");
         for a in (0..na).filter(|&a| mask[i * na + a]) {
@@ -203,9 +203,9 @@ fn build_orders_of_one_molecule_get_one_embedding_and_stop_logit() {
     let device = Device::flex();
     for seed in 0..3 {
         let policy = build(&env, shape(), &device, seed);
-        let g = to_vec(policy.graph_embedding(&states, &device));
+        let g = to_vec(policy.graph_embedding(&states, &[], &device));
         let d = g.len() / 4;
-        let (logits, flow) = policy.logits(&states, &device);
+        let (logits, flow) = policy.logits(&states, &[], &device);
         let (logits, flow) = (to_vec(logits), to_vec(flow));
         let na = env.n_actions();
         let stop = |i: usize| logits[i * na + env.exit_action()];
@@ -329,7 +329,7 @@ fn message_passing_gradients_match_finite_differences() {
         }
     }
     let loss = |p: &FragmentGnn| -> Tensor<1> {
-        let out = p.evaluate_states(&env, &states, &mask, &[true; 3], &device);
+        let out = p.evaluate_states(&env, &states, &[], &mask, &[true; 3], &device);
         let w = Tensor::<2>::from_data(TensorData::new(weights.clone(), [n, na]), &device);
         let lp = out.log_pf.mask_fill(w.clone().equal_elem(0.0), 0.0);
         (lp * w).sum() + out.log_flow.sum() * 0.5

@@ -33,7 +33,7 @@ fn loss_and_grad(
 ) -> (f64, Vec<f64>) {
     let device = Device::flex().autodiff();
     let d = leaf(&D, &device);
-    let (s, _) = ftb_loss(member, d.clone(), mode, log_z, exact, groups).unwrap();
+    let (s, _) = ftb_loss(member, d.clone(), mode, log_z, exact, groups, None).unwrap();
     let grads = s.loss.backward();
     (s.value, values(d.grad(&grads).unwrap()))
 }
@@ -220,17 +220,34 @@ fn group_ids_outside_the_table_are_refused() {
         &two,
         None,
         Some(&GROUPS),
+        None,
     )
     .err()
     .unwrap();
     assert!(e.to_string().contains("group id 2"), "{e}");
-    let e = ftb_loss(&member, d.clone(), LogZMode::Learned, &two, None, None)
-        .err()
-        .unwrap();
+    let e = ftb_loss(
+        &member,
+        d.clone(),
+        LogZMode::Learned,
+        &two,
+        None,
+        None,
+        None,
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("no group ids"), "{e}");
-    let e = ftb_loss(&member, d, LogZMode::Exact, &two, Some(0.0), Some(&GROUPS))
-        .err()
-        .unwrap();
+    let e = ftb_loss(
+        &member,
+        d,
+        LogZMode::Exact,
+        &two,
+        Some(0.0),
+        Some(&GROUPS),
+        None,
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("several groups"), "{e}");
 }
 
@@ -255,6 +272,7 @@ fn train_log_z(
             &learner.log_z,
             None,
             Some(groups),
+            None,
         )
         .unwrap();
         let out = ftb::objective::LossOutput {

@@ -174,6 +174,7 @@ fn fm_residuals_match_a_direct_computation() {
             Some(0),
         ],
         log_rewards,
+        betas: vec![1.0; 3],
         provenance: vec![
             Provenance {
                 policy_version: 0,

@@ -12,6 +12,7 @@ mod backward;
 mod checkpoint;
 mod chem;
 mod cli;
+mod conditioning;
 mod config_fuzz;
 mod continuous;
 mod divergence_measures;

@@ -44,6 +44,7 @@ pub fn trajectory_loss(
         log_z,
         exact_log_z,
         None,
+        None,
     )? {
         Some(out) => Ok(out),
         None => bail!(

@@ -216,6 +216,39 @@ impl StateBatch {
             .collect();
         DistinctRows { first, of_row }
     }
+
+    /// The distinct `(row, tag)` pairs: rows equal as states but with
+    /// different tags (e.g. the bits of their trajectories' betas, which a
+    /// conditioned policy reads) stay apart. `tags` has one entry per row.
+    pub fn distinct_rows_tagged(&self, tags: &[u64]) -> DistinctRows {
+        let n = self.len();
+        assert_eq!(tags.len(), n, "one tag per row");
+        let mut seen: rustc_hash::FxHashMap<(&[i64], u64), usize> =
+            rustc_hash::FxHashMap::with_capacity_and_hasher(n, Default::default());
+        let mut first = Vec::new();
+        let of_row = (0..n)
+            .map(|r| {
+                *seen.entry((self.row(r), tags[r])).or_insert_with(|| {
+                    first.push(r);
+                    first.len() - 1
+                })
+            })
+            .collect();
+        DistinctRows { first, of_row }
+    }
+
+    /// The distinct rows for a policy that may read each row's beta: by
+    /// state alone when every beta is the same (no conditioning, or one
+    /// evaluation beta), by `(state, beta)` otherwise.
+    pub fn distinct_rows_with_betas(&self, betas: &[f64]) -> DistinctRows {
+        match betas.first() {
+            Some(b0) if betas.iter().any(|b| b != b0) => {
+                let tags: Vec<u64> = betas.iter().map(|b| b.to_bits()).collect();
+                self.distinct_rows_tagged(&tags)
+            }
+            _ => self.distinct_rows(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -279,6 +312,19 @@ mod tests {
         let all = StateBatch::new(vec![1, 2, 3], 1).distinct_rows();
         assert!(all.all_distinct() && all.len() == 3);
         assert!(StateBatch::empty(2).distinct_rows().is_empty());
+    }
+
+    #[test]
+    fn tagged_rows_are_distinct_per_tag() {
+        let b = StateBatch::new(vec![0, 1, 0, 1, 2], 1);
+        let d = b.distinct_rows_tagged(&[7, 7, 8, 7, 7]);
+        assert_eq!(d.first, vec![0, 1, 2, 4]);
+        assert_eq!(d.of_row, vec![0, 1, 2, 1, 3]);
+        // Equal betas deduplicate by state alone; different ones by both.
+        assert_eq!(b.distinct_rows_with_betas(&[2.0; 5]), b.distinct_rows());
+        assert_eq!(b.distinct_rows_with_betas(&[]), b.distinct_rows());
+        let e = b.distinct_rows_with_betas(&[1.0, 1.0, 2.0, 1.0, 1.0]);
+        assert_eq!(e.first, vec![0, 1, 2, 4]);
     }
 
     #[test]

@@ -239,12 +239,31 @@ pub fn exact_terminating<P: StatePolicy>(
     dag: &Dag,
     device: &Device,
 ) -> Vec<f64> {
+    exact_terminating_at(policy, env, dag, 1.0, device)
+}
+
+/// [`exact_terminating`] of a temperature-conditioned policy at `beta`
+/// (every state evaluated at that beta; an unconditioned policy ignores it).
+pub fn exact_terminating_at<P: StatePolicy>(
+    policy: &P,
+    env: &dyn Enumerable,
+    dag: &Dag,
+    beta: f64,
+    device: &Device,
+) -> Vec<f64> {
     let all = env.all_states();
     let na = env.n_actions();
     let mut mask = vec![false; all.len() * na];
     env.forward_mask(&all, &mut mask);
+    let betas = vec![beta; all.len()];
     let lp: Vec<f64> = policy
-        .log_pf(env as &dyn crate::env::Environment, &all, &mask, device)
+        .log_pf(
+            env as &dyn crate::env::Environment,
+            &all,
+            &betas,
+            &mask,
+            device,
+        )
         .into_data_as::<f64>()
         .try_to_vec()
         .expect("f64 data");
@@ -282,6 +301,16 @@ pub fn target_distribution<E: Enumerable + ?Sized>(
     env: &E,
     reward: &dyn LogReward,
 ) -> (Vec<f64>, f64) {
+    target_distribution_at(env, reward, 1.0)
+}
+
+/// [`target_distribution`] of the tempered reward `R^beta`:
+/// `log p*_beta(x) = beta log R(x) - log Z_beta`.
+pub fn target_distribution_at<E: Enumerable + ?Sized>(
+    env: &E,
+    reward: &dyn LogReward,
+    beta: f64,
+) -> (Vec<f64>, f64) {
     let all = env.all_states();
     let n = all.len();
     let na = env.n_actions();
@@ -290,9 +319,11 @@ pub fn target_distribution<E: Enumerable + ?Sized>(
     let mut log_r = vec![f64::NEG_INFINITY; n];
     reward.log_reward(&all, &mut log_r);
     for i in 0..n {
-        if !mask[i * na + na - 1] {
-            log_r[i] = f64::NEG_INFINITY;
-        }
+        log_r[i] = if mask[i * na + na - 1] {
+            crate::conditioning::tempered_log_reward(beta, log_r[i])
+        } else {
+            f64::NEG_INFINITY
+        };
     }
     let log_z = logsumexp(log_r.iter().copied());
     let log_p = log_r

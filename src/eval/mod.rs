@@ -31,7 +31,10 @@ pub mod modes;
 pub mod molecules;
 pub mod samples;
 
-pub use exact::{Dag, exact_terminating, target_distribution, terminating_distribution};
+pub use exact::{
+    Dag, exact_terminating, exact_terminating_at, target_distribution, target_distribution_at,
+    terminating_distribution,
+};
 pub use metrics::{Metrics, empirical_l1};
 pub use modes::ModesTracker;
 pub use samples::{ModeRule, SampleMetrics, SampleTracker};

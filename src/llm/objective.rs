@@ -226,6 +226,7 @@ pub fn sequence_loss(
                 log_z,
                 batch.exact_log_z.map(|z| z * t),
                 Some(batch.groups),
+                None,
             )? {
                 Some(out) if t != 1.0 => Ok(LossOutput {
                     loss: out.loss.div_scalar(t),

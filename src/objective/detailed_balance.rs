@@ -15,13 +15,14 @@ pub fn db_residuals(ev: &EvaluatedBatch, batch: &TrajectoryBatch, device: &Devic
     let mut next = Vec::with_capacity(n);
     let mut nonterminal = vec![1.0f64; n];
     let mut terminal_log_r = vec![0.0f64; n];
-    for b in 0..batch.len() {
+    // ln R_beta: each trajectory's tempered target (ln R without conditioning).
+    for (b, log_r) in batch.target_log_rewards().into_iter().enumerate() {
         for r in batch.offsets[b]..batch.offsets[b + 1] {
             let last = r == batch.terminal_row(b);
             next.push(if last { r as i64 } else { r as i64 + 1 });
             if last {
                 nonterminal[r] = 0.0;
-                terminal_log_r[r] = batch.log_rewards[b];
+                terminal_log_r[r] = log_r;
             }
         }
     }

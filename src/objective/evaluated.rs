@@ -35,7 +35,10 @@ pub fn evaluate<P: StatePolicy>(
 ) -> EvaluatedBatch {
     let n = batch.n_rows();
     let (na, nb) = (env.n_actions(), env.n_backward_actions());
-    let distinct = batch.states.distinct_rows();
+    // A conditioned policy reads each row's beta: a state repeated at two
+    // betas is two evaluations.
+    let row_betas = batch.row_betas();
+    let distinct = batch.states.distinct_rows_with_betas(&row_betas);
     let unique;
     let (states, of_row) = if distinct.all_distinct() {
         (&batch.states, None)
@@ -43,12 +46,16 @@ pub fn evaluate<P: StatePolicy>(
         unique = batch.states.select(&distinct.first);
         (&unique, Some(distinct.of_row.as_slice()))
     };
+    let state_betas: Vec<f64> = match of_row {
+        None => row_betas,
+        Some(_) => distinct.first.iter().map(|&r| row_betas[r]).collect(),
+    };
     let u = states.len();
     let mut fmask = vec![false; u * na];
     env.forward_mask(states, &mut fmask);
     let mut bmask = vec![false; u * nb];
     env.backward_mask(states, &mut bmask);
-    let out = policy.evaluate_states(env, states, &fmask, &bmask, device);
+    let out = policy.evaluate_states(env, states, &state_betas, &fmask, &bmask, device);
 
     let fa: Vec<i64> = batch.forward_actions.iter().map(|&a| a as i64).collect();
     let log_pf = pick(out.log_pf.clone(), of_row, fa, device);

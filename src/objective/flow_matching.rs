@@ -131,7 +131,10 @@ pub fn fm_residuals<P: StatePolicy>(
     env.forward_mask(&parents, &mut pf_mask);
     let mut pb_mask = vec![false; m * nb];
     env.backward_mask(&parents, &mut pb_mask);
-    let out = policy.evaluate_states(env, &parents, &pf_mask, &pb_mask, device);
+    // Each parent is evaluated at its child's trajectory's beta.
+    let row_betas = batch.row_betas();
+    let parent_betas: Vec<f64> = parent_child.iter().map(|&r| row_betas[r]).collect();
+    let out = policy.evaluate_states(env, &parents, &parent_betas, &pf_mask, &pb_mask, device);
     let a_idx = Tensor::<2, Int>::from_data(TensorData::new(parent_action, [m, 1]), device);
     let edge = out.log_flow + out.log_pf.gather(1, a_idx).reshape([m]);
 

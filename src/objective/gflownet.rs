@@ -255,6 +255,7 @@ fn balance_loss<P: StatePolicy>(
             log_z,
             exact_log_z,
             batch.group_ids(),
+            Some(&batch.betas),
         )?;
         let mut out = out.expect("a trajectory-level objective");
         out.states_evaluated = ev.states;
@@ -284,8 +285,7 @@ fn balance_loss<P: StatePolicy>(
             )
         }
         Objective::ModifiedDb { member } => {
-            let mut row_log_r = vec![0.0; batch.n_rows()];
-            reward.log_reward(&batch.states, &mut row_log_r);
+            let row_log_r = tempered_row_log_rewards(reward, batch);
             match modified_db_residuals(ev, batch, &row_log_r, device) {
                 Some(r) => scaled(
                     surrogate(member, r, None, None)?,
@@ -311,10 +311,9 @@ fn balance_loss<P: StatePolicy>(
             )
         }
         Objective::Fm { member } => {
-            let mut row_log_r = vec![0.0; batch.n_rows()];
-            reward.log_reward(&batch.states, &mut row_log_r);
-            for b in 0..batch.len() {
-                row_log_r[batch.terminal_row(b)] = batch.log_rewards[b];
+            let mut row_log_r = tempered_row_log_rewards(reward, batch);
+            for (b, l) in batch.target_log_rewards().into_iter().enumerate() {
+                row_log_r[batch.terminal_row(b)] = l;
             }
             let fm = fm_residuals(policy, env, ev, batch, &row_log_r, device);
             scaled(
@@ -354,7 +353,7 @@ fn reuse_sampling_pass<P: StatePolicy>(
     let log_pb = super::evaluated::uniform_log_pb_per_trajectory(env, batch);
     let constant: Vec<f64> = log_pb
         .iter()
-        .zip(&batch.log_rewards)
+        .zip(&batch.target_log_rewards())
         .map(|(pb, r)| pb + r)
         .collect();
     let device = cached.device();
@@ -369,7 +368,20 @@ fn reuse_sampling_pass<P: StatePolicy>(
         log_z,
         exact_log_z,
         batch.group_ids(),
+        Some(&batch.betas),
     )
+}
+
+/// `ln R_beta` of every row of the batch (objectives that treat every state
+/// as a possible object: modified DB, FM), each row tempered by its
+/// trajectory's beta.
+fn tempered_row_log_rewards(reward: &dyn LogReward, batch: &TrajectoryBatch) -> Vec<f64> {
+    let mut row_log_r = vec![0.0; batch.n_rows()];
+    reward.log_reward(&batch.states, &mut row_log_r);
+    for (l, b) in row_log_r.iter_mut().zip(batch.row_betas()) {
+        *l = crate::conditioning::tempered_log_reward(b, *l);
+    }
+    row_log_r
 }
 
 /// The loss of a trajectory-level objective (f-TB, TB, VarGrad, a divergence
@@ -379,7 +391,9 @@ fn reuse_sampling_pass<P: StatePolicy>(
 /// reused forward) and the continuous samplers alike. `None` for the other
 /// objectives, which need per-state quantities. `groups` (one id per
 /// trajectory; `None`: a single group) gives log Z and DevGrad per group
-/// (see [`ftb_loss`]).
+/// (see [`ftb_loss`]); `betas` (one per trajectory, `None`: unconditioned)
+/// feed a temperature-conditioned log Z.
+#[allow(clippy::too_many_arguments)]
 pub fn trajectory_level_loss(
     objective: &Objective,
     log_pi_f: Tensor<1>,
@@ -388,6 +402,7 @@ pub fn trajectory_level_loss(
     log_z: &LogZ,
     exact_log_z: Option<f64>,
     groups: Option<&[u32]>,
+    betas: Option<&[f64]>,
 ) -> Result<Option<LossOutput>> {
     let rkl = Divergence::reverse_kl();
     // TB is `Delta^2`, twice the reverse-KL f-TB loss; VarGrad likewise with DevGrad.
@@ -396,18 +411,25 @@ pub fn trajectory_level_loss(
             member,
             log_z: mode,
         } => {
-            let (s, z) = ftb_loss(member, d_tilde, *mode, log_z, exact_log_z, groups)?;
+            let (s, z) = ftb_loss(member, d_tilde, *mode, log_z, exact_log_z, groups, betas)?;
             (s, z, 1.0)
         }
         Objective::Tb => {
-            let (s, z) = ftb_loss(&rkl, d_tilde, LogZMode::Learned, log_z, None, groups)?;
+            let (s, z) = ftb_loss(&rkl, d_tilde, LogZMode::Learned, log_z, None, groups, betas)?;
             (s, z, 2.0)
         }
         Objective::VarGrad => {
-            let (s, z) = ftb_loss(&rkl, d_tilde, LogZMode::DevGrad, log_z, None, groups)?;
+            let (s, z) = ftb_loss(&rkl, d_tilde, LogZMode::DevGrad, log_z, None, groups, betas)?;
             (s, z, 2.0)
         }
         Objective::Measure(m) => {
+            if log_z.is_temperature_conditioned() {
+                bail!(
+                    "{}: the divergence-measure estimators have one log Z; a \
+                     temperature-conditioned run needs f-TB (learned log Z), TB, DB, SubTB or FM",
+                    m.label()
+                );
+            }
             if super::trajectory_balance::has_several_groups(groups) {
                 bail!(
                     "{}: the divergence-measure estimators have one log Z and one baseline; \

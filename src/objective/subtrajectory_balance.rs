@@ -59,7 +59,10 @@ pub fn subtb_residuals(
         Tensor::<1, Int>::from_data(TensorData::new(sinks, [b_count]), device),
     );
     let node_flow = Tensor::cat(
-        vec![ev.log_flow.clone(), constant(&batch.log_rewards, device)],
+        vec![
+            ev.log_flow.clone(),
+            constant(&batch.target_log_rewards(), device),
+        ],
         0,
     );
     let node_prefix = Tensor::cat(vec![exclusive, sink_prefix], 0);

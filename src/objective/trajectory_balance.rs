@@ -10,7 +10,9 @@ use crate::sample::TrajectoryBatch;
 use anyhow::Result;
 use burn::tensor::{Device, Tensor};
 
-/// `D~ = sum_t ln P_F - sum_t ln P_B - ln R(x)` per trajectory (no log Z).
+/// `D~ = sum_t ln P_F - sum_t ln P_B - ln R(x)` per trajectory (no log Z);
+/// `ln R` is each trajectory's tempered target `beta ln R(x)`
+/// ([`TrajectoryBatch::target_log_rewards`]).
 pub fn unnormalised_residuals(
     ev: &EvaluatedBatch,
     batch: &TrajectoryBatch,
@@ -18,7 +20,7 @@ pub fn unnormalised_residuals(
 ) -> Tensor<1> {
     let per_row = ev.log_pf.clone() - ev.log_pb.clone();
     per_trajectory_sum(per_row, ev.trajectory.clone(), batch.len(), device)
-        - constant(&batch.log_rewards, device)
+        - constant(&batch.target_log_rewards(), device)
 }
 
 /// The f-TB surrogate with the chosen source of log Z. Returns the surrogate
@@ -29,6 +31,11 @@ pub fn unnormalised_residuals(
 /// group: a learned table entry per group, and a DevGrad offset per group
 /// (each group's weights `L'(D~ + C_g)` sum to zero on their own). The exact
 /// log Z is a single value, so it needs a single group.
+///
+/// `betas` (one per trajectory; `None`: unconditioned) gives a learned
+/// temperature-conditioned log Z its input, `log Z_beta` per trajectory
+/// ([`LogZ::temperature`]). DevGrad and an exact log Z are one value per
+/// group, not per beta: they refuse a conditioned log Z.
 pub fn ftb_loss(
     loss: &dyn ResidualLoss,
     d_tilde: Tensor<1>,
@@ -36,11 +43,18 @@ pub fn ftb_loss(
     log_z: &LogZ,
     exact_log_z: Option<f64>,
     groups: Option<&[u32]>,
+    betas: Option<&[f64]>,
 ) -> Result<(Surrogate, f64)> {
     let b = d_tilde.dims()[0];
+    if mode != LogZMode::Learned && log_z.is_temperature_conditioned() {
+        anyhow::bail!(
+            "log_z = \"{mode}\" gives one log Z per batch or group, but a temperature-conditioned \
+             run needs log Z_beta per trajectory: use a learned log Z"
+        );
+    }
     match mode {
         LogZMode::Learned => {
-            let residual = d_tilde + log_z.for_trajectories(groups, b)?;
+            let residual = d_tilde + log_z.for_batch(groups, betas, b)?;
             Ok((surrogate(loss, residual, None, None)?, log_z.get()))
         }
         LogZMode::Exact => {

@@ -58,12 +58,15 @@
 //! the same distribution; the network reports a uniform `P_B` (exact here)
 //! and refuses an environment with more than one backward action.
 //!
-//! Not included: conditioning on the reward exponent `beta` (the
-//! environment's `beta` is fixed per run).
+//! **Temperature conditioning** ([`crate::conditioning`], built by
+//! [`FragmentGnn::for_env_conditioned`]): the encoding of each state's beta
+//! joins the graph features, so it enters the graph embedding `g` and,
+//! through it, every head and `log F(s)`.
 
 use super::fused::leaky_relu;
 use super::mlp::Mlp;
 use super::{BackwardPolicy, Policy, PolicyOutput, StatePolicy, mask_tensor, masked_log_softmax};
+use crate::conditioning::Thermometer;
 use crate::env::molecule::FragmentMolecules;
 use crate::env::molecule::fragment::FragmentGraphs;
 use crate::env::{Environment, StateBatch};
@@ -124,6 +127,9 @@ pub struct FragmentGnn {
     env: Arc<FragmentMolecules>,
     #[module(skip)]
     hidden: usize,
+    /// Temperature conditioning (`None`: unconditioned).
+    #[module(skip)]
+    temperature: Option<Thermometer>,
 }
 
 /// The CPU-side description of a batch: index vectors and features.
@@ -152,7 +158,8 @@ struct GraphBatch {
     bond_child: Tensor<1, Int>,
     bond_parent: Tensor<1, Int>,
     bond_place: Tensor<1, Int>,
-    /// `[n, 3]` graph features; `[n, 1]` 1 / max(size, 1).
+    /// `[n, 3 (+ bins)]` graph features (and the encoding of each state's
+    /// beta when conditioned); `[n, 1]` 1 / max(size, 1).
     graph_features: Tensor<2>,
     inv_size: Tensor<2>,
     /// `[n]` index of each graph's newest node in `[0 ; h]` (0: none).
@@ -173,7 +180,19 @@ fn floats(v: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
 impl FragmentGnn {
     /// A freshly initialised network for `env`.
     pub fn new(env: &FragmentMolecules, shape: GnnShape, device: &Device) -> Self {
+        Self::new_conditioned(env, shape, None, device)
+    }
+
+    /// A freshly initialised network for `env` whose graph features also
+    /// hold the encoding of each state's beta (`None`: [`FragmentGnn::new`]).
+    pub fn new_conditioned(
+        env: &FragmentMolecules,
+        shape: GnnShape,
+        temperature: Option<Thermometer>,
+        device: &Device,
+    ) -> Self {
         let d = shape.hidden;
+        let graph_inputs = 3 + temperature.map_or(0, |t| t.width());
         let f = env.library().len();
         let s = env.stem_slots();
         let emb = Initializer::Normal {
@@ -194,7 +213,7 @@ impl FragmentGnn {
             node_in: linear(s + 1, d),
             edge_in: linear(2 * s + 3, d),
             layers,
-            readout: Mlp::new(d + 3, d, 1, d, device),
+            readout: Mlp::new(d + graph_inputs, d, 1, d, device),
             graph_head: Mlp::new(d, d, 1, f + 2, device),
             attach_node: linear(d, d),
             attach_graph: linear(d, d),
@@ -207,6 +226,7 @@ impl FragmentGnn {
             double_out: linear(d, 1),
             env: Arc::new(env.clone()),
             hidden: d,
+            temperature,
         }
     }
 
@@ -216,6 +236,18 @@ impl FragmentGnn {
         env: &FragmentMolecules,
         shape: GnnShape,
         backward: BackwardPolicy,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::for_env_conditioned(env, shape, backward, None, device)
+    }
+
+    /// [`FragmentGnn::for_env`], temperature-conditioned when `temperature`
+    /// is given.
+    pub fn for_env_conditioned(
+        env: &FragmentMolecules,
+        shape: GnnShape,
+        backward: BackwardPolicy,
+        temperature: Option<Thermometer>,
         device: &Device,
     ) -> Result<Self> {
         if env.n_backward_actions() != 1 {
@@ -229,7 +261,7 @@ impl FragmentGnn {
         if shape.hidden == 0 {
             bail!("policy.hidden must be >= 1");
         }
-        Ok(Self::new(env, shape, device))
+        Ok(Self::new_conditioned(env, shape, temperature, device))
     }
 
     /// The environment the network reads.
@@ -248,7 +280,7 @@ impl FragmentGnn {
         );
     }
 
-    fn batch(&self, graphs: &FragmentGraphs, device: &Device) -> GraphBatch {
+    fn batch(&self, graphs: &FragmentGraphs, betas: &[f64], device: &Device) -> GraphBatch {
         let env = &self.env;
         let lib = env.library();
         let (s, nmax) = (env.stem_slots(), env.max_fragments());
@@ -293,16 +325,21 @@ impl FragmentGnn {
             src.push(bond.parent as i64);
             dst.push(bond.child as i64);
         }
-        let mut graph_features = vec![0.0f32; n * 3];
+        let gw = 3 + self.temperature.map_or(0, |t| t.width());
+        let mut graph_features = vec![0.0f32; n * gw];
         let mut inv_size = vec![1.0f32; n];
         let mut last_node = vec![0i64; n];
         let mut last_stem_index = vec![0i64; n * s];
         for g in 0..n {
             let nodes = graphs.nodes_of(g);
             let size = nodes.len();
-            graph_features[g * 3] = size as f32 / nmax as f32;
-            graph_features[g * 3 + 1] = f32::from(u8::from(graphs.pending[g]));
-            graph_features[g * 3 + 2] = f32::from(u8::from(size == 0));
+            let row = &mut graph_features[g * gw..(g + 1) * gw];
+            row[0] = size as f32 / nmax as f32;
+            row[1] = f32::from(u8::from(graphs.pending[g]));
+            row[2] = f32::from(u8::from(size == 0));
+            if let Some(t) = self.temperature {
+                t.encode_into(super::row_beta(betas, n, g), &mut row[3..]);
+            }
             if size > 0 {
                 inv_size[g] = 1.0 / size as f32;
                 let last = nodes.end - 1;
@@ -350,7 +387,7 @@ impl FragmentGnn {
                 device,
             ),
             bond_place: ints(bond_place, device),
-            graph_features: floats(graph_features, [n, 3], device),
+            graph_features: floats(graph_features, [n, gw], device),
             inv_size: floats(inv_size, [n, 1], device),
             last_node: ints(last_node, device),
             last_stem_index: ints(last_stem_index, device),
@@ -410,18 +447,30 @@ impl FragmentGnn {
     }
 
     /// The graph embeddings `[n, hidden]` of a batch of states (the input of
-    /// the graph-level heads: start, stop, flow).
-    pub fn graph_embedding(&self, states: &StateBatch, device: &Device) -> Tensor<2> {
-        let x = self.batch(&self.env.graphs(states), device);
+    /// the graph-level heads: start, stop, flow); `betas` as in
+    /// [`StatePolicy`] (`&[]` when unconditioned).
+    pub fn graph_embedding(
+        &self,
+        states: &StateBatch,
+        betas: &[f64],
+        device: &Device,
+    ) -> Tensor<2> {
+        let x = self.batch(&self.env.graphs(states), betas, device);
         self.embed(&x, device).1
     }
 
     /// Unnormalised logits `[n, n_actions]` in the environment's layout
-    /// (masked entries hold arbitrary values) and `log F(s)` `[n]`.
-    pub fn logits(&self, states: &StateBatch, device: &Device) -> (Tensor<2>, Tensor<1>) {
+    /// (masked entries hold arbitrary values) and `log F(s)` `[n]`; `betas`
+    /// as in [`StatePolicy`] (`&[]` when unconditioned).
+    pub fn logits(
+        &self,
+        states: &StateBatch,
+        betas: &[f64],
+        device: &Device,
+    ) -> (Tensor<2>, Tensor<1>) {
         let env = &self.env;
         let (f, s, nmax) = (env.library().len(), env.stem_slots(), env.max_fragments());
-        let x = self.batch(&env.graphs(states), device);
+        let x = self.batch(&env.graphs(states), betas, device);
         let n = x.n;
         let d = self.hidden;
         let (h, g) = self.embed(&x, device);
@@ -506,11 +555,12 @@ impl StatePolicy for FragmentGnn {
         &self,
         env: &dyn Environment,
         states: &StateBatch,
+        betas: &[f64],
         mask: &[bool],
         device: &Device,
     ) -> Tensor<2> {
         self.check_env(env);
-        let (logits, _) = self.logits(states, device);
+        let (logits, _) = self.logits(states, betas, device);
         masked_log_softmax(logits, mask_tensor(mask, env.n_actions(), device))
     }
 
@@ -519,6 +569,7 @@ impl StatePolicy for FragmentGnn {
         &self,
         env: &dyn Environment,
         _states: &StateBatch,
+        _betas: &[f64],
         _backward_mask: &[bool],
         _device: &Device,
     ) -> Option<Tensor<2>> {
@@ -530,12 +581,13 @@ impl StatePolicy for FragmentGnn {
         &self,
         env: &dyn Environment,
         states: &StateBatch,
+        betas: &[f64],
         forward_mask: &[bool],
         _backward_mask: &[bool],
         device: &Device,
     ) -> PolicyOutput {
         self.check_env(env);
-        let (logits, log_flow) = self.logits(states, device);
+        let (logits, log_flow) = self.logits(states, betas, device);
         PolicyOutput {
             log_pf: masked_log_softmax(logits, mask_tensor(forward_mask, env.n_actions(), device)),
             log_flow,
@@ -545,5 +597,9 @@ impl StatePolicy for FragmentGnn {
 
     fn backward_policy(&self) -> BackwardPolicy {
         BackwardPolicy::Uniform
+    }
+
+    fn temperature(&self) -> Option<Thermometer> {
+        self.temperature
     }
 }

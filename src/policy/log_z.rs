@@ -4,8 +4,12 @@
 //! (one free value per group) or a head conditioned on each group's features
 //! (`log Z(g) = net(x_g)`), which shares strength across groups and gives a
 //! value for groups never trained on (a new prompt, an unseen condition).
+//! A temperature-conditioned run ([`crate::conditioning`]) uses the head on
+//! the encoding of each trajectory's beta: `log Z_beta = net(enc(beta))`
+//! ([`LogZ::temperature`]), its single group being the evaluation beta.
 
 use super::mlp::Mlp;
+use crate::conditioning::Thermometer;
 use anyhow::{Result, bail};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -17,6 +21,10 @@ pub struct LogZ {
     table: Option<Param<Tensor<1>>>,
     /// Head form (`None` for a table).
     head: Option<LogZHead>,
+    /// A temperature-conditioned head: the encoding of each trajectory's
+    /// beta is its input (`None`: a table, or a head over fixed groups).
+    #[module(skip)]
+    temperature: Option<Thermometer>,
 }
 
 /// `log Z(g) = net(x_g)` from fixed per-group features.
@@ -42,6 +50,7 @@ impl LogZ {
                 device,
             ))),
             head: None,
+            temperature: None,
         }
     }
 
@@ -69,7 +78,76 @@ impl LogZ {
                 net: Mlp::new(d, hidden, layers, 1, device),
                 features: Tensor::from_data(TensorData::new(features.concat(), [n, d]), device),
             }),
+            temperature: None,
         })
+    }
+
+    /// `log Z_beta = net(enc(beta))`: a head (`d -> hidden (x layers) -> 1`)
+    /// on the encoding of each trajectory's beta (see
+    /// [`LogZ::for_betas`]), whose one group is `eval_beta` (what
+    /// [`LogZ::get`] reports).
+    pub fn temperature(
+        encoding: Thermometer,
+        eval_beta: f64,
+        hidden: usize,
+        layers: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut z = Self::conditioned(&[encoding.encode(&[eval_beta])], hidden, layers, device)?;
+        z.temperature = Some(encoding);
+        Ok(z)
+    }
+
+    /// Whether this is a temperature-conditioned head ([`LogZ::temperature`]).
+    pub fn is_temperature_conditioned(&self) -> bool {
+        self.temperature.is_some()
+    }
+
+    /// `[b]`: `log Z_beta` of each of `b` betas, with its autodiff graph.
+    /// Errors unless this is a temperature-conditioned head.
+    pub fn for_betas(&self, betas: &[f64]) -> Result<Tensor<1>> {
+        let (Some(t), Some(h)) = (self.temperature, &self.head) else {
+            bail!("this log Z is not temperature-conditioned (use LogZ::temperature)");
+        };
+        let b = betas.len();
+        let x = Tensor::<2>::from_data(
+            TensorData::new(t.encode(betas), [b, t.width()]),
+            &h.features.device(),
+        );
+        self.for_features(x)
+    }
+
+    /// The value of `log Z_beta` at one beta (a temperature-conditioned
+    /// head), for reports.
+    pub fn value_at(&self, beta: f64) -> Result<f64> {
+        Ok(self
+            .for_betas(&[beta])?
+            .into_data_as::<f64>()
+            .try_to_vec::<f64>()
+            .expect("f64 data")[0])
+    }
+
+    /// `[b]`: the `log Z` of each of `b` trajectories, with its autodiff
+    /// graph: by beta for a temperature-conditioned head (`betas`, one per
+    /// trajectory, required), else by group ([`LogZ::for_trajectories`];
+    /// `betas` ignored).
+    pub fn for_batch(
+        &self,
+        groups: Option<&[u32]>,
+        betas: Option<&[f64]>,
+        b: usize,
+    ) -> Result<Tensor<1>> {
+        if self.temperature.is_none() {
+            return self.for_trajectories(groups, b);
+        }
+        if groups.is_some_and(|g| g.iter().any(|&x| x != 0)) {
+            bail!("a temperature-conditioned log Z has no groups: the batch carries group ids");
+        }
+        match betas {
+            Some(betas) if betas.len() == b => self.for_betas(betas),
+            Some(betas) => bail!("{} betas for {b} trajectories", betas.len()),
+            None => bail!("a temperature-conditioned log Z needs each trajectory's beta"),
+        }
     }
 
     pub fn n_groups(&self) -> usize {

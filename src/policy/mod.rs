@@ -15,6 +15,7 @@ pub mod traits;
 pub use log_z::LogZ;
 pub use traits::{Policy, StatePolicy};
 
+use crate::conditioning::Thermometer;
 use crate::env::{Environment, StateBatch};
 use burn::module::{Module, Param};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
@@ -137,6 +138,10 @@ pub struct GflowNetPolicy {
     n_backward_actions: usize,
     #[module(skip)]
     backward: BackwardPolicy,
+    /// Temperature conditioning: each state's features are followed by the
+    /// encoding of its trajectory's beta (`None`: unconditioned).
+    #[module(skip)]
+    temperature: Option<Thermometer>,
 }
 
 /// Masked log-probabilities and flows for a batch of states.
@@ -151,13 +156,25 @@ pub struct PolicyOutput {
 
 impl GflowNetPolicy {
     pub fn new(shape: PolicyShape, device: &Device) -> Self {
+        Self::conditioned(shape, None, device)
+    }
+
+    /// A policy whose networks also read the encoding of each state's beta
+    /// (`shape.features` counts the environment's features only; the
+    /// encoding's width is added to every network's input).
+    pub fn conditioned(
+        shape: PolicyShape,
+        temperature: Option<Thermometer>,
+        device: &Device,
+    ) -> Self {
+        let inputs = shape.features + temperature.map_or(0, |t| t.width());
         let shared_extra = if shape.backward == BackwardPolicy::Shared {
             shape.n_backward_actions
         } else {
             0
         };
         let trunk = Mlp::new(
-            shape.features,
+            inputs,
             shape.hidden,
             shape.layers,
             shape.n_actions + 1 + shared_extra,
@@ -165,7 +182,7 @@ impl GflowNetPolicy {
         );
         let backward_net = shape.backward.has_own_network().then(|| {
             Mlp::new(
-                shape.features,
+                inputs,
                 shape.hidden,
                 shape.layers,
                 shape.n_backward_actions,
@@ -178,6 +195,7 @@ impl GflowNetPolicy {
             n_actions: shape.n_actions,
             n_backward_actions: shape.n_backward_actions,
             backward: shape.backward,
+            temperature,
         }
     }
 
@@ -284,12 +302,41 @@ pub fn init_seeded<T>(device: &Device, seed: u64, build: impl FnOnce() -> T) -> 
     build()
 }
 
-/// The policy's input features for `states`, as a `[n, feature_dim]` tensor.
-fn features(env: &dyn Environment, states: &StateBatch, device: &Device) -> Tensor<2> {
+/// The policy's input features for `states`, as a `[n, feature_dim]`
+/// tensor, each row followed by the encoding of its beta when the policy is
+/// temperature-conditioned (`[n, feature_dim + bins]`).
+fn features(
+    env: &dyn Environment,
+    states: &StateBatch,
+    betas: &[f64],
+    temperature: Option<Thermometer>,
+    device: &Device,
+) -> Tensor<2> {
     let (n, nf) = (states.len(), env.feature_dim());
     let mut feats = vec![0.0f32; n * nf];
     env.encode(states, &mut feats);
-    Tensor::<2>::from_data(TensorData::new(feats, [n, nf]), device)
+    let Some(t) = temperature else {
+        return Tensor::<2>::from_data(TensorData::new(feats, [n, nf]), device);
+    };
+    let w = nf + t.width();
+    let mut all = vec![0.0f32; n * w];
+    for (i, row) in all.chunks_exact_mut(w).enumerate() {
+        row[..nf].copy_from_slice(&feats[i * nf..(i + 1) * nf]);
+        t.encode_into(row_beta(betas, n, i), &mut row[nf..]);
+    }
+    Tensor::<2>::from_data(TensorData::new(all, [n, w]), device)
+}
+
+/// Row `i`'s beta for a conditioned policy; a missing beta is a caller's
+/// bug (a conditioned network cannot guess the temperature).
+pub(crate) fn row_beta(betas: &[f64], n: usize, i: usize) -> f64 {
+    assert_eq!(
+        betas.len(),
+        n,
+        "a temperature-conditioned policy needs one beta per state: {} for {n} states",
+        betas.len()
+    );
+    betas[i]
 }
 
 impl Policy for GflowNetPolicy {
@@ -305,17 +352,22 @@ impl StatePolicy for GflowNetPolicy {
         &self,
         env: &dyn Environment,
         states: &StateBatch,
+        betas: &[f64],
         mask: &[bool],
         device: &Device,
     ) -> Tensor<2> {
         let na = env.n_actions();
-        self.forward_log_probs(features(env, states, device), mask_tensor(mask, na, device))
+        self.forward_log_probs(
+            features(env, states, betas, self.temperature, device),
+            mask_tensor(mask, na, device),
+        )
     }
 
     fn log_pb(
         &self,
         env: &dyn Environment,
         states: &StateBatch,
+        betas: &[f64],
         backward_mask: &[bool],
         device: &Device,
     ) -> Option<Tensor<2>> {
@@ -324,7 +376,7 @@ impl StatePolicy for GflowNetPolicy {
         }
         let nb = env.n_backward_actions();
         self.backward_log_probs(
-            features(env, states, device),
+            features(env, states, betas, self.temperature, device),
             mask_tensor(backward_mask, nb, device),
         )
     }
@@ -333,13 +385,14 @@ impl StatePolicy for GflowNetPolicy {
         &self,
         env: &dyn Environment,
         states: &StateBatch,
+        betas: &[f64],
         forward_mask: &[bool],
         backward_mask: &[bool],
         device: &Device,
     ) -> PolicyOutput {
         let (na, nb) = (env.n_actions(), env.n_backward_actions());
         self.evaluate(
-            features(env, states, device),
+            features(env, states, betas, self.temperature, device),
             mask_tensor(forward_mask, na, device),
             mask_tensor(backward_mask, nb, device),
         )
@@ -347,6 +400,10 @@ impl StatePolicy for GflowNetPolicy {
 
     fn backward_policy(&self) -> BackwardPolicy {
         self.backward
+    }
+
+    fn temperature(&self) -> Option<Thermometer> {
+        self.temperature
     }
 }
 

@@ -32,12 +32,19 @@ pub trait Policy: Module + 'static {
 /// (`n * n_actions` forward, `n * n_backward_actions` backward), and masked
 /// entries come out as `-inf` (rows with no allowed action are unmasked, see
 /// [`super::mask_tensor`]: no action is ever gathered from them).
+///
+/// `betas` holds the temperature of each row's trajectory (one per state,
+/// see [`crate::conditioning`]): a temperature-conditioned policy reads
+/// their encoding alongside the state and panics when they are missing; an
+/// unconditioned one ignores them, so callers without conditioning pass
+/// `&[]`.
 pub trait StatePolicy: Clone + Send + Sync + 'static {
     /// `[n, n_actions]` forward log-probabilities (what sampling needs).
     fn log_pf(
         &self,
         env: &dyn Environment,
         states: &StateBatch,
+        betas: &[f64],
         mask: &[bool],
         device: &Device,
     ) -> Tensor<2>;
@@ -48,6 +55,7 @@ pub trait StatePolicy: Clone + Send + Sync + 'static {
         &self,
         env: &dyn Environment,
         states: &StateBatch,
+        betas: &[f64],
         backward_mask: &[bool],
         device: &Device,
     ) -> Option<Tensor<2>>;
@@ -58,6 +66,7 @@ pub trait StatePolicy: Clone + Send + Sync + 'static {
         &self,
         env: &dyn Environment,
         states: &StateBatch,
+        betas: &[f64],
         forward_mask: &[bool],
         backward_mask: &[bool],
         device: &Device,
@@ -66,4 +75,10 @@ pub trait StatePolicy: Clone + Send + Sync + 'static {
     /// How `P_B` is obtained: a uniform one lets the loss reuse the sampling
     /// pass and the backward sampler skip the network.
     fn backward_policy(&self) -> BackwardPolicy;
+
+    /// The encoding through which the policy reads each row's beta (`None`:
+    /// unconditioned).
+    fn temperature(&self) -> Option<crate::conditioning::Thermometer> {
+        None
+    }
 }

@@ -20,6 +20,7 @@
 //! learner's version `t`); lag `L >= 1` lets actors run up to `L` steps ahead.
 
 use super::{Exploration, Sampler, Source, TrajectoryBatch};
+use crate::conditioning::BetaChoice;
 use crate::env::{Environment, LogReward};
 use crate::policy::StatePolicy;
 use anyhow::{Result, bail};
@@ -100,6 +101,8 @@ pub struct TrajectoryWork {
     pub batch: usize,
     /// How the behaviour policy departs from the snapshot.
     pub exploration: Exploration,
+    /// Each trajectory's temperature (see [`Sampler::with_betas`]).
+    pub betas: BetaChoice,
 }
 
 impl<S: StatePolicy> ActorWork<S> for TrajectoryWork {
@@ -112,7 +115,8 @@ impl<S: StatePolicy> ActorWork<S> for TrajectoryWork {
         version: u64,
         rng: &mut ChaCha8Rng,
     ) -> Result<TrajectoryBatch> {
-        let sampler = Sampler::new(self.env.as_ref(), self.reward.as_ref(), Device::flex());
+        let sampler = Sampler::new(self.env.as_ref(), self.reward.as_ref(), Device::flex())
+            .with_betas(self.betas.clone());
         let mut out = sampler.sample(snapshot, self.batch, self.exploration, version, rng)?;
         for p in &mut out.provenance {
             p.source = Source::Actor(actor);
@@ -312,6 +316,26 @@ impl<S: StatePolicy> ActorPool<S, TrajectoryWork, TrajectoryBatch> {
         version: u64,
         settings: ActorSettings,
     ) -> Result<Self> {
+        Self::start_conditioned(
+            env,
+            reward,
+            BetaChoice::Unconditioned,
+            initial,
+            version,
+            settings,
+        )
+    }
+
+    /// [`ActorPool::start_at`] with actors giving their trajectories betas
+    /// by `betas` (temperature conditioning).
+    pub fn start_conditioned(
+        env: Arc<dyn Environment>,
+        reward: Arc<dyn LogReward>,
+        betas: BetaChoice,
+        initial: S,
+        version: u64,
+        settings: ActorSettings,
+    ) -> Result<Self> {
         if settings.actors == 0 || settings.batch == 0 || settings.sync_interval == 0 {
             bail!("actors, batch and sync_interval must be >= 1");
         }
@@ -323,6 +347,7 @@ impl<S: StatePolicy> ActorPool<S, TrajectoryWork, TrajectoryBatch> {
             reward,
             batch: settings.batch,
             exploration: settings.exploration,
+            betas,
         };
         let queue = settings.queue.max(1);
         Ok(Self::launch(board, work, settings, queue, None))

@@ -23,6 +23,7 @@
 //! writes the same format atomically.
 
 use super::{Exploration, Provenance, Source, TrajectoryBatch};
+use crate::conditioning::BetaChoice;
 use crate::env::{Environment, LogReward, StateBatch};
 use crate::policy::{BackwardPolicy, StatePolicy};
 use anyhow::{Context, Result, anyhow, bail};
@@ -39,6 +40,10 @@ pub struct BackwardSampler<'a> {
     pub env: &'a dyn Environment,
     pub reward: &'a dyn LogReward,
     pub device: Device,
+    /// Each trajectory's temperature (unconditioned by default). An object
+    /// is a valid sample for every beta, so replayed or offline objects get
+    /// a fresh draw: `P_B` (and the trajectory's target) then see that beta.
+    pub betas: BetaChoice,
 }
 
 impl<'a> BackwardSampler<'a> {
@@ -47,7 +52,14 @@ impl<'a> BackwardSampler<'a> {
             env,
             reward,
             device,
+            betas: BetaChoice::Unconditioned,
         }
+    }
+
+    /// The same sampler giving its trajectories betas by `betas`.
+    pub fn with_betas(mut self, betas: BetaChoice) -> Self {
+        self.betas = betas;
+        self
     }
 
     /// One trajectory per row of `objects`, drawn from `policy`'s `P_B` (an
@@ -78,6 +90,7 @@ impl<'a> BackwardSampler<'a> {
         let width = env.state_width();
         let nb = env.n_backward_actions();
         let uniform = policy.backward_policy() == BackwardPolicy::Uniform;
+        let betas = self.betas.draw(n, rng);
         let mut states = objects.clone();
         // Per trajectory, from the object back to s0: visited states, the
         // backward action taken from each and its undoing forward action.
@@ -111,8 +124,9 @@ impl<'a> BackwardSampler<'a> {
             } else {
                 // An inference snapshot: the inner (non-autodiff) device.
                 let device = self.device.clone().inner();
+                let sub_betas: Vec<f64> = active.iter().map(|&b| betas[b]).collect();
                 let lp = policy
-                    .log_pb(env, &sub, &mask, &device)
+                    .log_pb(env, &sub, &sub_betas, &mask, &device)
                     .expect("a non-uniform backward policy has log-probabilities");
                 Some(lp.into_data().try_to_vec().expect("f32 log-probs"))
             };
@@ -169,6 +183,7 @@ impl<'a> BackwardSampler<'a> {
             forward_actions,
             backward_actions,
             log_rewards,
+            betas,
             provenance: behaviour
                 .into_iter()
                 .map(|behaviour_log_prob| Provenance {

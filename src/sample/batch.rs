@@ -15,8 +15,14 @@ pub struct TrajectoryBatch {
     pub forward_actions: Vec<usize>,
     /// Per row: the backward action leading to the previous row (`None` on `s_0`).
     pub backward_actions: Vec<Option<usize>>,
-    /// Per trajectory: `ln R(x)` of its terminal object.
+    /// Per trajectory: `ln R(x)` of its terminal object, untempered (what
+    /// buffers rank and metrics report; the objectives train on
+    /// [`TrajectoryBatch::target_log_rewards`]).
     pub log_rewards: Vec<f64>,
+    /// Per trajectory: the temperature it was sampled for (1 without
+    /// conditioning): its target is `R(x)^beta`, and a conditioned policy
+    /// and log Z read its encoding ([`crate::conditioning`]).
+    pub betas: Vec<f64>,
     /// Per trajectory: where it came from.
     pub provenance: Vec<Provenance>,
     /// Per trajectory: its group (prompt, condition; 0 for an unconditional
@@ -39,6 +45,16 @@ pub struct Trajectory {
     pub provenance: Provenance,
     /// Its group (see [`TrajectoryBatch::groups`]).
     pub group: u32,
+    /// Its temperature (see [`TrajectoryBatch::betas`]), kept so that a
+    /// replayed trajectory is trained against the target it was sampled
+    /// for. Last, with a default of 1, so that buffers saved in checkpoints
+    /// before conditioning existed still load (as unconditioned).
+    #[serde(default = "unit_beta")]
+    pub beta: f64,
+}
+
+fn unit_beta() -> f64 {
+    1.0
 }
 
 impl Trajectory {
@@ -84,6 +100,29 @@ impl TrajectoryBatch {
         out
     }
 
+    /// `ln R_beta(x) = beta * ln R(x)` per trajectory: the log-reward of the
+    /// target each trajectory is trained against (its `ln R` itself without
+    /// conditioning, where every beta is 1).
+    pub fn target_log_rewards(&self) -> Vec<f64> {
+        self.log_rewards
+            .iter()
+            .zip(&self.betas)
+            .map(|(&l, &b)| crate::conditioning::tempered_log_reward(b, l))
+            .collect()
+    }
+
+    /// The beta of every row (its trajectory's), for policy evaluations.
+    pub fn row_betas(&self) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.n_rows());
+        for b in 0..self.len() {
+            out.extend(std::iter::repeat_n(
+                self.betas[b],
+                self.offsets[b + 1] - self.offsets[b],
+            ));
+        }
+        out
+    }
+
     /// The group ids the objectives need: `None` when every trajectory is in
     /// group 0 (an unconditional task: one `log Z`, one DevGrad offset).
     pub fn group_ids(&self) -> Option<&[u32]> {
@@ -114,6 +153,7 @@ impl TrajectoryBatch {
                     log_reward: self.log_rewards[b],
                     provenance: self.provenance[b],
                     group: self.groups[b],
+                    beta: self.betas[b],
                 }
             })
             .collect()
@@ -130,6 +170,7 @@ impl TrajectoryBatch {
             forward_actions: Vec::new(),
             backward_actions: Vec::new(),
             log_rewards: Vec::new(),
+            betas: Vec::new(),
             provenance: Vec::new(),
             groups: Vec::new(),
             cached_log_pi_f: None,
@@ -146,6 +187,7 @@ impl TrajectoryBatch {
             out.log_rewards.push(t.log_reward);
             out.provenance.push(t.provenance);
             out.groups.push(t.group);
+            out.betas.push(t.beta);
         }
         out
     }

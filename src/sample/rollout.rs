@@ -3,6 +3,7 @@
 //! and temperature exploration) and advances the environment in one call.
 
 use super::{Exploration, Provenance, Source, TrajectoryBatch};
+use crate::conditioning::BetaChoice;
 use crate::env::{Enumerable, Environment, LogReward, StateBatch};
 use crate::policy::StatePolicy;
 use anyhow::{Result, bail};
@@ -15,6 +16,8 @@ pub struct Sampler<'a> {
     pub env: &'a dyn Environment,
     pub reward: &'a dyn LogReward,
     pub device: Device,
+    /// Each trajectory's temperature (unconditioned by default).
+    pub betas: BetaChoice,
 }
 
 impl<'a> Sampler<'a> {
@@ -23,7 +26,16 @@ impl<'a> Sampler<'a> {
             env,
             reward,
             device,
+            betas: BetaChoice::Unconditioned,
         }
+    }
+
+    /// The same sampler giving its trajectories betas by `betas` (drawn
+    /// per trajectory in training, fixed in evaluation), recorded in the
+    /// batch and read by a conditioned policy at every step.
+    pub fn with_betas(mut self, betas: BetaChoice) -> Self {
+        self.betas = betas;
+        self
     }
 
     /// `n` trajectories from `policy` (an inference snapshot: `model.valid()`),
@@ -72,6 +84,11 @@ impl<'a> Sampler<'a> {
             self.device.clone().inner()
         };
         let mut graph: Vec<(Tensor<1>, Vec<i64>)> = Vec::new();
+        // Drawn first, and only with conditioning: unconditioned runs keep
+        // their random stream (and results) unchanged.
+        let betas = self.betas.draw(n, rng);
+        let mut sub_betas: Vec<f64> = Vec::with_capacity(n);
+        let mut eval_betas: Vec<f64> = Vec::with_capacity(n);
         let n_actions = env.n_actions();
         let exit = env.exit_action();
         let mut states = env.initial_states(n);
@@ -107,18 +124,24 @@ impl<'a> Sampler<'a> {
             }
             states.select_into(&active, &mut sub);
             let m = active.len();
-            // The policy sees each distinct state once (all trajectories
-            // start at s_0, and many meet again in small state spaces).
-            let distinct = sub.distinct_rows();
+            sub_betas.clear();
+            sub_betas.extend(active.iter().map(|&b| betas[b]));
+            // The policy sees each distinct (state, beta) once (all
+            // trajectories start at s_0, and many meet again in small state
+            // spaces).
+            let distinct = sub.distinct_rows_with_betas(&sub_betas);
             let (eval, of_row) = if distinct.all_distinct() {
+                eval_betas.clone_from(&sub_betas);
                 (&sub, None)
             } else {
                 sub.select_into(&distinct.first, &mut unique);
+                eval_betas.clear();
+                eval_betas.extend(distinct.first.iter().map(|&j| sub_betas[j]));
                 (&unique, Some(distinct.of_row.as_slice()))
             };
             mask.resize(eval.len() * n_actions, false);
             env.forward_mask(eval, &mut mask);
-            let log_probs = policy.log_pf(env, eval, &mask, &device);
+            let log_probs = policy.log_pf(env, eval, &eval_betas, &mask, &device);
             let kept = keep_graph.then(|| log_probs.clone());
             let log_probs: Vec<f32> = log_probs.into_data().try_to_vec().expect("f32 log-probs");
             actions.iter_mut().for_each(|a| *a = None);
@@ -198,6 +221,7 @@ impl<'a> Sampler<'a> {
             forward_actions: forward.into_iter().flatten().collect(),
             backward_actions: backward.into_iter().flatten().collect(),
             log_rewards,
+            betas,
             provenance: behaviour
                 .into_iter()
                 .map(|behaviour_log_prob| Provenance {
@@ -282,11 +306,13 @@ fn sample_action(
 }
 
 /// Samples `total` trajectories on-policy in chunks and counts terminal
-/// objects by enumeration index (for the empirical L1 of torchgfn's convention).
+/// objects by enumeration index (for the empirical L1 of torchgfn's
+/// convention), every trajectory at the temperature `betas` gives it.
 #[allow(clippy::too_many_arguments)]
 pub fn sample_on_policy_counts<P: StatePolicy>(
     env: &dyn Enumerable,
     reward: &dyn LogReward,
+    betas: BetaChoice,
     policy: &P,
     total: usize,
     chunk: usize,
@@ -294,7 +320,7 @@ pub fn sample_on_policy_counts<P: StatePolicy>(
     device: &Device,
     rng: &mut ChaCha8Rng,
 ) -> Result<Vec<u64>> {
-    let sampler = Sampler::new(env, reward, device.clone());
+    let sampler = Sampler::new(env, reward, device.clone()).with_betas(betas);
     let mut counts = vec![0u64; n_states];
     let mut done = 0;
     while done < total {

@@ -221,7 +221,9 @@ impl SavedRun {
 
     /// `n` objects sampled on-policy with `seed`, with their log-reward,
     /// trajectory `ln P_F`, (enumerated tasks) exact `ln P_T` and (molecule
-    /// tasks) SMILES and score.
+    /// tasks) SMILES and score. A temperature-conditioned run samples at its
+    /// `conditioning.eval_beta` (the log-reward reported is the untempered
+    /// `ln R`).
     pub fn sample(&self, n: usize, seed: u64) -> Result<Vec<SampledObject>> {
         with_trainer!(&self.trainer, t => sample_from(t, self.step, n, seed))
     }
@@ -281,7 +283,8 @@ fn sample_from<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
     seed: u64,
 ) -> Result<Vec<SampledObject>> {
     let snapshot = t.learner.snapshot();
-    let sampler = Sampler::new(t.task.dynamics(), t.task.reward.as_ref(), t.device.clone());
+    let sampler = Sampler::new(t.task.dynamics(), t.task.reward.as_ref(), t.device.clone())
+        .with_betas(t.task.eval_betas());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut objects = crate::env::StateBatch::empty(t.task.dynamics().state_width());
     let (mut log_rewards, mut log_pf) = (Vec::with_capacity(n), Vec::with_capacity(n));

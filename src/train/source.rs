@@ -112,9 +112,10 @@ impl<S: StatePolicy> BatchSource<S> {
                     "offpolicy.actors and offpolicy.offline_data cannot be combined: actors sample forward"
                 );
             }
-            Some(ActorPool::start_at(
+            Some(ActorPool::start_conditioned(
                 task.env.clone(),
                 task.reward.clone(),
+                task.training_betas(),
                 initial.clone(),
                 version,
                 ActorSettings {
@@ -211,6 +212,11 @@ impl<S: StatePolicy> BatchSource<S> {
         rng: &mut ChaCha8Rng,
     ) -> Result<(TrajectoryBatch, StateBatch)> {
         let (env, reward) = (task.dynamics(), task.reward.as_ref());
+        // Each new trajectory's temperature (conditioning.beta); objects
+        // sampled backward (offline data, Shen's buffer) get fresh draws, as
+        // an object is a valid sample at every beta. Replayed trajectories
+        // keep their own.
+        let betas = task.training_betas();
         // The learner (or an actor) always samples a full batch: it feeds the
         // buffer; the training batch keeps `1 - replay_fraction` of it.
         let fresh = if let Some(pool) = &mut self.actors {
@@ -218,15 +224,12 @@ impl<S: StatePolicy> BatchSource<S> {
         } else if let Some(objects) = &self.offline {
             let chosen = choose_objects(objects, self.batch, rng);
             BackwardSampler::new(env, reward, device.clone())
+                .with_betas(betas.clone())
                 .sample(snapshot, &chosen, version, rng)?
         } else {
-            Sampler::new(env, reward, device.clone()).sample(
-                snapshot,
-                self.batch,
-                self.exploration,
-                version,
-                rng,
-            )?
+            Sampler::new(env, reward, device.clone())
+                .with_betas(betas.clone())
+                .sample(snapshot, self.batch, self.exploration, version, rng)?
         };
         let n_replay = match &self.replay {
             Some(r) if !replay_is_empty(r) => {
@@ -258,6 +261,7 @@ impl<S: StatePolicy> BatchSource<S> {
                     let mut objects = StateBatch::empty(env.state_width());
                     rows.iter().for_each(|r| objects.push_row(r));
                     let mut b = BackwardSampler::new(env, reward, device.clone())
+                        .with_betas(betas.clone())
                         .sample(snapshot, &objects, version, rng)?;
                     for p in &mut b.provenance {
                         p.source = Source::Backward;

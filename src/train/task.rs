@@ -6,6 +6,7 @@
 
 use super::config::{EnvConfig, ExactEval};
 use super::env_kind::{self, DISCRETE_KINDS, Family};
+use crate::conditioning::{BetaChoice, Temperature};
 use crate::env::bitseq::{BitSeq, BitSeqReward};
 use crate::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use crate::env::ising::{Ising, IsingReward};
@@ -47,6 +48,11 @@ pub struct Task {
     /// For tasks whose objects are molecules: what the trainer needs to
     /// report the molecule metrics (modes by similarity, top-k, ...).
     pub molecules: Option<crate::eval::molecules::MoleculeEval>,
+    /// Temperature conditioning (`conditioning.beta`; `None`: every
+    /// trajectory has beta 1). Set by the trainer from its config
+    /// ([`Task::with_temperature`]): samplers draw each trajectory's beta
+    /// from it, evaluation uses its `eval_beta`.
+    pub temperature: Option<Arc<Temperature>>,
 }
 
 /// Whether to enumerate under `run.exact`, given the environment's own
@@ -266,6 +272,7 @@ fn molecule_task<E: Environment + 'static, R: LogReward + 'static>(
         grid: None,
         n_groups: 1,
         molecules: Some(molecules),
+        temperature: None,
     })
 }
 
@@ -299,6 +306,7 @@ impl Task {
             grid,
             n_groups: 1,
             molecules: None,
+            temperature: None,
         }
     }
 
@@ -318,6 +326,35 @@ impl Task {
                 .collect()
         });
         Self::assemble(env, reward, modes, mode_rule, None)
+    }
+
+    /// The task trained with temperature conditioning (`None`: without).
+    pub fn with_temperature(mut self, temperature: Option<Temperature>) -> Self {
+        self.temperature = temperature.map(Arc::new);
+        self
+    }
+
+    /// How training samplers give each trajectory its beta: a fresh draw
+    /// from `conditioning.beta`, or 1 without conditioning.
+    pub fn training_betas(&self) -> BetaChoice {
+        match &self.temperature {
+            Some(t) => BetaChoice::Draw(Arc::new(t.distribution.clone())),
+            None => BetaChoice::Unconditioned,
+        }
+    }
+
+    /// The beta evaluation samples at (`conditioning.eval_beta`; 1 without
+    /// conditioning).
+    pub fn eval_beta(&self) -> f64 {
+        self.temperature.as_ref().map_or(1.0, |t| t.eval_beta)
+    }
+
+    /// How evaluation samplers give each trajectory its beta.
+    pub fn eval_betas(&self) -> BetaChoice {
+        match &self.temperature {
+            Some(t) => BetaChoice::Fixed(t.eval_beta),
+            None => BetaChoice::Unconditioned,
+        }
     }
 
     /// The environment as the dynamics-only trait object.

@@ -16,8 +16,8 @@ use crate::divergence::partition::LogZMode;
 use crate::env::{Enumerable, StateBatch};
 use crate::eval::molecules::{MoleculeMetrics, MoleculeTracker};
 use crate::eval::{
-    Dag, Metrics, ModesTracker, SampleMetrics, SampleTracker, empirical_l1, exact_terminating,
-    target_distribution,
+    Dag, Metrics, ModesTracker, SampleMetrics, SampleTracker, empirical_l1, exact_terminating_at,
+    target_distribution_at,
 };
 use crate::objective::surrogate::NonFiniteResidual;
 use crate::objective::{LossOutput, Objective, compute};
@@ -114,6 +114,31 @@ pub struct EvalPoint {
     /// `-mean_tau sum_t ln P_B` (the balance loss is `loss`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backward_nll: Option<f64>,
+    /// Temperature-conditioned runs: fresh samples at the evaluation beta
+    /// (the other sample metrics are over training draws at mixed betas).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_beta: Option<EvalBetaMetrics>,
+}
+
+/// What the policy samples at the evaluation beta of a temperature-
+/// conditioned run (`conditioning.eval_beta`, `conditioning.eval_samples`
+/// fresh trajectories drawn from a generator of their own, so that training
+/// is the same with or without them).
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalBetaMetrics {
+    pub beta: f64,
+    pub samples: usize,
+    /// Mean and largest untempered `ln R(x)` of the samples.
+    pub mean_log_reward: f64,
+    pub max_log_reward: f64,
+    /// Distinct objects among them.
+    pub distinct: usize,
+    /// The learned `log Z_beta` at that beta.
+    pub log_z: f64,
+    /// Molecule tasks: the mean score of the samples (the reward's base,
+    /// `R = score^beta`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_score: Option<f64>,
 }
 
 /// A discrete trainer's own checkpoint state (see `TrainingTask::save_state`).
@@ -250,8 +275,9 @@ impl Trainer {
             layers: cfg.policy.layers,
             backward: cfg.policy.backward,
         };
+        let encoding = cfg.conditioning.build()?.map(|t| t.encoding);
         let policy = crate::policy::init_seeded(&device, cfg.run.seed, || {
-            GflowNetPolicy::new(shape, &device)
+            GflowNetPolicy::conditioned(shape, encoding, &device)
         });
         Self::with_policy(cfg, task, policy, device)
     }
@@ -278,8 +304,9 @@ impl Trainer<crate::policy::gnn::FragmentGnn> {
             hidden: cfg.policy.hidden,
             layers: cfg.policy.gnn_layers,
         };
+        let encoding = cfg.conditioning.build()?.map(|t| t.encoding);
         let policy = crate::policy::init_seeded(&device, cfg.run.seed, || {
-            FragmentGnn::for_env(&env, shape, cfg.policy.backward, &device)
+            FragmentGnn::for_env_conditioned(&env, shape, cfg.policy.backward, encoding, &device)
         })?;
         Self::with_policy(cfg, task, policy, device)
     }
@@ -345,8 +372,22 @@ impl AnyTrainer {
 
 impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
     /// A run of `cfg` on `task` with a given policy (on `device`, an
-    /// autodiff device) and one learned log Z per group of the task.
+    /// autodiff device) and one learned log Z per group of the task, or,
+    /// with temperature conditioning (`conditioning.beta`), one learned
+    /// `log Z_beta` head; the policy must read beta through the configured
+    /// encoding exactly when the config asks for conditioning.
     pub fn with_policy(cfg: TrainConfig, task: Task, policy: P, device: Device) -> Result<Self> {
+        let temperature = cfg.conditioning.build()?;
+        let encoding = temperature.as_ref().map(|t| t.encoding);
+        if policy.temperature() != encoding {
+            bail!(
+                "the policy's temperature conditioning ({:?}) does not match the config's \
+                 conditioning ({:?}): build the policy with the config's encoding",
+                policy.temperature(),
+                encoding
+            );
+        }
+        let task = task.with_temperature(temperature.clone());
         let reward = task.reward.clone();
         let objective = cfg.objective()?;
         if task.enumeration.is_none() {
@@ -365,7 +406,28 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
                 )?;
             }
         }
-        let log_z = LogZ::per_group(task.n_groups, 0.0, &device);
+        let log_z = match &temperature {
+            Some(t) => {
+                if task.n_groups != 1 {
+                    bail!(
+                        "conditioning.beta: the task has {} groups, and a temperature-conditioned \
+                         log Z has none",
+                        task.n_groups
+                    );
+                }
+                let c = &cfg.conditioning;
+                crate::policy::init_seeded(&device, cfg.run.seed.wrapping_add(2), || {
+                    LogZ::temperature(
+                        t.encoding,
+                        t.eval_beta,
+                        c.log_z_hidden,
+                        c.log_z_layers,
+                        &device,
+                    )
+                })?
+            }
+            None => LogZ::per_group(task.n_groups, 0.0, &device),
+        };
         let learner = Learner::new(policy, log_z, &cfg.optim);
         let source = BatchSource::new(
             &cfg.offpolicy,
@@ -377,7 +439,9 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
         )?;
         let exact = task.enumeration.as_ref().map(|e| {
             let dag = Dag::new(e.env.as_ref());
-            let (log_target, log_z_true) = target_distribution(e.env.as_ref(), reward.as_ref());
+            // With conditioning, the target of evaluation is R^eval_beta.
+            let (log_target, log_z_true) =
+                target_distribution_at(e.env.as_ref(), reward.as_ref(), task.eval_beta());
             let target: Vec<f64> =
                 dag.terminal_values(&log_target.iter().map(|l| l.exp()).collect::<Vec<_>>());
             Exact {
@@ -411,16 +475,36 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
     }
 
     /// The exact terminating distribution of the current policy over terminal
-    /// states (`None` without enumeration).
+    /// states (`None` without enumeration), at the evaluation beta when the
+    /// run is temperature-conditioned.
     pub fn exact_distribution(&self) -> Option<Vec<f64>> {
+        self.exact_distribution_at(self.task.eval_beta())
+    }
+
+    /// The exact terminating distribution of the current policy at `beta`
+    /// (a conditioned policy; an unconditioned one ignores it), in the
+    /// order of [`Trainer::target`] (`None` without enumeration).
+    pub fn exact_distribution_at(&self, beta: f64) -> Option<Vec<f64>> {
         self.exact.as_ref().map(|e| {
-            let p_t = exact_terminating(
+            let p_t = exact_terminating_at(
                 &self.learner.snapshot(),
                 e.env.as_ref(),
                 &e.dag,
+                beta,
                 &Device::flex(),
             );
             e.dag.terminal_values(&p_t)
+        })
+    }
+
+    /// The target `R^beta / Z_beta` over the terminal states, in the order
+    /// of [`Trainer::target`], and `ln Z_beta` (`None` without enumeration).
+    pub fn target_at(&self, beta: f64) -> Option<(Vec<f64>, f64)> {
+        self.exact.as_ref().map(|e| {
+            let (log_p, log_z) =
+                target_distribution_at(e.env.as_ref(), self.task.reward.as_ref(), beta);
+            let p: Vec<f64> = log_p.iter().map(|l| l.exp()).collect();
+            (e.dag.terminal_values(&p), log_z)
         })
     }
 
@@ -490,6 +574,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
                 self.task.reward.as_ref(),
                 self.device.clone(),
             )
+            .with_betas(self.task.training_betas())
             .sample_with_graph(
                 &self.learner.policy,
                 self.cfg.sampling.batch,
@@ -609,6 +694,47 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
         Ok((summary, points))
     }
 
+    /// Fresh samples at the evaluation beta (`None` without conditioning or
+    /// with `conditioning.eval_samples = 0`). Their generator is seeded from
+    /// the run's seed and `done` alone, never the training generator, so a
+    /// run gives the same training results whatever this measures.
+    pub fn eval_beta_metrics(&self, done: u64) -> Result<Option<EvalBetaMetrics>> {
+        let n = self.cfg.conditioning.eval_samples;
+        let Some(t) = self.task.temperature.as_ref().filter(|_| n > 0) else {
+            return Ok(None);
+        };
+        let mut rng = crate::sample::step_rng(self.cfg.run.seed ^ 0xbe7a_e7a1, done);
+        let batch = Sampler::new(
+            self.task.dynamics(),
+            self.task.reward.as_ref(),
+            self.device.clone(),
+        )
+        .with_betas(self.task.eval_betas())
+        .sample(
+            &self.learner.snapshot(),
+            n,
+            crate::sample::Exploration::default(),
+            done,
+            &mut rng,
+        )?;
+        let lr = &batch.log_rewards;
+        let terminals = batch.terminal_states();
+        let distinct = terminals.distinct_rows().len();
+        Ok(Some(EvalBetaMetrics {
+            beta: t.eval_beta,
+            samples: n,
+            mean_log_reward: lr.iter().sum::<f64>() / n as f64,
+            max_log_reward: lr.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            distinct,
+            log_z: self.learner.log_z.value_at(t.eval_beta)?,
+            mean_score: self
+                .task
+                .molecules
+                .as_ref()
+                .map(|m| lr.iter().map(|&l| m.score(l)).sum::<f64>() / n as f64),
+        }))
+    }
+
     fn fresh_progress(&self) -> Progress {
         let modes = self
             .exact
@@ -667,6 +793,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
                 let counts = sample_on_policy_counts(
                     e.env.as_ref(),
                     self.task.reward.as_ref(),
+                    self.task.eval_betas(),
                     &self.learner.snapshot(),
                     cfg.run.empirical_samples,
                     4096,
@@ -771,6 +898,14 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
         ) + &match c.policy.kind {
             PolicyKind::Mlp => String::new(),
             kind => format!(" ({kind}, {} message-passing layers)", c.policy.gnn_layers),
+        } + &match self.learner.policy.temperature() {
+            // Only conditioned runs say so: unconditioned fingerprints (and
+            // the checkpoints written with them) are unchanged.
+            None => String::new(),
+            Some(t) => format!(
+                "; conditioned on beta (thermometer, {} bins over [0, {}]; log Z head {} x {})",
+                t.bins, t.max, c.conditioning.log_z_hidden, c.conditioning.log_z_layers
+            ),
         }
     }
 
@@ -854,6 +989,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
             self.task.reward.as_ref(),
             self.device.clone(),
         )
+        .with_betas(self.task.training_betas())
         .sample(
             &self.learner.snapshot(),
             self.cfg.sampling.batch,
@@ -900,9 +1036,11 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
             skipped_steps,
             molecules,
             backward_nll: p.last_backward_nll,
+            eval_beta: None,
         };
         (p.seen, p.off, p.ess_sum, p.ess_n) = (0, 0, 0.0, 0);
-        Ok(point)
+        let eval_beta = self.eval_beta_metrics(done)?;
+        Ok(EvalPoint { eval_beta, ..point })
     }
 }
 

@@ -49,6 +49,7 @@ pub fn all_trajectories(env: &dyn Environment, reward: &dyn LogReward) -> Trajec
         forward_actions: fwd,
         backward_actions: bwd,
         log_rewards,
+        betas: vec![1.0; n],
         provenance: vec![
             Provenance {
                 policy_version: 0,
