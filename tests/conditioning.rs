@@ -329,3 +329,82 @@ mod molecules {
         assert!(e.contains("env.molecule.beta = 1"), "{e}");
     }
 }
+
+/// A saved conditioned run evaluates and samples at any beta with one
+/// network (`SavedRun::at_beta`, `ftb sample/eval --beta`): its exact
+/// metrics, `log Z` and the samples' `ln P_T` at beta 1 are the trainer's
+/// own at beta 1, not those at the run's `eval_beta` (2); an unconditioned
+/// run refuses a beta.
+#[test]
+fn a_saved_conditioned_run_samples_and_evaluates_at_a_chosen_beta() {
+    use ftb::train::run_dir::RunDir;
+    use ftb::train::saved::SavedRun;
+    let dir = std::env::temp_dir().join(format!("ftb-cond-saved-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = config(&[
+        "env.height=8",
+        "policy.hidden=32",
+        "sampling.batch=64",
+        "run.trajectories=3200",
+        "run.eval_every=25",
+        "conditioning.beta={ dist = \"discrete\", values = [1, 2] }",
+        "conditioning.bins=8",
+        "conditioning.eval_beta=2",
+    ]);
+    let mut rd = RunDir::create(&dir).unwrap();
+    rd.write("config.toml", cfg.to_toml().as_bytes()).unwrap();
+    let mut trainer = Trainer::new(cfg).unwrap();
+    trainer.run(Some(&mut rd), |_, _| {}).unwrap();
+    let (target_1, z_1) = trainer.target_at(1.0).unwrap();
+    let l1_at_1 = l1_sum(&trainer.exact_distribution_at(1.0).unwrap(), &target_1);
+    let l1_at_2 = l1_sum(
+        &trainer.exact_distribution_at(2.0).unwrap(),
+        &trainer.target_at(2.0).unwrap().0,
+    );
+    let log_z_1 = trainer.learner.log_z.value_at(1.0).unwrap();
+
+    let saved = SavedRun::load(&dir).unwrap();
+    assert_eq!(saved.beta(), Some(2.0));
+    assert_eq!(saved.exact_metrics().unwrap().l1_sum, l1_at_2);
+    let at_1 = SavedRun::load(&dir).unwrap().at_beta(1.0).unwrap();
+    assert_eq!(at_1.beta(), Some(1.0));
+    assert_eq!(at_1.exact_metrics().unwrap().l1_sum, l1_at_1);
+    assert_ne!(l1_at_1, l1_at_2);
+    assert_eq!(at_1.log_z(), log_z_1);
+    assert_eq!(at_1.log_z_true(), Some(z_1));
+    // Samples at beta 1 carry the exact ln P_T at beta 1.
+    let p_1 = trainer.exact_distribution_at(1.0).unwrap();
+    let p_2 = trainer.exact_distribution_at(2.0).unwrap();
+    let samples = at_1.sample(50, 3).unwrap();
+    let objects: Vec<Vec<i64>> = samples.iter().map(|s| s.object.clone()).collect();
+    let mut batch = ftb::env::StateBatch::empty(objects[0].len());
+    for o in &objects {
+        batch.push_row(o);
+    }
+    let p_t_1 = trainer.exact_probabilities_at(&batch, 1.0).unwrap();
+    let p_t_2 = trainer.exact_probabilities_at(&batch, 2.0).unwrap();
+    for (s, (&a, &b)) in samples.iter().zip(p_t_1.iter().zip(&p_t_2)) {
+        assert_eq!(s.log_pt, Some(a.ln()));
+        assert!(a != b || p_1 == p_2);
+    }
+    // Bad betas and unconditioned runs are refused with the reason.
+    let err = SavedRun::load(&dir).unwrap().at_beta(0.0).err().unwrap();
+    assert!(
+        format!("{err:#}").contains("must be finite and > 0"),
+        "{err:#}"
+    );
+    let plain = dir.join("plain");
+    let cfg = config(&["env.height=8", "policy.hidden=32", "run.trajectories=64"]);
+    let mut rd = RunDir::create(&plain).unwrap();
+    rd.write("config.toml", cfg.to_toml().as_bytes()).unwrap();
+    Trainer::new(cfg)
+        .unwrap()
+        .run(Some(&mut rd), |_, _| {})
+        .unwrap();
+    let err = SavedRun::load(&plain).unwrap().at_beta(2.0).err().unwrap();
+    assert!(
+        format!("{err:#}").contains("without temperature conditioning"),
+        "{err:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -29,6 +29,10 @@ pub struct Args {
     /// Molecule runs: sampling seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A temperature-conditioned run: evaluate at this beta instead of the
+    /// run's `conditioning.eval_beta` (one network serves every beta).
+    #[arg(long)]
+    beta: Option<f64>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -36,9 +40,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Ok(cfg) = &config
         && crate::train::env_kind::is_continuous(&cfg.env.kind)
     {
+        if args.beta.is_some() {
+            anyhow::bail!(
+                "--beta applies to temperature-conditioned discrete runs; {} is continuous",
+                args.run.display()
+            );
+        }
         return eval_continuous(args, cfg.continuous.eval_samples);
     }
-    let saved = SavedRun::load(&args.run)?;
+    let mut saved = SavedRun::load(&args.run)?;
+    if let Some(beta) = args.beta {
+        saved = saved.at_beta(beta)?;
+    }
     let Some(m) = saved.exact_metrics() else {
         return eval_molecules(&args, &saved);
     };
@@ -47,6 +60,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let out = serde_json::json!({
         "checkpoint": saved.checkpoint,
         "iterations_trained": saved.step,
+        "beta": saved.beta(),
         "metrics": m,
         "log_z_learned": log_z,
         "log_z_true": log_z_true,
@@ -94,6 +108,7 @@ fn eval_molecules(args: &Args, saved: &SavedRun) -> Result<ExitCode> {
     let out = serde_json::json!({
         "checkpoint": saved.checkpoint,
         "iterations_trained": saved.step,
+        "beta": saved.beta(),
         "policy": saved.trainer.cfg().policy.kind.to_string(),
         "molecules": mm,
         "log_z_learned": log_z,

@@ -27,6 +27,10 @@ pub struct Args {
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A temperature-conditioned run: sample at this beta instead of the
+    /// run's `conditioning.eval_beta` (one network serves every beta).
+    #[arg(long)]
+    beta: Option<f64>,
     /// Output file (default: RUN_DIR/samples.jsonl).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -37,9 +41,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Ok(cfg) = &config
         && crate::train::env_kind::is_continuous(&cfg.env.kind)
     {
+        if args.beta.is_some() {
+            anyhow::bail!(
+                "--beta applies to temperature-conditioned discrete runs; {} is continuous",
+                args.run.display()
+            );
+        }
         return sample_continuous(args);
     }
-    let saved = SavedRun::load(&args.run)?;
+    let mut saved = SavedRun::load(&args.run)?;
+    if let Some(beta) = args.beta {
+        saved = saved.at_beta(beta)?;
+    }
     let samples = saved.sample(args.n, args.seed)?;
     let out = args.out.unwrap_or_else(|| args.run.join("samples.jsonl"));
     write_jsonl(&out, &samples)?;
@@ -59,6 +72,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "run": args.run,
         "checkpoint": saved.checkpoint,
         "iterations_trained": saved.step,
+        "beta": saved.beta(),
         "samples": samples.len(),
         "seed": args.seed,
         "distinct_objects": distinct,

@@ -32,6 +32,7 @@ use super::config::{self, TrainConfig};
 use super::continuous::ContinuousTrainer;
 use super::run_loop::TrainingTask;
 use super::trainer::{AnyTrainer, Trainer, with_trainer};
+use crate::conditioning::BetaChoice;
 use crate::eval::Metrics;
 use crate::eval::molecules::{MoleculeMetrics, MoleculeTracker};
 use crate::policy::{Policy, StatePolicy};
@@ -53,6 +54,9 @@ pub struct SavedRun {
     /// names, holding the checkpoint's parameters (actors and offline data
     /// are not started: loading only evaluates).
     pub trainer: AnyTrainer,
+    /// A temperature-conditioned run's beta for sampling and evaluation, set
+    /// by [`SavedRun::at_beta`] (`None`: its `conditioning.eval_beta`).
+    beta: Option<f64>,
 }
 
 /// The resolved config of a run directory.
@@ -216,7 +220,42 @@ impl SavedRun {
             checkpoint,
             step,
             trainer,
+            beta: None,
         })
+    }
+
+    /// The same run sampled and evaluated at `beta` instead of its
+    /// `conditioning.eval_beta`: one conditioned network serves every beta
+    /// (`ftb sample --beta`, `ftb eval --beta`). Errors for a run trained
+    /// without conditioning, whose network has no beta input.
+    pub fn at_beta(mut self, beta: f64) -> Result<Self> {
+        let Some(t) = self.trainer.task().temperature.clone() else {
+            bail!(
+                "--beta {beta}: {} was trained without temperature conditioning \
+                 (no [conditioning] in its config.toml), so its policy has no beta input",
+                self.dir.display()
+            );
+        };
+        if !(beta.is_finite() && beta > 0.0) {
+            bail!("--beta {beta}: must be finite and > 0");
+        }
+        if beta > t.distribution.max() {
+            eprintln!(
+                "warning: --beta {beta} is above the largest beta trained on ({}): \
+                 the network extrapolates there",
+                t.distribution.max()
+            );
+        }
+        self.beta = Some(beta);
+        Ok(self)
+    }
+
+    /// The beta samples and evaluations use: [`SavedRun::at_beta`]'s, else
+    /// the run's `conditioning.eval_beta` (`None`: an unconditioned run).
+    pub fn beta(&self) -> Option<f64> {
+        let task = self.trainer.task();
+        task.temperature.as_ref()?;
+        Some(self.beta.unwrap_or_else(|| task.eval_beta()))
     }
 
     /// `n` objects sampled on-policy with `seed`, with their log-reward,
@@ -225,15 +264,16 @@ impl SavedRun {
     /// `conditioning.eval_beta` (the log-reward reported is the untempered
     /// `ln R`).
     pub fn sample(&self, n: usize, seed: u64) -> Result<Vec<SampledObject>> {
-        with_trainer!(&self.trainer, t => sample_from(t, self.step, n, seed))
+        with_trainer!(&self.trainer, t => sample_from(t, self.step, n, seed, self.beta()))
     }
 
     /// Exact metrics of the saved policy against the target (`None` when the
     /// task is not enumerated).
     pub fn exact_metrics(&self) -> Option<Metrics> {
+        let beta = self.beta().unwrap_or(1.0);
         with_trainer!(&self.trainer, t => {
-            let model = t.exact_distribution()?;
-            Some(Metrics::compute(&model, t.target()?))
+            let model = t.exact_distribution_at(beta)?;
+            Some(Metrics::compute(&model, &t.target_at(beta)?.0))
         })
     }
 
@@ -265,12 +305,19 @@ impl SavedRun {
 
     /// The learned `log Z` (the mean over groups, for a conditional task).
     pub fn log_z(&self) -> f64 {
-        with_trainer!(&self.trainer, t => t.learner.log_z.get())
+        match self.beta() {
+            Some(beta) => with_trainer!(&self.trainer, t => t.learner.log_z.value_at(beta))
+                .expect("a conditioned run has a temperature-conditioned log Z"),
+            None => with_trainer!(&self.trainer, t => t.learner.log_z.get()),
+        }
     }
 
     /// The true `log Z` (`None` when the task is not enumerated).
     pub fn log_z_true(&self) -> Option<f64> {
-        with_trainer!(&self.trainer, t => t.log_z_true())
+        match self.beta() {
+            Some(beta) => with_trainer!(&self.trainer, t => t.target_at(beta).map(|(_, z)| z)),
+            None => with_trainer!(&self.trainer, t => t.log_z_true()),
+        }
     }
 }
 
@@ -281,10 +328,12 @@ fn sample_from<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
     version: u64,
     n: usize,
     seed: u64,
+    beta: Option<f64>,
 ) -> Result<Vec<SampledObject>> {
     let snapshot = t.learner.snapshot();
-    let sampler = Sampler::new(t.task.dynamics(), t.task.reward.as_ref(), t.device.clone())
-        .with_betas(t.task.eval_betas());
+    let betas = beta.map_or(BetaChoice::Unconditioned, BetaChoice::Fixed);
+    let sampler =
+        Sampler::new(t.task.dynamics(), t.task.reward.as_ref(), t.device.clone()).with_betas(betas);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut objects = crate::env::StateBatch::empty(t.task.dynamics().state_width());
     let (mut log_rewards, mut log_pf) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -296,7 +345,7 @@ fn sample_from<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
         log_pf.extend(batch.provenance.iter().map(|p| p.behaviour_log_prob));
     }
     // One exact pass (dynamic programming over the DAG) for all of them.
-    let p_t = t.exact_probabilities_of(&objects);
+    let p_t = t.exact_probabilities_at(&objects, beta.unwrap_or(1.0));
     let mut molecules = t.task.molecules.as_ref().map(|m| {
         m.smiles_of(&objects)
             .into_iter()

@@ -511,8 +511,14 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
     /// The exact `P_T` of each of `objects` (terminal states) under the
     /// current policy (`None` without enumeration).
     pub fn exact_probabilities_of(&self, objects: &StateBatch) -> Option<Vec<f64>> {
+        self.exact_probabilities_at(objects, self.task.eval_beta())
+    }
+
+    /// [`Trainer::exact_probabilities_of`] with the policy conditioned on
+    /// `beta` (an unconditioned policy ignores it).
+    pub fn exact_probabilities_at(&self, objects: &StateBatch, beta: f64) -> Option<Vec<f64>> {
         let e = self.exact.as_ref()?;
-        let p_t = self.exact_distribution()?;
+        let p_t = self.exact_distribution_at(beta)?;
         let position: std::collections::HashMap<usize, usize> = e
             .dag
             .terminal_indices()
