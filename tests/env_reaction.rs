@@ -600,6 +600,52 @@ mod gnn {
         }
     }
 
+    /// Temperature-conditioned (the encoding of beta joins the graph
+    /// features): a short run has finite losses, eval-beta samples with
+    /// their scores, and a log Z head that tells betas apart.
+    #[test]
+    fn the_reaction_gnn_trains_temperature_conditioned() {
+        let (t, b) = library_files();
+        let cfg = load(
+            None,
+            &[
+                "env.kind=reaction-mol".into(),
+                format!("env.molecule.templates_file={t}"),
+                format!("env.molecule.building_blocks_file={b}"),
+                "env.molecule.max_reactions=2".into(),
+                "env.molecule.beta=1".into(),
+                "env.molecule.top_k=20".into(),
+                "policy.kind=gnn".into(),
+                "policy.hidden=32".into(),
+                "policy.gnn_layers=2".into(),
+                "objective.name=tb".into(),
+                "optim.lr=0.003".into(),
+                "optim.lr_log_z=0.01".into(),
+                "sampling.batch=16".into(),
+                "run.trajectories=320".into(),
+                "run.eval_every=10".into(),
+                "conditioning.beta={ dist = \"uniform\", low = 4, high = 32 }".into(),
+                "conditioning.eval_samples=32".into(),
+            ],
+        )
+        .unwrap();
+        let mut t = Trainer::new_reaction_gnn(cfg).unwrap();
+        let (s, points) = t.run(None, |_, _| {}).unwrap();
+        assert_eq!(s.trajectories, 320);
+        assert!(points.iter().all(|p| p.loss.is_finite()));
+        let e = points.last().unwrap().eval_beta.as_ref().unwrap();
+        let score = e.mean_score.unwrap();
+        assert_eq!(e.beta, 32.0);
+        assert!(score > 0.0 && score <= 1.0, "{score}");
+        let z = &t.learner.log_z;
+        let lz = [z.value_at(4.0).unwrap(), z.value_at(32.0).unwrap()];
+        eprintln!(
+            "log Z_4 {:.2}, log Z_32 {:.2}, score at 32 {score:.3}",
+            lz[0], lz[1]
+        );
+        assert!(lz[1] < lz[0], "{lz:?}");
+    }
+
     /// `policy.kind = "gnn"` is refused for environments without a graph
     /// network, naming the ones that have one.
     #[test]
