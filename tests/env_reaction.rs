@@ -3,7 +3,8 @@
 //! DAG with several parents per molecule), valid molecules at every sampled
 //! terminal state, the parents of a molecule with two syntheses, library
 //! files with errors naming the line, and short training runs through the
-//! library (uniform, learned and max-likelihood `P_B`) and through `ftb train`.
+//! library (uniform, learned and max-likelihood `P_B`) and through `ftb train`;
+//! the atom-level graph network (`policy.kind = "gnn"`, module `gnn`).
 //! Run: `cargo test --release --features chem --test env_reaction`.
 #![cfg(feature = "chem")]
 
@@ -644,6 +645,56 @@ mod gnn {
             lz[0], lz[1]
         );
         assert!(lz[1] < lz[0], "{lz:?}");
+    }
+
+    /// A trained reaction-GNN run directory loads through `SavedRun` (as
+    /// `ftb sample --run` / `ftb eval --run` do) with its trained
+    /// parameters, and its samples are valid canonical molecules.
+    #[test]
+    fn a_saved_reaction_gnn_run_loads_and_samples_valid_molecules() {
+        use ftb::train::run_dir::RunDir;
+        use ftb::train::saved::SavedRun;
+        let (t, b) = library_files();
+        let cfg = load(
+            None,
+            &[
+                "env.kind=reaction-mol".into(),
+                format!("env.molecule.templates_file={t}"),
+                format!("env.molecule.building_blocks_file={b}"),
+                "env.molecule.max_reactions=2".into(),
+                "policy.kind=gnn".into(),
+                "policy.hidden=16".into(),
+                "policy.backward=learned".into(),
+                "objective.name=tb".into(),
+                "sampling.batch=16".into(),
+                "run.trajectories=32".into(),
+            ],
+        )
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!("ftb-rxn-gnn-saved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut rd = RunDir::create(&dir).unwrap();
+        rd.write("config.toml", cfg.to_toml().as_bytes()).unwrap();
+        let mut trainer = Trainer::new_reaction_gnn(cfg).unwrap();
+        trainer.run(Some(&mut rd), |_, _| {}).unwrap();
+        let saved = SavedRun::load(&dir).unwrap();
+        let AnyTrainer::ReactionGnn(loaded) = &saved.trainer else {
+            panic!("a reaction gnn run loads the reaction graph network");
+        };
+        assert_eq!(
+            ftb::policy::flat_parameters(&loaded.learner.policy),
+            ftb::policy::flat_parameters(&trainer.learner.policy)
+        );
+        let samples = saved.sample(24, 5).unwrap();
+        assert_eq!(samples.len(), 24);
+        for s in &samples {
+            let m = s.molecule.as_ref().expect("a molecule task's sample");
+            let smiles = m.smiles.as_ref().expect("a valid molecule");
+            let mol = ftb::chem::parse(smiles).unwrap();
+            assert_eq!(&ftb::chem::canonical_smiles(&mol).unwrap(), smiles);
+            assert!(s.log_pf.is_finite() && s.log_pf <= 0.0);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// `policy.kind = "gnn"` is refused for environments without a graph
