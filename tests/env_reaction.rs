@@ -3,7 +3,8 @@
 //! DAG with several parents per molecule), valid molecules at every sampled
 //! terminal state, the parents of a molecule with two syntheses, library
 //! files with errors naming the line, and short training runs through the
-//! library (uniform, learned and max-likelihood `P_B`) and through `ftb train`.
+//! library (uniform, learned and max-likelihood `P_B`) and through `ftb train`;
+//! the atom-level graph network (`policy.kind = "gnn"`, module `gnn`).
 //! Run: `cargo test --release --features chem --test env_reaction`.
 #![cfg(feature = "chem")]
 
@@ -348,4 +349,374 @@ fn ftb_train_runs_reaction_molecules() {
     );
     assert!(dir.join("summary.json").exists());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+// ---- The atom-level graph network (`policy.kind = "gnn"` on reaction-mol).
+
+mod gnn {
+    use super::{SMALL_BBS, SMALL_TEMPLATES, small};
+    use burn::tensor::{Device, Tensor};
+    use ftb::env::molecule::ReactionMolecules;
+    use ftb::env::{Environment, StateBatch};
+    use ftb::policy::gnn::GnnShape;
+    use ftb::policy::reaction_gnn::ReactionGnn;
+    use ftb::policy::{BackwardPolicy, StatePolicy};
+    use ftb::train::config::load;
+    use ftb::train::{AnyTrainer, Trainer};
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// burn-flex's RNG is process-global: seed and build under one lock.
+    fn build(env: &ReactionMolecules, backward: BackwardPolicy, seed: u64) -> ReactionGnn {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        device.seed(seed);
+        let shape = GnnShape {
+            hidden: 16,
+            layers: 2,
+        };
+        ReactionGnn::for_env(env, shape, backward, &device).unwrap()
+    }
+
+    /// Every state visited by `n` seeded uniform rollouts (s0 included).
+    fn visited_states(env: &ReactionMolecules, n: usize, seed: u64) -> StateBatch {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let na = env.n_actions();
+        let mut out = StateBatch::ragged(std::iter::empty::<&[i64]>());
+        for _ in 0..n {
+            let mut s = env.initial_states(1);
+            loop {
+                out.push_row(s.row(0));
+                let mut mask = vec![false; na];
+                env.forward_mask(&s, &mut mask);
+                let allowed: Vec<usize> = (0..na).filter(|&a| mask[a]).collect();
+                let a = allowed[rng.random_range(0..allowed.len())];
+                if a == env.exit_action() {
+                    break;
+                }
+                env.step(&mut s, &[Some(a)]);
+            }
+        }
+        out
+    }
+
+    struct Eval {
+        pf: Vec<f32>,
+        flow: Vec<f32>,
+        pb: Vec<f32>,
+    }
+
+    fn evaluate(
+        env: &ReactionMolecules,
+        p: &ReactionGnn,
+        states: &StateBatch,
+        fmask: &[bool],
+        bmask: &[bool],
+    ) -> Eval {
+        let out = p.evaluate_states(env, states, &[], fmask, bmask, &Device::flex());
+        Eval {
+            pf: to_vec(out.log_pf),
+            flow: to_vec(out.log_flow),
+            pb: to_vec(out.log_pb.expect("learned P_B")),
+        }
+    }
+
+    fn masks(env: &ReactionMolecules, states: &StateBatch) -> (Vec<bool>, Vec<bool>) {
+        let n = states.len();
+        let mut f = vec![false; n * env.n_actions()];
+        let mut b = vec![false; n * env.n_backward_actions()];
+        env.forward_mask(states, &mut f);
+        env.backward_mask(states, &mut b);
+        (f, b)
+    }
+
+    /// Forward and (learned) backward log-probabilities: masked actions
+    /// `-inf` (probability 0), each row sums to 1 over its mask; `log_pf`
+    /// and `log_pb` agree with `evaluate_states`.
+    #[test]
+    fn gnn_log_probs_are_normalised_over_the_mask() {
+        let env = small(2);
+        let p = build(&env, BackwardPolicy::Learned, 1);
+        let states = visited_states(&env, 12, 1);
+        assert!((0..states.len()).any(|i| states.row(i)[0] == 3));
+        let (fm, bm) = masks(&env, &states);
+        let e = evaluate(&env, &p, &states, &fm, &bm);
+        let device = Device::flex();
+        let pf = to_vec(p.log_pf(&env, &states, &[], &fm, &device));
+        let pb = to_vec(p.log_pb(&env, &states, &[], &bm, &device).unwrap());
+        for (mask, lp, again) in [(&fm, &e.pf, &pf), (&bm, &e.pb, &pb)] {
+            let k = mask.len() / states.len();
+            for i in 0..states.len() {
+                let row = &mask[i * k..(i + 1) * k];
+                if !row.iter().any(|&m| m) {
+                    continue; // s0 has no backward action
+                }
+                let mut total = 0.0f64;
+                for a in 0..k {
+                    let v = lp[i * k + a];
+                    assert!((v - again[i * k + a]).abs() < 1e-5 || v == again[i * k + a]);
+                    if row[a] {
+                        assert!(v.is_finite() && v <= 1e-6, "row {i} action {a}: {v}");
+                        total += f64::from(v).exp();
+                    } else {
+                        assert_eq!(f64::from(v).exp(), 0.0, "masked action {a} of row {i}");
+                    }
+                }
+                assert!((total - 1.0).abs() < 1e-4, "row {i}: sum {total}");
+            }
+        }
+        assert!(e.flow.iter().all(|f| f.is_finite()));
+    }
+
+    /// Two SMILES of one molecule (atoms in another order) get the same
+    /// forward and backward log-probabilities and flow.
+    #[test]
+    fn gnn_is_invariant_to_the_atom_order() {
+        let env = small(2);
+        let p = build(&env, BackwardPolicy::Learned, 2);
+        for (n, a, b) in [
+            (1, "NCC(=O)O", "OC(=O)CN"),
+            (1, "Nc1ccccc1", "c1ccc(N)cc1"),
+            (2, "CNC(C)=O", "O=C(NC)C"),
+            (2, "O=C(O)CNC(=O)c1ccccc1", "c1cc(C(=O)NCC(O)=O)ccc1"),
+        ] {
+            let can = ftb::chem::canonicalize(a).unwrap();
+            assert_eq!(can, ftb::chem::canonicalize(b).unwrap());
+            let rows = [
+                ReactionMolecules::row_of(n, &can),
+                ReactionMolecules::row_of(n, a),
+                ReactionMolecules::row_of(n, b),
+            ];
+            let canonical = StateBatch::ragged([rows[0].as_slice()]);
+            let (fm, bm) = masks(&env, &canonical);
+            let base = evaluate(&env, &p, &canonical, &fm, &bm);
+            for r in &rows[1..] {
+                let one = StateBatch::ragged([r.as_slice()]);
+                let e = evaluate(&env, &p, &one, &fm, &bm);
+                assert!((e.flow[0] - base.flow[0]).abs() < 1e-4, "{a} / {b}: flow");
+                for (x, y) in e.pf.iter().chain(&e.pb).zip(base.pf.iter().chain(&base.pb)) {
+                    assert!(
+                        x == y || (x - y).abs() < 1e-4,
+                        "{a} / {b}: log-prob {x} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A batch of states gives what each state gives alone.
+    #[test]
+    fn gnn_batched_forward_equals_per_state_forwards() {
+        let env = small(2);
+        let p = build(&env, BackwardPolicy::Learned, 3);
+        let states = visited_states(&env, 8, 3);
+        let (fm, bm) = masks(&env, &states);
+        let all = evaluate(&env, &p, &states, &fm, &bm);
+        let (na, nb) = (env.n_actions(), env.n_backward_actions());
+        for i in 0..states.len() {
+            let one = StateBatch::ragged([states.row(i)]);
+            let e = evaluate(
+                &env,
+                &p,
+                &one,
+                &fm[i * na..(i + 1) * na],
+                &bm[i * nb..(i + 1) * nb],
+            );
+            assert!((e.flow[0] - all.flow[i]).abs() < 1e-4, "state {i}: flow");
+            let pairs =
+                e.pf.iter()
+                    .zip(&all.pf[i * na..(i + 1) * na])
+                    .chain(e.pb.iter().zip(&all.pb[i * nb..(i + 1) * nb]));
+            for (x, y) in pairs {
+                assert!(x == y || (x - y).abs() < 1e-4, "state {i}: {x} vs {y}");
+            }
+        }
+    }
+
+    fn library_files() -> (String, String) {
+        let dir = std::env::temp_dir().join(format!("ftb-reaction-gnn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (t, b) = (dir.join("templates.txt"), dir.join("bbs.smi"));
+        std::fs::write(&t, SMALL_TEMPLATES).unwrap();
+        std::fs::write(&b, SMALL_BBS).unwrap();
+        (t.display().to_string(), b.display().to_string())
+    }
+
+    /// A short seeded TB run of the GNN on the small library (through
+    /// `AnyTrainer`, as `ftb train` builds it): finite losses, the loss and
+    /// the samples' mean log-reward improve, every molecule is valid; the
+    /// learned and max-likelihood `P_B` heads train too.
+    #[test]
+    fn a_short_gnn_run_on_reaction_molecules_improves() {
+        let (t, b) = library_files();
+        let cfg = |backward: &str, trajectories: u64| {
+            load(
+                None,
+                &[
+                    "env.kind=reaction-mol".into(),
+                    format!("env.molecule.templates_file={t}"),
+                    format!("env.molecule.building_blocks_file={b}"),
+                    "env.molecule.max_reactions=2".into(),
+                    "policy.kind=gnn".into(),
+                    "policy.hidden=32".into(),
+                    "policy.gnn_layers=2".into(),
+                    format!("policy.backward={backward}"),
+                    "objective.name=tb".into(),
+                    "optim.lr=0.003".into(),
+                    "sampling.batch=16".into(),
+                    format!("run.trajectories={trajectories}"),
+                    "run.eval_every=10".into(),
+                ],
+            )
+            .unwrap()
+        };
+        let any = AnyTrainer::new(cfg("uniform", 640)).unwrap();
+        let AnyTrainer::ReactionGnn(mut trainer) = any else {
+            panic!("policy.kind = gnn on reaction-mol builds the reaction GNN");
+        };
+        let (s, points) = trainer.run(None, |_, _| {}).unwrap();
+        assert_eq!(points.len(), 4);
+        let loss: Vec<f64> = points.iter().map(|p| p.loss).collect();
+        let mean: Vec<f64> = points.iter().map(|p| p.samples.mean_log_reward).collect();
+        eprintln!("loss {loss:?}, mean ln R {mean:?}, log Z {}", s.log_z);
+        assert!(loss.iter().chain(&mean).all(|v| v.is_finite()));
+        assert!(loss[3] < loss[0], "loss {loss:?}");
+        assert!(mean[3] > mean[0] + 0.5, "mean ln R {mean:?}");
+        let m = s.molecules.as_ref().expect("molecule metrics");
+        assert_eq!(m.valid_fraction, 1.0, "{m:?}");
+        for backward in ["learned", "max-likelihood"] {
+            let mut t = Trainer::new_reaction_gnn(cfg(backward, 64)).unwrap();
+            let (s, points) = t.run(None, |_, _| {}).unwrap();
+            assert!(points.iter().all(|p| p.loss.is_finite()), "{backward}");
+            assert_eq!(
+                points.iter().any(|p| p.backward_nll.is_some()),
+                backward == "max-likelihood"
+            );
+            assert_eq!(s.molecules.unwrap().valid_fraction, 1.0, "{backward}");
+        }
+    }
+
+    /// Temperature-conditioned (the encoding of beta joins the graph
+    /// features): a short run has finite losses, eval-beta samples with
+    /// their scores, and a log Z head that tells betas apart.
+    #[test]
+    fn the_reaction_gnn_trains_temperature_conditioned() {
+        let (t, b) = library_files();
+        let cfg = load(
+            None,
+            &[
+                "env.kind=reaction-mol".into(),
+                format!("env.molecule.templates_file={t}"),
+                format!("env.molecule.building_blocks_file={b}"),
+                "env.molecule.max_reactions=2".into(),
+                "env.molecule.beta=1".into(),
+                "env.molecule.top_k=20".into(),
+                "policy.kind=gnn".into(),
+                "policy.hidden=32".into(),
+                "policy.gnn_layers=2".into(),
+                "objective.name=tb".into(),
+                "optim.lr=0.003".into(),
+                "optim.lr_log_z=0.01".into(),
+                "sampling.batch=16".into(),
+                "run.trajectories=320".into(),
+                "run.eval_every=10".into(),
+                "conditioning.beta={ dist = \"uniform\", low = 4, high = 32 }".into(),
+                "conditioning.eval_samples=32".into(),
+            ],
+        )
+        .unwrap();
+        let mut t = Trainer::new_reaction_gnn(cfg).unwrap();
+        let (s, points) = t.run(None, |_, _| {}).unwrap();
+        assert_eq!(s.trajectories, 320);
+        assert!(points.iter().all(|p| p.loss.is_finite()));
+        let e = points.last().unwrap().eval_beta.as_ref().unwrap();
+        let score = e.mean_score.unwrap();
+        assert_eq!(e.beta, 32.0);
+        assert!(score > 0.0 && score <= 1.0, "{score}");
+        let z = &t.learner.log_z;
+        let lz = [z.value_at(4.0).unwrap(), z.value_at(32.0).unwrap()];
+        eprintln!(
+            "log Z_4 {:.2}, log Z_32 {:.2}, score at 32 {score:.3}",
+            lz[0], lz[1]
+        );
+        assert!(lz[1] < lz[0], "{lz:?}");
+    }
+
+    /// A trained reaction-GNN run directory loads through `SavedRun` (as
+    /// `ftb sample --run` / `ftb eval --run` do) with its trained
+    /// parameters, and its samples are valid canonical molecules.
+    #[test]
+    fn a_saved_reaction_gnn_run_loads_and_samples_valid_molecules() {
+        use ftb::train::run_dir::RunDir;
+        use ftb::train::saved::SavedRun;
+        let (t, b) = library_files();
+        let cfg = load(
+            None,
+            &[
+                "env.kind=reaction-mol".into(),
+                format!("env.molecule.templates_file={t}"),
+                format!("env.molecule.building_blocks_file={b}"),
+                "env.molecule.max_reactions=2".into(),
+                "policy.kind=gnn".into(),
+                "policy.hidden=16".into(),
+                "policy.backward=learned".into(),
+                "objective.name=tb".into(),
+                "sampling.batch=16".into(),
+                "run.trajectories=32".into(),
+            ],
+        )
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!("ftb-rxn-gnn-saved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut rd = RunDir::create(&dir).unwrap();
+        rd.write("config.toml", cfg.to_toml().as_bytes()).unwrap();
+        let mut trainer = Trainer::new_reaction_gnn(cfg).unwrap();
+        trainer.run(Some(&mut rd), |_, _| {}).unwrap();
+        let saved = SavedRun::load(&dir).unwrap();
+        let AnyTrainer::ReactionGnn(loaded) = &saved.trainer else {
+            panic!("a reaction gnn run loads the reaction graph network");
+        };
+        assert_eq!(
+            ftb::policy::flat_parameters(&loaded.learner.policy),
+            ftb::policy::flat_parameters(&trainer.learner.policy)
+        );
+        let samples = saved.sample(24, 5).unwrap();
+        assert_eq!(samples.len(), 24);
+        for s in &samples {
+            let m = s.molecule.as_ref().expect("a molecule task's sample");
+            let smiles = m.smiles.as_ref().expect("a valid molecule");
+            let mol = ftb::chem::parse(smiles).unwrap();
+            assert_eq!(&ftb::chem::canonical_smiles(&mol).unwrap(), smiles);
+            assert!(s.log_pf.is_finite() && s.log_pf <= 0.0);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `policy.kind = "gnn"` is refused for environments without a graph
+    /// network, naming the ones that have one.
+    #[test]
+    fn gnn_config_lists_the_valid_envs() {
+        let err = load(
+            None,
+            &["env.kind=hypergrid".into(), "policy.kind=gnn".into()],
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("fragment-mol") && msg.contains("reaction-mol"),
+            "{msg}"
+        );
+        for kind in ["fragment-mol", "reaction-mol"] {
+            load(
+                None,
+                &[format!("env.kind={kind}"), "policy.kind=gnn".into()],
+            )
+            .unwrap();
+        }
+    }
 }

@@ -345,6 +345,8 @@ fn run_on_pool(args: &Args, scenarios: &[String], round: usize) -> Result<Vec<Ti
                 AnyTrainer::Mlp(t) => Some(&t.learner.policy),
                 #[cfg(feature = "chem")]
                 AnyTrainer::Gnn(_) => None,
+                #[cfg(feature = "chem")]
+                AnyTrainer::ReactionGnn(_) => None,
             };
             // Learner FLOPs: forward and backward matmuls of every evaluated state.
             let learner_gflops = mlp.map(|p| {

@@ -77,7 +77,7 @@ use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use std::sync::Arc;
 
 /// LeakyReLU slope of the heads (burn's default, as in [`Mlp`]).
-const SLOPE: f64 = 0.01;
+pub(crate) const SLOPE: f64 = 0.01;
 
 /// Sizes of a [`FragmentGnn`].
 #[derive(Clone, Copy, Debug)]
@@ -96,6 +96,74 @@ pub struct GnnLayer {
     /// `[h_v ; a_v] -> update` (one hidden layer).
     update: Mlp,
     norm: LayerNorm,
+}
+
+impl GnnLayer {
+    /// A fresh layer of width `d` (edge embeddings of width `d` too).
+    pub(crate) fn new(d: usize, device: &Device) -> Self {
+        Self {
+            message: Mlp::new(2 * d, d, 0, d, device),
+            update: Mlp::new(2 * d, d, 1, d, device),
+            norm: LayerNormConfig::new(d).init(device),
+        }
+    }
+
+    /// One residual round over a batch of graphs: `h` `[T, d]` node
+    /// embeddings; `edges` the directed edges' embeddings `[E, d]` with
+    /// their source and target node indices (`None`: no edge in the batch).
+    /// `m_uv = LeakyReLU(W [h_u ; e_uv])`, `a_v = sum_u m_uv` (a segment sum:
+    /// `select_assign` with addition over the targets),
+    /// `h_v <- LayerNorm(h_v + MLP([h_v ; a_v]))`.
+    pub(crate) fn forward(
+        &self,
+        h: Tensor<2>,
+        edges: Option<&(Tensor<2>, Tensor<1, Int>, Tensor<1, Int>)>,
+        device: &Device,
+    ) -> Tensor<2> {
+        let [t, d] = h.dims();
+        let agg = match edges {
+            Some((e, src, dst)) => {
+                let hs = h.clone().select(0, src.clone());
+                let m = leaky_relu(
+                    self.message.forward(Tensor::cat(vec![hs, e.clone()], 1)),
+                    SLOPE,
+                );
+                Tensor::<2>::zeros([t, d], device).select_assign(
+                    0,
+                    dst.clone(),
+                    m,
+                    IndexingUpdateOp::Add,
+                )
+            }
+            None => Tensor::<2>::zeros([t, d], device),
+        };
+        let u = self.update.forward(Tensor::cat(vec![h.clone(), agg], 1));
+        self.norm.forward(h + u)
+    }
+}
+
+/// The mean `[n, d]` of each graph's node embeddings (a segment sum over
+/// `node_graph` times `inv_size` `[n, 1]`; zero for graphs without nodes,
+/// and for all when `h` is `None`).
+pub(crate) fn segment_mean(
+    h: Option<&Tensor<2>>,
+    node_graph: &Tensor<1, Int>,
+    inv_size: &Tensor<2>,
+    n: usize,
+    d: usize,
+    device: &Device,
+) -> Tensor<2> {
+    match h {
+        Some(h) => {
+            Tensor::<2>::zeros([n, d], device).select_assign(
+                0,
+                node_graph.clone(),
+                h.clone(),
+                IndexingUpdateOp::Add,
+            ) * inv_size.clone()
+        }
+        None => Tensor::<2>::zeros([n, d], device),
+    }
 }
 
 /// The graph network policy over fragment graphs (module docs).
@@ -168,12 +236,12 @@ struct GraphBatch {
     last_stem_index: Tensor<1, Int>,
 }
 
-fn ints(v: Vec<i64>, device: &Device) -> Tensor<1, Int> {
+pub(crate) fn ints(v: Vec<i64>, device: &Device) -> Tensor<1, Int> {
     let n = v.len();
     Tensor::<1, Int>::from_data(TensorData::new(v, [n]), device)
 }
 
-fn floats(v: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
+pub(crate) fn floats(v: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
     Tensor::<2>::from_data(TensorData::new(v, shape), device)
 }
 
@@ -201,11 +269,7 @@ impl FragmentGnn {
         };
         let linear = |i: usize, o: usize| Mlp::new(i, d, 0, o, device);
         let layers = (0..shape.layers)
-            .map(|_| GnnLayer {
-                message: linear(2 * d, d),
-                update: Mlp::new(2 * d, d, 1, d, device),
-                norm: LayerNormConfig::new(d).init(device),
-            })
+            .map(|_| GnnLayer::new(d, device))
             .collect();
         Self {
             fragment_embedding: emb.init([f, d], device),
@@ -399,45 +463,24 @@ impl FragmentGnn {
     fn embed(&self, x: &GraphBatch, device: &Device) -> (Option<Tensor<2>>, Tensor<2>) {
         let d = self.hidden;
         let h = (x.nodes > 0).then(|| {
-            let mut h = self
+            let mut h: Tensor<2> = self
                 .fragment_embedding
                 .val()
                 .select(0, x.node_fragment.clone())
                 + self.node_in.forward(x.node_features.clone());
-            let edges = (x.bonds > 0).then(|| self.edge_in.forward(x.edge_features.clone()));
+            let edges = (x.bonds > 0).then(|| {
+                (
+                    self.edge_in.forward(x.edge_features.clone()),
+                    x.edge_src.clone(),
+                    x.edge_dst.clone(),
+                )
+            });
             for layer in &self.layers {
-                let agg = match &edges {
-                    Some(e) => {
-                        let hs = h.clone().select(0, x.edge_src.clone());
-                        let m = leaky_relu(
-                            layer.message.forward(Tensor::cat(vec![hs, e.clone()], 1)),
-                            SLOPE,
-                        );
-                        Tensor::<2>::zeros([x.nodes, d], device).select_assign(
-                            0,
-                            x.edge_dst.clone(),
-                            m,
-                            IndexingUpdateOp::Add,
-                        )
-                    }
-                    None => Tensor::<2>::zeros([x.nodes, d], device),
-                };
-                let u = layer.update.forward(Tensor::cat(vec![h.clone(), agg], 1));
-                h = layer.norm.forward(h + u);
+                h = layer.forward(h, edges.as_ref(), device);
             }
             h
         });
-        let pooled = match &h {
-            Some(h) => {
-                Tensor::<2>::zeros([x.n, d], device).select_assign(
-                    0,
-                    x.node_graph.clone(),
-                    h.clone(),
-                    IndexingUpdateOp::Add,
-                ) * x.inv_size.clone()
-            }
-            None => Tensor::<2>::zeros([x.n, d], device),
-        };
+        let pooled = segment_mean(h.as_ref(), &x.node_graph, &x.inv_size, x.n, d, device);
         let g = leaky_relu(
             self.readout
                 .forward(Tensor::cat(vec![pooled, x.graph_features.clone()], 1)),

@@ -9,6 +9,8 @@ pub mod gnn;
 pub mod linear;
 pub mod log_z;
 pub mod mlp;
+#[cfg(feature = "chem")]
+pub mod reaction_gnn;
 pub mod team;
 pub mod traits;
 
@@ -87,7 +89,8 @@ pub enum PolicyKind {
     #[default]
     Mlp,
     /// The message-passing graph network over fragment graphs
-    /// (`gnn::FragmentGnn`; `env.kind = "fragment-mol"`, cargo feature `chem`).
+    /// (`gnn::FragmentGnn` for `env.kind = "fragment-mol"`,
+    /// `reaction_gnn::ReactionGnn` for `"reaction-mol"`; cargo feature `chem`).
     Gnn,
 }
 

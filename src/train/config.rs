@@ -366,8 +366,9 @@ impl MoleculeConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// `mlp` (every discrete environment) or `gnn` (the graph network of
-    /// `env.kind = "fragment-mol"`, cargo feature `chem`).
+    /// `mlp` (every discrete environment) or `gnn` (the molecule graph
+    /// networks of `env.kind = "fragment-mol"` and `"reaction-mol"`, cargo
+    /// feature `chem`).
     #[serde(default)]
     pub kind: PolicyKind,
     /// Width of the hidden layers (MLP) or of the embeddings (GNN).
@@ -380,6 +381,9 @@ pub struct PolicyConfig {
     /// `uniform`, `learned` or `shared`.
     pub backward: BackwardPolicy,
 }
+
+/// The `env.kind` values `policy.kind = "gnn"` has a network for.
+pub const GNN_ENVS: [&str; 2] = ["fragment-mol", "reaction-mol"];
 
 fn default_gnn_layers() -> usize {
     3
@@ -663,10 +667,11 @@ impl TrainConfig {
             bail!("policy.hidden must be >= 1");
         }
         if self.policy.kind == PolicyKind::Gnn {
-            if self.env.kind != "fragment-mol" {
+            if !GNN_ENVS.contains(&self.env.kind.as_str()) {
                 bail!(
-                    "policy.kind = \"gnn\" is the fragment graph network of env.kind = \"fragment-mol\"; \
+                    "policy.kind = \"gnn\" is a molecule graph network: valid env.kind values are {}; \
                      env.kind = `{}` trains with policy.kind = \"mlp\"",
+                    GNN_ENVS.join(", "),
                     self.env.kind
                 );
             }

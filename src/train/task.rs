@@ -197,17 +197,26 @@ pub(super) fn fragment_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
     )
 }
 
+/// The reaction environment of an `env.kind = "reaction-mol"` config (what
+/// its task holds; a graph policy keeps its own copy to read states with).
+#[cfg(feature = "chem")]
+pub fn reaction_env(cfg: &EnvConfig) -> Result<crate::env::molecule::ReactionMolecules> {
+    use crate::env::molecule::{ReactionLibrary, ReactionMolecules};
+    let m = &cfg.molecule;
+    let lib = ReactionLibrary::load(&m.templates_file, &m.building_blocks_file)
+        .context("env.molecule.templates_file / env.molecule.building_blocks_file")?;
+    ReactionMolecules::new(lib, m.max_reactions).context("env.molecule.max_reactions")
+}
+
 /// The `reaction-mol` task (cargo feature `chem`): molecules built from
 /// building blocks by reaction templates (SynFlowNet-style), under the same
 /// rewards as `fragment-mol`; not enumerable.
 #[cfg(feature = "chem")]
 pub(super) fn reaction_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
     use crate::chem::score::Scorer;
-    use crate::env::molecule::{ReactionLibrary, ReactionMolecules, ReactionReward};
+    use crate::env::molecule::ReactionReward;
     let m = &cfg.molecule;
-    let lib = ReactionLibrary::load(&m.templates_file, &m.building_blocks_file)
-        .context("env.molecule.templates_file / env.molecule.building_blocks_file")?;
-    let env = ReactionMolecules::new(lib, m.max_reactions).context("env.molecule.max_reactions")?;
+    let env = reaction_env(cfg)?;
     let scorer = Scorer::new(m, "env.molecule")?;
     let reward = ReactionReward::new(&env, scorer);
     let smiles_env = env.clone();

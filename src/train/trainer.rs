@@ -312,6 +312,36 @@ impl Trainer<crate::policy::gnn::FragmentGnn> {
     }
 }
 
+#[cfg(feature = "chem")]
+impl Trainer<crate::policy::reaction_gnn::ReactionGnn> {
+    /// A run of `cfg` (`env.kind = "reaction-mol"`, `policy.kind = "gnn"`)
+    /// with the atom-level graph network ([`crate::policy::reaction_gnn`]).
+    pub fn new_reaction_gnn(cfg: TrainConfig) -> Result<Self> {
+        use crate::policy::gnn::GnnShape;
+        use crate::policy::reaction_gnn::ReactionGnn;
+        if cfg.policy.kind != PolicyKind::Gnn || cfg.env.kind != "reaction-mol" {
+            bail!(
+                "Trainer::new_reaction_gnn trains policy.kind = \"gnn\" on env.kind = \"reaction-mol\"; \
+                 got policy.kind = \"{}\", env.kind = `{}`",
+                cfg.policy.kind,
+                cfg.env.kind
+            );
+        }
+        let task = Task::from_config(&cfg.env, cfg.run.exact)?;
+        let env = super::task::reaction_env(&cfg.env)?;
+        let device = Device::flex().autodiff();
+        let shape = GnnShape {
+            hidden: cfg.policy.hidden,
+            layers: cfg.policy.gnn_layers,
+        };
+        let encoding = cfg.conditioning.build()?.map(|t| t.encoding);
+        let policy = crate::policy::init_seeded(&device, cfg.run.seed, || {
+            ReactionGnn::for_env_conditioned(&env, shape, cfg.policy.backward, encoding, &device)
+        })?;
+        Self::with_policy(cfg, task, policy, device)
+    }
+}
+
 /// `with_trainer!(any, t => expr)`: evaluates `expr` with `t` bound to the
 /// [`Trainer`] inside the [`AnyTrainer`] `any` (by value, `&` or `&mut`, as
 /// `any` is), whatever its network: the body is compiled once per network,
@@ -323,6 +353,8 @@ macro_rules! with_trainer {
             $crate::train::trainer::AnyTrainer::Mlp($t) => $body,
             #[cfg(feature = "chem")]
             $crate::train::trainer::AnyTrainer::Gnn($t) => $body,
+            #[cfg(feature = "chem")]
+            $crate::train::trainer::AnyTrainer::ReactionGnn($t) => $body,
         }
     };
 }
@@ -340,9 +372,12 @@ pub(crate) use with_trainer;
 pub enum AnyTrainer {
     /// `policy.kind = "mlp"`.
     Mlp(Trainer),
-    /// `policy.kind = "gnn"` (`env.kind = "fragment-mol"`, cargo feature `chem`).
+    /// `policy.kind = "gnn"` with `env.kind = "fragment-mol"` (cargo feature `chem`).
     #[cfg(feature = "chem")]
     Gnn(Trainer<crate::policy::gnn::FragmentGnn>),
+    /// `policy.kind = "gnn"` with `env.kind = "reaction-mol"` (cargo feature `chem`).
+    #[cfg(feature = "chem")]
+    ReactionGnn(Trainer<crate::policy::reaction_gnn::ReactionGnn>),
 }
 
 impl AnyTrainer {
@@ -350,6 +385,10 @@ impl AnyTrainer {
     pub fn new(cfg: TrainConfig) -> Result<Self> {
         Ok(match cfg.policy.kind {
             PolicyKind::Mlp => Self::Mlp(Trainer::new(cfg)?),
+            #[cfg(feature = "chem")]
+            PolicyKind::Gnn if cfg.env.kind == "reaction-mol" => {
+                Self::ReactionGnn(Trainer::new_reaction_gnn(cfg)?)
+            }
             #[cfg(feature = "chem")]
             PolicyKind::Gnn => Self::Gnn(Trainer::new_gnn(cfg)?),
             #[cfg(not(feature = "chem"))]

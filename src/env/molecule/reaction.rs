@@ -53,12 +53,14 @@
 //! suite. Results are cached per molecule (the caches are cleared when they
 //! grow past [`CACHE_LIMIT`] entries).
 //!
-//! **Features**: a folded Morgan fingerprint (radius 2, [`FP_BITS`] bits)
-//! and a one-hot of `n`.
+//! **Features** (what the MLP policy reads): a folded Morgan fingerprint
+//! (radius 2, [`FP_BITS`] bits) and a one-hot of `n`. The graph network
+//! ([`crate::policy::reaction_gnn`], `policy.kind = "gnn"`) reads the atom
+//! graph instead and factorises the bimolecular logits over building-block
+//! embeddings, SynFlowNet-style.
 //!
-//! **Not in this environment** (SynFlowNet has them): its hierarchical
-//! action heads (template, then building block, with building-block
-//! embeddings), and its maximum-likelihood `P_B` (README, "Molecules").
+//! **Not in this environment** (SynFlowNet has it): hierarchical sampling
+//! (template, then building block) (README, "Molecules").
 
 use crate::chem::{self, Molecule, score::Scorer};
 use crate::env::molecule::fragment::smiles_key;
