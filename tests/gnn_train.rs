@@ -306,14 +306,14 @@ fn ftb_train_trains_and_resumes_the_gnn() {
     assert!(err.contains("fragment-mol"), "{err}");
 }
 
-/// `ftb bench --scenario fragment-mol-gnn` times the graph network (no FLOP
-/// count: its products depend on the graphs).
+/// `ftb bench --scenario fragment-mol-gnn,reaction-mol-gnn` times both graph
+/// networks (no FLOP count: their products depend on the graphs).
 #[test]
 fn bench_times_the_gnn_scenario() {
     let (code, out, err) = ftb(&[
         "bench",
         "--scenario",
-        "fragment-mol-gnn",
+        "fragment-mol-gnn,reaction-mol-gnn",
         "--batch",
         "8",
         "--iterations",
@@ -325,13 +325,19 @@ fn bench_times_the_gnn_scenario() {
         "--json",
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(r["scenario"], "fragment-mol-gnn");
-    assert_eq!(r["policy"], "gnn");
-    assert_eq!(r["batch"], 8);
-    assert!(r["ms_per_iter"].as_f64().unwrap() > 0.0, "{r}");
-    assert!(r["ms_sample"].as_f64().unwrap() > 0.0, "{r}");
-    assert!(r["learner_gflops"].is_null(), "{r}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for (r, scenario) in rows.iter().zip(["fragment-mol-gnn", "reaction-mol-gnn"]) {
+        assert_eq!(r["scenario"], scenario);
+        assert_eq!(r["policy"], "gnn");
+        assert_eq!(r["batch"], 8);
+        assert!(r["ms_per_iter"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["ms_sample"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["learner_gflops"].is_null(), "{r}");
+    }
 }
 
 /// `ftb experiment molecules --policy gnn` runs every cell with the graph

@@ -29,8 +29,9 @@ pub struct Args {
     /// (J=1, h=0, beta=1); with the cargo feature `chem` (on by default)
     /// also fragment-mol (at most 4 fragments; the MLP policy),
     /// fragment-mol-gnn (the same task with the graph network, hidden 64, 3
-    /// message-passing layers) and reaction-mol (at most 2 reactions,
-    /// uniform P_B), QED reward, where traj/s is molecules sampled and
+    /// message-passing layers), reaction-mol (at most 2 reactions,
+    /// uniform P_B) and reaction-mol-gnn (the same with the atom-level graph
+    /// network, hidden 64, 3 layers), QED reward, where traj/s is molecules sampled and
     /// trained on per second. The graph network has no learner GFLOP/s
     /// (its products depend on each batch's graphs).
     #[arg(long, value_delimiter = ',', default_values_t = ["hypergrid-small".to_string()])]
@@ -85,10 +86,16 @@ const SCENARIOS: [&str; 6] = [
 /// them in such a build): QED reward (beta 8), the MLP policy except
 /// fragment-mol-gnn (the graph network at the README's measured size:
 /// hidden 64, 3 layers, so that it can be set against fragment-mol's MLP);
-/// reaction-mol with a uniform `P_B`. Their environments cache masks and
+/// reaction-mol with a uniform `P_B`, and reaction-mol-gnn (its atom-level
+/// graph network at the same size). Their environments cache masks and
 /// parents per molecule, so the warm-up iterations fill caches that the
 /// timed ones partly reuse.
-const MOLECULE_SCENARIOS: [&str; 3] = ["fragment-mol", "fragment-mol-gnn", "reaction-mol"];
+const MOLECULE_SCENARIOS: [&str; 4] = [
+    "fragment-mol",
+    "fragment-mol-gnn",
+    "reaction-mol",
+    "reaction-mol-gnn",
+];
 
 /// The config overrides of a scenario: its environment, TB, and no enumeration.
 fn scenario_sets(name: &str) -> Result<Vec<String>> {
@@ -128,26 +135,18 @@ fn scenario_sets(name: &str) -> Result<Vec<String>> {
         ],
         "ising-6x6" => ising(6),
         "ising-10x10" => ising(10),
-        "fragment-mol" | "fragment-mol-gnn" | "reaction-mol" if !cfg!(feature = "chem") => bail!(
-            "--scenario `{name}` needs the molecule environments: build with \
+        "fragment-mol" | "fragment-mol-gnn" | "reaction-mol" | "reaction-mol-gnn"
+            if !cfg!(feature = "chem") =>
+        {
+            bail!(
+                "--scenario `{name}` needs the molecule environments: build with \
              `--features chem` (cargo run --release --features chem -- bench ...)"
-        ),
-        "fragment-mol" => fragment_mol(),
-        "fragment-mol-gnn" => {
-            let mut sets = fragment_mol();
-            sets.extend([
-                "policy.kind=\"gnn\"".into(),
-                "policy.hidden=64".into(),
-                "policy.gnn_layers=3".into(),
-            ]);
-            sets
+            )
         }
-        "reaction-mol" => vec![
-            "env.kind=\"reaction-mol\"".into(),
-            "env.molecule.max_reactions=2".into(),
-            "env.molecule.reward=[\"qed\"]".into(),
-            "policy.backward=\"uniform\"".into(),
-        ],
+        "fragment-mol" => fragment_mol(),
+        "fragment-mol-gnn" => with_gnn(fragment_mol()),
+        "reaction-mol" => reaction_mol(),
+        "reaction-mol-gnn" => with_gnn(reaction_mol()),
         _ => bail!(
             "--scenario `{name}`: unknown scenario; valid: {}, {}, all",
             SCENARIOS.join(", "),
@@ -156,6 +155,27 @@ fn scenario_sets(name: &str) -> Result<Vec<String>> {
     };
     sets.extend(["objective.name=\"tb\"".into(), "run.exact=\"never\"".into()]);
     Ok(sets)
+}
+
+/// The reaction scenario: at most 2 reactions, QED, uniform `P_B`.
+fn reaction_mol() -> Vec<String> {
+    vec![
+        "env.kind=\"reaction-mol\"".into(),
+        "env.molecule.max_reactions=2".into(),
+        "env.molecule.reward=[\"qed\"]".into(),
+        "policy.backward=\"uniform\"".into(),
+    ]
+}
+
+/// A molecule scenario with its graph network at the README's measured
+/// size (hidden 64, 3 message-passing layers).
+fn with_gnn(mut sets: Vec<String>) -> Vec<String> {
+    sets.extend([
+        "policy.kind=\"gnn\"".into(),
+        "policy.hidden=64".into(),
+        "policy.gnn_layers=3".into(),
+    ]);
+    sets
 }
 
 /// `--scenario` with `all` expanded (in the order of [`SCENARIOS`]).
