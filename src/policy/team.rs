@@ -25,7 +25,7 @@
 //! ```
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -45,8 +45,9 @@ struct Shared {
     pieces: AtomicUsize,
     /// Pieces finished (by anyone) of the current job.
     done: AtomicUsize,
-    /// Whether a piece of the current job panicked on a helper.
-    panicked: AtomicBool,
+    /// The first panic of a piece of the current job (re-raised on the
+    /// caller with its own message once every piece has finished).
+    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
     /// The current job, erased to `'static`: written by the caller only
     /// while no job is open, read by helpers only after claiming a piece of
     /// an open job (which keeps the caller, and the closure, waiting).
@@ -75,7 +76,7 @@ fn team() -> &'static Team {
             state: AtomicU64::new(0),
             pieces: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
-            panicked: AtomicBool::new(false),
+            panic: Mutex::new(None),
             job: UnsafeCell::new(None),
             sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
@@ -164,20 +165,37 @@ fn claim_pieces(shared: &Shared, number: u32) {
         // SAFETY: piece `piece` of the open job is ours and not done, so the
         // caller is still waiting and the job it published is alive.
         let job = unsafe { (*shared.job.get()).expect("an open job") };
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(piece))).is_err() {
-            shared.panicked.store(true, Ordering::Release);
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(piece)))
+        {
+            let mut first = shared.panic.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert(payload);
         }
         shared.done.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Every piece on the calling thread, with the team's panic rule: all
+/// pieces run, then the first panic is re-raised.
+fn run_here(pieces: usize, job: &(dyn Fn(usize) + Sync)) {
+    let mut first = None;
+    for p in 0..pieces {
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(p))) {
+            first.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first {
+        std::panic::resume_unwind(payload);
     }
 }
 
 /// Runs `job(p)` for every `p` in `0..pieces`, each exactly once, on the
 /// calling thread and up to `threads - 1` team helpers; returns when all are
 /// done. With `threads <= 1`, one piece, or the team in use by another
-/// thread, the caller runs every piece itself.
+/// thread, the caller runs every piece itself. A panicking piece does not
+/// stop the others: once all have run, the first panic is re-raised here.
 pub fn run(pieces: usize, threads: usize, job: &(dyn Fn(usize) + Sync)) {
     if pieces <= 1 || threads <= 1 {
-        (0..pieces).for_each(job);
+        run_here(pieces, job);
         return;
     }
     let team = team();
@@ -185,12 +203,12 @@ pub fn run(pieces: usize, threads: usize, job: &(dyn Fn(usize) + Sync)) {
         Ok(guard) => guard,
         Err(std::sync::TryLockError::Poisoned(guard)) => guard.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => {
-            (0..pieces).for_each(job);
+            run_here(pieces, job);
             return;
         }
     };
     if team.helpers == 0 {
-        (0..pieces).for_each(job);
+        run_here(pieces, job);
         return;
     }
     let shared = team.shared;
@@ -203,7 +221,6 @@ pub fn run(pieces: usize, threads: usize, job: &(dyn Fn(usize) + Sync)) {
     }
     shared.pieces.store(pieces, Ordering::Release);
     shared.done.store(0, Ordering::Release);
-    shared.panicked.store(false, Ordering::Release);
     let number = ((shared.state.load(Ordering::Acquire) >> 32) as u32).wrapping_add(1);
     shared
         .state
@@ -225,8 +242,13 @@ pub fn run(pieces: usize, threads: usize, job: &(dyn Fn(usize) + Sync)) {
     }
     // SAFETY: every piece is done; helpers no longer read the job.
     unsafe { *shared.job.get() = None };
-    if shared.panicked.load(Ordering::Acquire) {
-        panic!("a piece of a split product panicked on a team helper thread");
+    let payload = shared
+        .panic
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(payload) = payload {
+        std::panic::resume_unwind(payload);
     }
 }
 
@@ -262,6 +284,28 @@ mod tests {
                 });
             }
         });
+    }
+
+    #[test]
+    fn a_panicking_piece_reaches_the_caller_with_its_message_after_all_pieces() {
+        let done = AtomicUsize::new(0);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(8, 2, &|p| {
+                if p == 5 {
+                    panic!("piece five failed");
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            })
+        }));
+        let payload = caught.expect_err("the panic is re-raised");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"piece five failed"));
+        assert_eq!(done.load(Ordering::Relaxed), 7);
+        // The team still works afterwards.
+        let sum = AtomicUsize::new(0);
+        run(4, 2, &|p| {
+            sum.fetch_add(p, Ordering::Relaxed);
+        });
+        assert_eq!(sum.load(Ordering::Relaxed), 6);
     }
 
     #[test]
