@@ -363,8 +363,6 @@ mod gnn {
     use ftb::policy::{BackwardPolicy, StatePolicy};
     use ftb::train::config::load;
     use ftb::train::{AnyTrainer, Trainer};
-    use rand::{RngExt, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
 
     fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()
@@ -385,24 +383,12 @@ mod gnn {
 
     /// Every state visited by `n` seeded uniform rollouts (s0 included).
     fn visited_states(env: &ReactionMolecules, n: usize, seed: u64) -> StateBatch {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let na = env.n_actions();
-        let mut out = StateBatch::ragged(std::iter::empty::<&[i64]>());
-        for _ in 0..n {
-            let mut s = env.initial_states(1);
-            loop {
-                out.push_row(s.row(0));
-                let mut mask = vec![false; na];
-                env.forward_mask(&s, &mut mask);
-                let allowed: Vec<usize> = (0..na).filter(|&a| mask[a]).collect();
-                let a = allowed[rng.random_range(0..allowed.len())];
-                if a == env.exit_action() {
-                    break;
-                }
-                env.step(&mut s, &[Some(a)]);
-            }
-        }
-        out
+        crate::common::visited_states(
+            env,
+            n,
+            seed,
+            StateBatch::ragged(std::iter::empty::<&[i64]>()),
+        )
     }
 
     struct Eval {

@@ -44,24 +44,7 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 /// Every state visited by `n` seeded uniform rollouts (s0, pending and
 /// complete states, up to `max_fragments` fragments).
 fn visited_states(env: &FragmentMolecules, n: usize, seed: u64) -> StateBatch {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let na = env.n_actions();
-    let mut out = StateBatch::empty(0);
-    for _ in 0..n {
-        let mut s = env.initial_states(1);
-        loop {
-            out.push_row(s.row(0));
-            let mut mask = vec![false; na];
-            env.forward_mask(&s, &mut mask);
-            let allowed: Vec<usize> = (0..na).filter(|&a| mask[a]).collect();
-            let a = allowed[rng.random_range(0..allowed.len())];
-            if a == env.exit_action() {
-                break;
-            }
-            env.step(&mut s, &[Some(a)]);
-        }
-    }
-    out
+    crate::common::visited_states(env, n, seed, StateBatch::empty(0))
 }
 
 fn row_of(env: &FragmentMolecules, actions: &[Action]) -> Vec<i64> {

@@ -202,33 +202,27 @@ impl StateBatch {
     /// assert_eq!(d.of_row, vec![0, 1, 0, 2]);
     /// ```
     pub fn distinct_rows(&self) -> DistinctRows {
-        let n = self.len();
-        let mut seen: rustc_hash::FxHashMap<&[i64], usize> =
-            rustc_hash::FxHashMap::with_capacity_and_hasher(n, Default::default());
-        let mut first = Vec::new();
-        let of_row = (0..n)
-            .map(|r| {
-                *seen.entry(self.row(r)).or_insert_with(|| {
-                    first.push(r);
-                    first.len() - 1
-                })
-            })
-            .collect();
-        DistinctRows { first, of_row }
+        self.distinct_by(|r| self.row(r))
     }
 
     /// The distinct `(row, tag)` pairs: rows equal as states but with
     /// different tags (e.g. the bits of their trajectories' betas, which a
     /// conditioned policy reads) stay apart. `tags` has one entry per row.
     pub fn distinct_rows_tagged(&self, tags: &[u64]) -> DistinctRows {
+        assert_eq!(tags.len(), self.len(), "one tag per row");
+        self.distinct_by(|r| (self.row(r), tags[r]))
+    }
+
+    /// Rows grouped by `key(row)`: the first row of each distinct key, and
+    /// each row's group, in order of first appearance.
+    fn distinct_by<K: std::hash::Hash + Eq>(&self, key: impl Fn(usize) -> K) -> DistinctRows {
         let n = self.len();
-        assert_eq!(tags.len(), n, "one tag per row");
-        let mut seen: rustc_hash::FxHashMap<(&[i64], u64), usize> =
+        let mut seen: rustc_hash::FxHashMap<K, usize> =
             rustc_hash::FxHashMap::with_capacity_and_hasher(n, Default::default());
         let mut first = Vec::new();
         let of_row = (0..n)
             .map(|r| {
-                *seen.entry((self.row(r), tags[r])).or_insert_with(|| {
+                *seen.entry(key(r)).or_insert_with(|| {
                     first.push(r);
                     first.len() - 1
                 })

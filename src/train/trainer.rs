@@ -283,32 +283,62 @@ impl Trainer {
     }
 }
 
+/// A run of `cfg` with a graph network (`policy.kind = "gnn"`) for
+/// `env_kind`: checks the config names both, then builds the network with
+/// `build(shape, beta encoding, device)` under the run's seed.
+#[cfg(feature = "chem")]
+fn gnn_trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
+    cfg: TrainConfig,
+    env_kind: &str,
+    constructor: &str,
+    build: impl FnOnce(
+        &TrainConfig,
+        crate::policy::gnn::GnnShape,
+        Option<crate::conditioning::Thermometer>,
+        &Device,
+    ) -> Result<P>,
+) -> Result<Trainer<P>> {
+    if cfg.policy.kind != PolicyKind::Gnn || cfg.env.kind != env_kind {
+        bail!(
+            "Trainer::{constructor} trains policy.kind = \"gnn\" on env.kind = \"{env_kind}\"; \
+             got policy.kind = \"{}\", env.kind = `{}`",
+            cfg.policy.kind,
+            cfg.env.kind
+        );
+    }
+    let task = Task::from_config(&cfg.env, cfg.run.exact)?;
+    let device = Device::flex().autodiff();
+    let shape = crate::policy::gnn::GnnShape {
+        hidden: cfg.policy.hidden,
+        layers: cfg.policy.gnn_layers,
+    };
+    let encoding = cfg.conditioning.build()?.map(|t| t.encoding);
+    let policy = crate::policy::init_seeded(&device, cfg.run.seed, || {
+        build(&cfg, shape, encoding, &device)
+    })?;
+    Trainer::with_policy(cfg, task, policy, device)
+}
+
 #[cfg(feature = "chem")]
 impl Trainer<crate::policy::gnn::FragmentGnn> {
     /// A run of `cfg` (`env.kind = "fragment-mol"`, `policy.kind = "gnn"`)
     /// with the fragment graph network ([`crate::policy::gnn`]).
     pub fn new_gnn(cfg: TrainConfig) -> Result<Self> {
-        use crate::policy::gnn::{FragmentGnn, GnnShape};
-        if cfg.policy.kind != PolicyKind::Gnn || cfg.env.kind != "fragment-mol" {
-            bail!(
-                "Trainer::new_gnn trains policy.kind = \"gnn\" on env.kind = \"fragment-mol\"; \
-                 got policy.kind = \"{}\", env.kind = `{}`",
-                cfg.policy.kind,
-                cfg.env.kind
-            );
-        }
-        let task = Task::from_config(&cfg.env, cfg.run.exact)?;
-        let env = super::task::fragment_env(&cfg.env)?;
-        let device = Device::flex().autodiff();
-        let shape = GnnShape {
-            hidden: cfg.policy.hidden,
-            layers: cfg.policy.gnn_layers,
-        };
-        let encoding = cfg.conditioning.build()?.map(|t| t.encoding);
-        let policy = crate::policy::init_seeded(&device, cfg.run.seed, || {
-            FragmentGnn::for_env_conditioned(&env, shape, cfg.policy.backward, encoding, &device)
-        })?;
-        Self::with_policy(cfg, task, policy, device)
+        gnn_trainer(
+            cfg,
+            "fragment-mol",
+            "new_gnn",
+            |cfg, shape, encoding, device| {
+                let env = super::task::fragment_env(&cfg.env)?;
+                crate::policy::gnn::FragmentGnn::for_env_conditioned(
+                    &env,
+                    shape,
+                    cfg.policy.backward,
+                    encoding,
+                    device,
+                )
+            },
+        )
     }
 }
 
@@ -317,28 +347,21 @@ impl Trainer<crate::policy::reaction_gnn::ReactionGnn> {
     /// A run of `cfg` (`env.kind = "reaction-mol"`, `policy.kind = "gnn"`)
     /// with the atom-level graph network ([`crate::policy::reaction_gnn`]).
     pub fn new_reaction_gnn(cfg: TrainConfig) -> Result<Self> {
-        use crate::policy::gnn::GnnShape;
-        use crate::policy::reaction_gnn::ReactionGnn;
-        if cfg.policy.kind != PolicyKind::Gnn || cfg.env.kind != "reaction-mol" {
-            bail!(
-                "Trainer::new_reaction_gnn trains policy.kind = \"gnn\" on env.kind = \"reaction-mol\"; \
-                 got policy.kind = \"{}\", env.kind = `{}`",
-                cfg.policy.kind,
-                cfg.env.kind
-            );
-        }
-        let task = Task::from_config(&cfg.env, cfg.run.exact)?;
-        let env = super::task::reaction_env(&cfg.env)?;
-        let device = Device::flex().autodiff();
-        let shape = GnnShape {
-            hidden: cfg.policy.hidden,
-            layers: cfg.policy.gnn_layers,
-        };
-        let encoding = cfg.conditioning.build()?.map(|t| t.encoding);
-        let policy = crate::policy::init_seeded(&device, cfg.run.seed, || {
-            ReactionGnn::for_env_conditioned(&env, shape, cfg.policy.backward, encoding, &device)
-        })?;
-        Self::with_policy(cfg, task, policy, device)
+        gnn_trainer(
+            cfg,
+            "reaction-mol",
+            "new_reaction_gnn",
+            |cfg, shape, encoding, device| {
+                let env = super::task::reaction_env(&cfg.env)?;
+                crate::policy::reaction_gnn::ReactionGnn::for_env_conditioned(
+                    &env,
+                    shape,
+                    cfg.policy.backward,
+                    encoding,
+                    device,
+                )
+            },
+        )
     }
 }
 

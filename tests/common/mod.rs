@@ -83,3 +83,32 @@ pub fn small_policy(
     };
     GflowNetPolicy::new(shape, device)
 }
+
+/// Every state visited by `n` seeded uniform rollouts of `env` (`s0`
+/// included), appended to `out` (an empty batch of the environment's
+/// layout: fixed-width or ragged).
+pub fn visited_states(
+    env: &dyn Environment,
+    n: usize,
+    seed: u64,
+    mut out: StateBatch,
+) -> StateBatch {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let na = env.n_actions();
+    for _ in 0..n {
+        let mut s = env.initial_states(1);
+        loop {
+            out.push_row(s.row(0));
+            let mut mask = vec![false; na];
+            env.forward_mask(&s, &mut mask);
+            let allowed: Vec<usize> = (0..na).filter(|&a| mask[a]).collect();
+            let a = allowed[rng.random_range(0..allowed.len())];
+            if a == env.exit_action() {
+                break;
+            }
+            env.step(&mut s, &[Some(a)]);
+        }
+    }
+    out
+}
