@@ -86,7 +86,8 @@ pub fn small_policy(
 
 /// Every state visited by `n` seeded uniform rollouts of `env` (`s0`
 /// included), appended to `out` (an empty batch of the environment's
-/// layout: fixed-width or ragged).
+/// layout: fixed-width or ragged). Used by the molecule tests (`chem`).
+#[cfg(feature = "chem")]
 pub fn visited_states(
     env: &dyn Environment,
     n: usize,
