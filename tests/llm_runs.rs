@@ -351,3 +351,54 @@ fn a_log_z_head_on_the_prompts_hidden_state_trains_with_ftb_and_tb() {
     let e = format!("{:#}", LlmConfig::load(None, &bad).unwrap_err());
     assert!(e.contains("head"), "{e}");
 }
+
+/// `--overwrite` replaces only ftb's own output (a valid `run.json`): a
+/// user's directory is refused with its files intact, and the refusal comes
+/// before any model is pretrained or loaded.
+#[test]
+fn overwrite_never_deletes_a_directory_that_is_not_an_ftb_run() {
+    let dir = temp_dir("overwrite");
+    let user = dir.join("mine");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::write(user.join("thesis.tex"), "years of work").unwrap();
+    // A file named run.json that is not a run's does not make it one.
+    std::fs::write(user.join("run.json"), "{\"mine\": true}").unwrap();
+    let user_s = user.to_str().unwrap();
+    for args in [
+        vec!["llm", "train", "--quiet", "--overwrite", "--out", user_s],
+        vec!["llm", "pretrain", "--overwrite", "--out", user_s],
+    ] {
+        let out = ftb(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} replaced a user's folder");
+        assert!(err.contains("not a run directory"), "{args:?}: {err}");
+        assert!(!err.contains("pretraining"), "{args:?} refused late: {err}");
+        assert_eq!(
+            std::fs::read_to_string(user.join("thesis.tex")).unwrap(),
+            "years of work"
+        );
+    }
+    // A file where the directory should be is refused too.
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = ftb(&["llm", "train", "--quiet", "--out", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(file.is_file());
+    // ftb's own outputs are replaced: a pretrained folder, then a run.
+    let model = dir.join("model");
+    let model_s = model.to_str().unwrap();
+    ok(&["llm", "pretrain", "--set", "pretrain.steps=5", "--out", model_s]);
+    ftb::train::run_dir::RunMeta::read(&model).expect("pretrain writes run.json");
+    std::fs::write(model.join("stale.txt"), "old").unwrap();
+    ok(&["llm", "pretrain", "--set", "pretrain.steps=5", "--overwrite", "--out", model_s]);
+    assert!(!model.join("stale.txt").exists() && model.join("model.safetensors").is_file());
+    let run_dir = dir.join("run");
+    let fast = ["--set", "pretrain.steps=5", "--set", "steps=2", "--set", "eval_every=2"];
+    train(&run_dir, &fast);
+    std::fs::write(run_dir.join("stale.txt"), "old").unwrap();
+    let mut again = vec!["--overwrite"];
+    again.extend(fast);
+    train(&run_dir, &again);
+    assert!(!run_dir.join("stale.txt").exists() && run_dir.join("summary.json").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,7 +4,7 @@ use crate::llm::experiment::{lag_experiment, markdown};
 use crate::llm::train::{LlmConfig, LlmEvalPoint, LlmTrainer, pretrain_reference, run_from};
 use crate::plot::{Series, curves_png};
 use crate::train::checkpoint;
-use crate::train::run_dir::RunDir;
+use crate::train::run_dir::{RunDir, RunMeta, check_new_output, clear_for_new_output};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -80,7 +80,8 @@ pub struct TrainArgs {
     /// its saved config (`--set` may change it, e.g. `steps`).
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
-    /// Replace an existing run directory.
+    /// Replace the files of an existing run directory (one holding a valid
+    /// `run.json`); any other non-empty directory is refused, never deleted.
     #[arg(long, conflicts_with = "resume")]
     overwrite: bool,
     /// No progress bar.
@@ -125,15 +126,10 @@ fn train_inner(args: TrainArgs) -> Result<ExitCode> {
             ))
         }),
     };
-    if resume.is_none() && std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some()) {
-        if !args.overwrite {
-            bail!(
-                "run directory {} already exists; pass --overwrite to replace it, \
-                 --resume it, or --out another directory",
-                out.display()
-            );
-        }
-        std::fs::remove_dir_all(&out)?;
+    // Refuse a directory before the slow work; nothing is removed until the
+    // model is loaded and the trainer built.
+    if resume.is_none() {
+        check_new_output(&out, args.overwrite)?;
     }
     // A resumed run tunes on the reference it saved (never re-pretrained).
     let saved_reference = out.join(REFERENCE_DIR);
@@ -163,7 +159,7 @@ fn train_inner(args: TrainArgs) -> Result<ExitCode> {
             RunDir::reopen(&out, c.manifest.step)?
         }
         None => {
-            let rd = RunDir::create(&out)?;
+            let rd = RunDir::create_new(&out, args.overwrite)?;
             if cfg.model.path.is_empty() {
                 crate::llm::safetensors_io::save_model_folder(
                     &trainer.reference,
@@ -175,13 +171,7 @@ fn train_inner(args: TrainArgs) -> Result<ExitCode> {
         }
     };
     run_dir.write("config.toml", toml::to_string(&cfg)?.as_bytes())?;
-    let meta = serde_json::json!({
-        "seed": cfg.seed,
-        "version": env!("CARGO_PKG_VERSION"),
-        "command": std::env::args().collect::<Vec<_>>(),
-        "resumed_from": ckpt.as_ref().map(|c| c.manifest.step),
-    });
-    run_dir.write("run.json", serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    RunMeta::new(cfg.seed, ckpt.as_ref().map(|c| c.manifest.step)).write(&run_dir.path)?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -345,7 +335,8 @@ pub struct PretrainArgs {
     /// The model folder to write.
     #[arg(long, default_value = "models/llm-letters")]
     out: PathBuf,
-    /// Replace an existing folder.
+    /// Replace an existing model folder written by `ftb llm pretrain` (one
+    /// holding a valid `run.json`); any other non-empty folder is refused.
     #[arg(long)]
     overwrite: bool,
 }
@@ -359,19 +350,18 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode> {
             cfg.model.path
         );
     }
-    if args.out.exists() && !args.overwrite {
-        bail!(
-            "{} already exists; pass --overwrite to replace it, or --out another folder",
-            args.out.display()
-        );
-    }
+    // The folder is refused (or, with --overwrite, accepted only as ftb's
+    // own output) before pretraining; it is replaced only when saved.
+    check_new_output(&args.out, args.overwrite)?;
     let start = std::time::Instant::now();
     eprintln!(
         "pretraining a Llama (hidden {}, {} layers) for {} steps of {} pairs...",
         cfg.model.hidden, cfg.model.layers, cfg.pretrain.steps, cfg.pretrain.batch
     );
     let (task, model, nll) = pretrain_reference(&cfg)?;
+    clear_for_new_output(&args.out, args.overwrite)?;
     crate::llm::safetensors_io::save_model_folder(&model, task.tokenizer(), &args.out)?;
+    RunMeta::new(cfg.seed, None).write(&args.out)?;
     let info = serde_json::json!({
         "final_nll_per_answer": nll,
         "seconds": start.elapsed().as_secs_f64(),

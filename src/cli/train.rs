@@ -2,7 +2,7 @@ use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
 use crate::policy::{Policy, StatePolicy};
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::config::load;
-use crate::train::run_dir::RunDir;
+use crate::train::run_dir::{RunDir, RunMeta};
 use crate::train::trainer::{AnyTrainer, Summary, Trainer, with_trainer};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -116,19 +116,10 @@ fn train(args: Args) -> Result<ExitCode> {
             );
             RunDir::reopen(&out, c.manifest.step)?
         }
-        None => {
-            prepare_run_dir(&out, args.overwrite)?;
-            RunDir::create(&out)?
-        }
+        None => RunDir::create_new(&out, args.overwrite)?,
     };
     run_dir.write("config.toml", cfg.to_toml().as_bytes())?;
-    let meta = serde_json::json!({
-        "seed": cfg.run.seed,
-        "version": env!("CARGO_PKG_VERSION"),
-        "command": std::env::args().collect::<Vec<_>>(),
-        "resumed_from": ckpt.as_ref().map(|c| c.manifest.step),
-    });
-    run_dir.write("run.json", serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    RunMeta::new(cfg.run.seed, ckpt.as_ref().map(|c| c.manifest.step)).write(&run_dir.path)?;
 
     match built {
         Built::Continuous(trainer) => {
@@ -436,28 +427,4 @@ fn run_continuous(
     }
     println!("run directory: {}", run_dir.path.display());
     Ok(())
-}
-
-/// Refuses to write into an existing, non-empty directory unless
-/// `overwrite`, and then only into a run directory (one holding `run.json`),
-/// whose old files are removed so no stale plot or metric survives.
-fn prepare_run_dir(out: &std::path::Path, overwrite: bool) -> Result<()> {
-    let non_empty = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
-    if !non_empty {
-        return Ok(());
-    }
-    if !overwrite {
-        anyhow::bail!(
-            "run directory {} already exists; pass --overwrite to replace it, or --out another directory",
-            out.display()
-        );
-    }
-    if !out.join("run.json").is_file() {
-        anyhow::bail!(
-            "--overwrite: {} is not a run directory (no run.json); refusing to delete its files",
-            out.display()
-        );
-    }
-    std::fs::remove_dir_all(out)
-        .map_err(|e| anyhow::anyhow!("--overwrite: cannot remove {}: {e}", out.display()))
 }
