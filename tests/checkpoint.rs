@@ -664,3 +664,76 @@ fn sample_and_eval_read_a_saved_continuous_run() {
     assert!(jsd > 0.0 && jsd < 0.7, "{jsd}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Checkpoints of format 1 (the fingerprint one string naming the network's
+/// Rust type, written by ftb before the structured fingerprint; in
+/// `tests/data/checkpoint-format1`, made by `ftb train` at commit c27ff46)
+/// still resume, and continue exactly as that ftb continued them
+/// (`resumed_by_old_ftb.jsonl`); the new checkpoint is of the current format,
+/// and a format-1 checkpoint resumed with another network is refused with a
+/// message that says how to resume it.
+#[test]
+fn format_one_checkpoints_resume_exactly_as_before() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/checkpoint-format1");
+    let mut cases = vec![("hypergrid", "run.trajectories=128")];
+    if cfg!(feature = "chem") {
+        cases.push(("fragment-gnn", "run.trajectories=64"));
+    }
+    for (name, longer) in cases {
+        let dir = tmp(&format!("format1-{name}"));
+        copy_dir(&data.join(name), &dir);
+        assert_eq!(newest(&dir).manifest.format, 1);
+        let d = dir.to_str().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_ftb"))
+            .args(["train", "--quiet", "--resume", d, "--set", longer])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let old: Vec<serde_json::Value> =
+            std::fs::read_to_string(data.join(name).join("resumed_by_old_ftb.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v.as_object_mut().unwrap().remove("seconds");
+                    v
+                })
+                .collect();
+        assert_eq!(metrics(&dir), old, "{name}: resumed differently");
+        assert_eq!(newest(&dir).manifest.format, checkpoint::FORMAT);
+        // The same run with another network: refused, saying how to resume.
+        let fresh = tmp(&format!("format1-{name}-other"));
+        copy_dir(&data.join(name), &fresh);
+        let out = Command::new(env!("CARGO_BIN_EXE_ftb"))
+            .args(["train", "--quiet", "--resume"])
+            .arg(&fresh)
+            .args(["--set", "policy.layers=3"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: a 3-layer run took a 2-layer checkpoint");
+        assert!(
+            err.contains("older ftb") && err.contains("config.toml"),
+            "{name}: {err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&fresh);
+    }
+}

@@ -194,7 +194,7 @@ fn a_saved_gnn_run_loads_and_samples_valid_molecules() {
 
     // A config that names another network or depth does not fit the checkpoint.
     for (kind, layers, names) in [
-        ("mlp", 2, "GflowNetPolicy"),
+        ("mlp", 2, "`mlp ("),
         ("gnn", 3, "3 message-passing"),
     ] {
         let mut other = cfg.clone();
@@ -203,7 +203,7 @@ fn a_saved_gnn_run_loads_and_samples_valid_molecules() {
         std::fs::write(dir.join("config.toml"), other.to_toml()).unwrap();
         let err = format!("{:#}", SavedRun::load(&dir).err().expect("does not fit"));
         assert!(
-            err.contains("does not fit") && err.contains("FragmentGnn") && err.contains(names),
+            err.contains("does not fit") && err.contains("fragment-gnn") && err.contains(names),
             "{err}"
         );
     }

@@ -1073,9 +1073,19 @@ impl TrainingTask for LlmTrainer {
         self.cfg.sampling.prompts_per_step * self.cfg.sampling.samples_per_prompt
     }
 
-    fn fingerprint(&self) -> String {
+    fn fingerprint(&self) -> crate::train::Fingerprint {
         let c = &self.reference.config;
-        format!(
+        let network = format!(
+            "llama (vocab {} hidden {} mlp {} layers {} heads {}/{}; lora rank {})",
+            c.vocab_size,
+            c.hidden_size,
+            c.intermediate_size,
+            c.num_hidden_layers,
+            c.num_attention_heads,
+            c.kv_heads(),
+            self.cfg.model.lora_rank
+        );
+        let legacy = format!(
             "llm {}; Llama vocab {} hidden {} mlp {} layers {} heads {}/{}; lora rank {}",
             self.task.describe(),
             c.vocab_size,
@@ -1085,6 +1095,14 @@ impl TrainingTask for LlmTrainer {
             c.num_attention_heads,
             c.kv_heads(),
             self.cfg.model.lora_rank
+        );
+        crate::train::Fingerprint::new(
+            "llm",
+            self.task.describe(),
+            network,
+            &self.learner.policy,
+            &self.learner.log_z,
+            legacy,
         )
     }
 

@@ -12,6 +12,7 @@
 //! against the manifest, so a corrupted or truncated file is named, never
 //! half-loaded.
 
+use super::fingerprint::{Fingerprint, StoredFingerprint};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,8 +22,11 @@ use std::path::{Path, PathBuf};
 
 /// The folder of a run directory that holds its checkpoints.
 pub const CHECKPOINTS: &str = "checkpoints";
-/// Bumped when the layout changes; older checkpoints are refused by name.
-pub const FORMAT: u32 = 1;
+/// Bumped when the layout changes. Format 2 stores a structured
+/// [`Fingerprint`]; format 1 (its fingerprint one string) is still read.
+pub const FORMAT: u32 = 2;
+/// The oldest format this ftb reads.
+const OLDEST_FORMAT: u32 = 1;
 const MANIFEST: &str = "manifest.json";
 const PREFIX: &str = "step-";
 const TMP_PREFIX: &str = ".tmp-step-";
@@ -33,9 +37,10 @@ pub struct Manifest {
     pub format: u32,
     /// Iterations completed when it was written (the run continues at this one).
     pub step: u64,
-    /// What the saved tensors fit: environment and network shape (see
-    /// `TrainingTask::fingerprint`); a run of another shape refuses it.
-    pub fingerprint: String,
+    /// What the saved tensors fit: family, environment, network and
+    /// parameter shapes (see `TrainingTask::fingerprint`); a run of another
+    /// shape refuses it.
+    pub fingerprint: StoredFingerprint,
     pub version: String,
     /// File name -> size and checksum.
     pub files: BTreeMap<String, FileEntry>,
@@ -73,17 +78,10 @@ impl Checkpoint {
         self.dir.join(name)
     }
 
-    /// Refuses a checkpoint written for another environment or network.
-    pub fn check_fingerprint(&self, expected: &str) -> Result<()> {
-        if self.manifest.fingerprint != expected {
-            bail!(
-                "checkpoint {} does not fit this run: it was written for `{}`, this run is `{}`",
-                self.dir.display(),
-                self.manifest.fingerprint,
-                expected
-            );
-        }
-        Ok(())
+    /// Refuses a checkpoint written for another environment or network,
+    /// naming what differs.
+    pub fn check_fingerprint(&self, run: &Fingerprint) -> Result<()> {
+        self.manifest.fingerprint.check(run, &self.dir)
     }
 }
 
@@ -128,7 +126,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
 pub fn write(
     run_dir: &Path,
     step: u64,
-    fingerprint: &str,
+    fingerprint: &Fingerprint,
     files: &[(String, Vec<u8>)],
     keep: usize,
 ) -> Result<PathBuf> {
@@ -140,7 +138,7 @@ pub fn write(
     let mut manifest = Manifest {
         format: FORMAT,
         step,
-        fingerprint: fingerprint.to_string(),
+        fingerprint: StoredFingerprint::Structured(fingerprint.clone()),
         version: env!("CARGO_PKG_VERSION").to_string(),
         files: BTreeMap::new(),
     };
@@ -243,11 +241,15 @@ pub fn read(dir: &Path) -> Result<Checkpoint> {
             manifest_path.display()
         )
     })?;
-    if manifest.format != FORMAT {
+    let structured = matches!(manifest.fingerprint, StoredFingerprint::Structured(_));
+    if !(OLDEST_FORMAT..=FORMAT).contains(&manifest.format) || structured != (manifest.format >= 2)
+    {
         bail!(
-            "{}: checkpoint format {} (this ftb reads format {FORMAT})",
+            "{}: checkpoint format {} with a {} fingerprint (this ftb reads formats \
+             {OLDEST_FORMAT} to {FORMAT})",
             manifest_path.display(),
-            manifest.format
+            manifest.format,
+            if structured { "structured" } else { "one-string" }
         );
     }
     let mut files = BTreeMap::new();

@@ -384,11 +384,24 @@ impl TrainingTask for ContinuousTrainer {
         &mut self.learner
     }
 
-    fn fingerprint(&self) -> String {
+    fn fingerprint(&self) -> crate::train::Fingerprint {
         let c = &self.cfg;
-        format!(
-            "env {} (steps {}); Gaussian policy (hidden {} x {} layers, backward {})",
-            c.env.kind, c.continuous.steps, c.policy.hidden, c.policy.layers, c.continuous.backward
+        let environment = format!("{} (steps {})", c.env.kind, c.continuous.steps);
+        let network = format!(
+            "gaussian (hidden {} x {} layers, backward {})",
+            c.policy.hidden, c.policy.layers, c.continuous.backward
+        );
+        let legacy = format!(
+            "env {environment}; Gaussian policy (hidden {} x {} layers, backward {})",
+            c.policy.hidden, c.policy.layers, c.continuous.backward
+        );
+        crate::train::Fingerprint::new(
+            "continuous",
+            environment,
+            network,
+            &self.learner.policy,
+            &self.learner.log_z,
+            legacy,
         )
     }
 

@@ -8,15 +8,16 @@
 //!   names) with its [`task`] (environment, reward, enumeration) and batch
 //!   [`source`];
 //! * [`continuous`]: the continuous-sampler adapter;
-//! * [`checkpoint`], [`interrupt`], [`saved`]: checkpoints on disk, Ctrl-C,
+//! * [`checkpoint`], [`fingerprint`], [`interrupt`], [`saved`]: checkpoints
+//!   on disk and what they fit, Ctrl-C,
 //!   a trained run loaded back in one call;
-//! * [`config`], [`run_dir`], [`fused_adam`]: settings, outputs, the optimiser.
+//! * [`config`], [`run_dir`]: settings, outputs.
 
 pub mod checkpoint;
 pub mod config;
 pub mod continuous;
 pub mod env_kind;
-pub mod fused_adam;
+pub mod fingerprint;
 pub mod gradient_variance;
 pub mod interrupt;
 pub mod learner;
@@ -28,6 +29,9 @@ pub mod task;
 pub mod trainer;
 
 pub use config::TrainConfig;
+/// Moved to the ground floor ([`crate::nn::fused_adam`]); the old path stays valid.
+pub use crate::nn::fused_adam;
+pub use fingerprint::Fingerprint;
 pub use continuous::ContinuousTrainer;
 pub use learner::Learner;
 pub use run_loop::{Interrupted, Schedule, Start, TrainingTask, resume, run_loop};

@@ -32,9 +32,10 @@ pub trait TrainingTask {
 
     fn learner_mut(&mut self) -> &mut Learner<Self::Policy>;
 
-    /// What a checkpoint's tensors fit: environment and network shape, in
-    /// words (a checkpoint of another fingerprint is refused, naming both).
-    fn fingerprint(&self) -> String;
+    /// What a checkpoint's tensors fit: family, environment, network and
+    /// parameter shapes (a checkpoint of another fingerprint is refused,
+    /// naming what differs).
+    fn fingerprint(&self) -> super::Fingerprint;
 
     /// The task's own state beyond the learner (counters, trackers, replay
     /// contents, evaluation RNG), for checkpoints.

@@ -948,33 +948,57 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
         &mut self.learner
     }
 
-    fn fingerprint(&self) -> String {
+    fn fingerprint(&self) -> crate::train::Fingerprint {
         let env = self.task.dynamics();
         let c = &self.cfg;
-        format!(
-            "env {} (features {}, actions {}, backward actions {}, groups {}); policy {} \
-             (hidden {} x {} layers, backward {})",
+        let environment = format!(
+            "{} (features {}, actions {}, backward actions {}, groups {})",
             c.env.kind,
             env.feature_dim(),
             env.n_actions(),
             env.n_backward_actions(),
             self.task.n_groups,
-            std::any::type_name::<P>(),
-            c.policy.hidden,
-            c.policy.layers,
-            c.policy.backward,
-        ) + &match c.policy.kind {
+        );
+        let network_name = match c.policy.kind {
+            PolicyKind::Mlp => "mlp",
+            _ if c.env.kind == "reaction-mol" => "reaction-gnn",
+            _ => "fragment-gnn",
+        };
+        let gnn = match c.policy.kind {
             PolicyKind::Mlp => String::new(),
             kind => format!(" ({kind}, {} message-passing layers)", c.policy.gnn_layers),
-        } + &match self.learner.policy.temperature() {
-            // Only conditioned runs say so: unconditioned fingerprints (and
-            // the checkpoints written with them) are unchanged.
+        };
+        let conditioning = match self.learner.policy.temperature() {
+            // Only conditioned runs say so.
             None => String::new(),
             Some(t) => format!(
                 "; conditioned on beta (thermometer, {} bins over [0, {}]; log Z head {} x {})",
                 t.bins, t.max, c.conditioning.log_z_hidden, c.conditioning.log_z_layers
             ),
-        }
+        };
+        let network = format!(
+            "{network_name} (hidden {} x {} layers, backward {}){gnn}{conditioning}",
+            c.policy.hidden, c.policy.layers, c.policy.backward,
+        );
+        // Format-1 checkpoints named the network by its Rust type path at
+        // the time; these are those paths, fixed here so they keep loading.
+        let legacy_type = match network_name {
+            "mlp" => "ftb::policy::GflowNetPolicy",
+            "reaction-gnn" => "ftb::policy::reaction_gnn::ReactionGnn",
+            _ => "ftb::policy::gnn::FragmentGnn",
+        };
+        let legacy = format!(
+            "env {environment}; policy {legacy_type} (hidden {} x {} layers, backward {}){gnn}{conditioning}",
+            c.policy.hidden, c.policy.layers, c.policy.backward,
+        );
+        crate::train::Fingerprint::new(
+            "gflownet",
+            environment,
+            network,
+            &self.learner.policy,
+            &self.learner.log_z,
+            legacy,
+        )
     }
 
     fn save_state(&self) -> Result<Vec<u8>> {
