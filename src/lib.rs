@@ -13,10 +13,11 @@
 //! * [`env`]: batched stateless environments, rewards, the conformance suite;
 //! * [`eval`]: exact terminating distributions and metrics;
 //! * [`llm`]: a Llama-family decoder, its loaders (safetensors, GGUF) and sampler;
+//! * [`nn`]: the ground floor of the networks: MLP, fused layers and kernels,
+//!   the helper team, fused Adam, seeded initialisation;
 //! * [`objective`]: residual tensors in, scalar autodiff loss out;
 //! * [`verify`]: numerical checks of the theorems on categorical problems.
 
-#[cfg(feature = "chem")]
 pub mod chem;
 pub mod cli;
 pub mod conditioning;
@@ -25,6 +26,7 @@ pub mod divergence;
 pub mod env;
 pub mod eval;
 pub mod llm;
+pub mod nn;
 pub mod numerics;
 pub mod objective;
 pub mod plot;

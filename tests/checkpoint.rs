@@ -728,7 +728,10 @@ fn format_one_checkpoints_resume_exactly_as_before() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{name}: a 3-layer run took a 2-layer checkpoint");
+        assert!(
+            !out.status.success(),
+            "{name}: a 3-layer run took a 2-layer checkpoint"
+        );
         assert!(
             err.contains("older ftb") && err.contains("config.toml"),
             "{name}: {err}"

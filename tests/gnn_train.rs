@@ -193,10 +193,7 @@ fn a_saved_gnn_run_loads_and_samples_valid_molecules() {
     assert!(mm.metrics.distinct >= 1 && !mm.top_molecules.is_empty());
 
     // A config that names another network or depth does not fit the checkpoint.
-    for (kind, layers, names) in [
-        ("mlp", 2, "`mlp ("),
-        ("gnn", 3, "3 message-passing"),
-    ] {
+    for (kind, layers, names) in [("mlp", 2, "`mlp ("), ("gnn", 3, "3 message-passing")] {
         let mut other = cfg.clone();
         other.policy.kind = kind.parse().unwrap();
         other.policy.gnn_layers = layers;

@@ -387,13 +387,35 @@ fn overwrite_never_deletes_a_directory_that_is_not_an_ftb_run() {
     // ftb's own outputs are replaced: a pretrained folder, then a run.
     let model = dir.join("model");
     let model_s = model.to_str().unwrap();
-    ok(&["llm", "pretrain", "--set", "pretrain.steps=5", "--out", model_s]);
+    ok(&[
+        "llm",
+        "pretrain",
+        "--set",
+        "pretrain.steps=5",
+        "--out",
+        model_s,
+    ]);
     ftb::train::run_dir::RunMeta::read(&model).expect("pretrain writes run.json");
     std::fs::write(model.join("stale.txt"), "old").unwrap();
-    ok(&["llm", "pretrain", "--set", "pretrain.steps=5", "--overwrite", "--out", model_s]);
+    ok(&[
+        "llm",
+        "pretrain",
+        "--set",
+        "pretrain.steps=5",
+        "--overwrite",
+        "--out",
+        model_s,
+    ]);
     assert!(!model.join("stale.txt").exists() && model.join("model.safetensors").is_file());
     let run_dir = dir.join("run");
-    let fast = ["--set", "pretrain.steps=5", "--set", "steps=2", "--set", "eval_every=2"];
+    let fast = [
+        "--set",
+        "pretrain.steps=5",
+        "--set",
+        "steps=2",
+        "--set",
+        "eval_every=2",
+    ];
     train(&run_dir, &fast);
     std::fs::write(run_dir.join("stale.txt"), "old").unwrap();
     let mut again = vec!["--overwrite"];

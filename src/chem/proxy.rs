@@ -25,8 +25,8 @@
 //! negate a column where lower is better).
 
 use super::Molecule;
-use crate::policy::mlp::Mlp;
-use crate::train::fused_adam::FusedAdam;
+use crate::nn::fused_adam::FusedAdam;
+use crate::nn::mlp::Mlp;
 use anyhow::{Context, Result, bail};
 use burn::optim::GradientsParams;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -341,7 +341,7 @@ pub fn train(
         });
 
     let device = Device::flex().autodiff();
-    let mut model = crate::policy::init_seeded(&device, cfg.seed, || {
+    let mut model = crate::nn::init_seeded(&device, cfg.seed, || {
         Mlp::new(d, cfg.hidden, cfg.layers, 1, &device)
     });
     let mut optim = FusedAdam::init(None);

@@ -27,9 +27,9 @@
 //! lipinski_max_violations = 1
 //! ```
 
+use super::MoleculeConfig;
 use super::fingerprint::Fingerprint;
 use super::{Molecule, parse};
-use crate::train::config::MoleculeConfig;
 use anyhow::{Context, Result, bail};
 
 /// The inputs of Lipinski's rule of five and the number of rules broken:

@@ -571,14 +571,14 @@ fn learner_products(networks: &[Vec<(usize, usize)>], rows: usize) -> Vec<Produc
 }
 
 /// Best time of one product over 5 runs of at least 20 ms each, computed as
-/// the policy's fused layers compute it ([`crate::policy::linear::product`]).
+/// the policy's fused layers compute it ([`crate::nn::linear::product`]).
 fn best_product_seconds(p: &Product) -> f64 {
     let operand = |len: usize| -> Vec<f32> { (0..len).map(|i| (i % 7) as f32 * 0.1).collect() };
     let (a, b) = (operand(p.m * p.k), operand(p.k * p.n));
     let run = |reps: usize| {
         let start = Instant::now();
         for _ in 0..reps {
-            drop(std::hint::black_box(crate::policy::linear::product(
+            drop(std::hint::black_box(crate::nn::linear::product(
                 (p.m, p.k, p.n),
                 &a,
                 p.lhs_transposed,
@@ -678,7 +678,7 @@ fn rss_mb(key: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::mlp::Mlp;
+    use crate::nn::mlp::Mlp;
 
     #[test]
     fn learner_products_count_every_flop_of_a_training_pass() {

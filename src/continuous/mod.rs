@@ -5,6 +5,7 @@
 //!
 //! * [`target`]: 2-D targets (9-mode GMM, banana) with exact normalisers;
 //! * [`policy`]: forward `P_F` and backward `P_B` (fixed Brownian bridge or learned);
+//! * [`trajectories`]: a batch of trajectories as data;
 //! * [`sample`]: batched forward/backward rollouts and scoring;
 //! * [`metric`]: grid Jensen-Shannon divergence to the target;
 //! * [`diffusion`]: a prior path measure tilted by a reward (no `P_B`);
@@ -40,6 +41,7 @@ pub mod policy;
 pub mod problem;
 pub mod sample;
 pub mod target;
+pub mod trajectories;
 
 pub use config::ContinuousConfig;
 pub use objective::{CONTINUOUS_OBJECTIVES, trajectory_loss};

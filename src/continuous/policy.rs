@@ -18,9 +18,9 @@
 //! on-policy, explored, replayed or backward-sampled trajectories. Differences
 //! of points are taken in f64 before entering the f32 tensors.
 
-use super::sample::Trajectories;
 use super::target::{Point, normal_log_pdf};
-use crate::policy::mlp::Mlp;
+use super::trajectories::Trajectories;
+use crate::nn::mlp::Mlp;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use std::f64::consts::PI;

@@ -18,7 +18,7 @@
 //! accuracy (at `beta = 1`, `reward_correct = 2` and 40 % correct, `p*` is
 //! right about 83 % of the time).
 
-use super::task::{LanguageTask, TaskConfig};
+use super::language_task::{LanguageTask, TaskConfig};
 use super::tokenizer::Tokenizer;
 use anyhow::{Context, Result, bail};
 use rand::RngExt;

@@ -11,8 +11,10 @@
 //! * [`tokenizer`]: [`Tokenizer`] over `tokenizer.json`, GGUF metadata, or characters;
 //! * [`peft`]: LoRA adapters saved and loaded in PEFT's format;
 //! * [`generate`]: temperature/top-k/top-p/greedy sampling with stop tokens;
-//! * [`task`], [`arithmetic`], [`reward_command`]: tasks (prompts and a
-//!   reward) for tuning, including an external reward program.
+//! * [`language_task`]: the task interface ([`language_task::LanguageTask`],
+//!   `[task]` settings); [`arithmetic`], [`reward_command`] and the letter
+//!   task in [`task`] implement it, and [`task::build_task`] (the registry)
+//!   builds the one a config names, including an external reward program.
 //!
 //! Load and sample (here a tiny random model with a character tokenizer; a
 //! real one comes from [`gguf::load_gguf`] or [`safetensors_io::load_hf_folder`]):
@@ -53,6 +55,7 @@ pub mod exact;
 pub mod experiment;
 pub mod generate;
 pub mod gguf;
+pub mod language_task;
 pub mod model;
 pub mod objective;
 pub mod peft;

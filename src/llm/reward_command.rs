@@ -29,7 +29,7 @@
 //! these the command is stopped and every later batch fails with the same
 //! error (the line protocol is out of step).
 
-use super::task::{LanguageTask, TaskConfig, build_task, read_prompts_file};
+use super::language_task::{BuildTask, LanguageTask, TaskConfig, read_prompts_file};
 use super::tokenizer::Tokenizer;
 use anyhow::{Result, anyhow, bail};
 use rand_chacha::ChaCha8Rng;
@@ -450,7 +450,14 @@ impl CommandTask {
     /// The task of `[task]` (see [`TaskConfig`]). With `prompts_file` and
     /// no `tokenizer`, the vocabulary is the characters of the file's
     /// prompts plus a stop token (responses are written in it).
-    pub fn from_config(cfg: &TaskConfig, tokenizer: Option<&Tokenizer>, seed: u64) -> Result<Self> {
+    /// `build_base` builds the task `prompts_from` names (the registry,
+    /// [`super::task::build_task`]).
+    pub fn from_config(
+        cfg: &TaskConfig,
+        tokenizer: Option<&Tokenizer>,
+        seed: u64,
+        build_base: &BuildTask,
+    ) -> Result<Self> {
         let line = cfg
             .reward_command
             .as_deref()
@@ -466,7 +473,7 @@ impl CommandTask {
                 exact: None,
                 ..cfg.clone()
             };
-            let base = build_task(&base_cfg, tokenizer, seed)?;
+            let base = build_base(&base_cfg, tokenizer, seed)?;
             let tok = base.tokenizer().clone();
             let prompts = base.prompts().to_vec();
             let texts = prompts

@@ -401,7 +401,7 @@ pub fn pretrain(
     pad: u32,
     rng: &mut ChaCha8Rng,
 ) -> Result<(LlamaModel, f64)> {
-    let mut optim = crate::train::fused_adam::FusedAdam::init(None);
+    let mut optim = crate::nn::fused_adam::FusedAdam::init(None);
     let mut last = f64::NAN;
     for _ in 0..cfg.steps {
         let idx = sample_indices(rng, corpus.len(), cfg.batch.min(corpus.len()));

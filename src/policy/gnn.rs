@@ -36,7 +36,7 @@
 //! vectors built on the CPU.
 //!
 //! **Heads**, assembled into the environment's flat action layout and
-//! normalised by the fused masked log-softmax ([`super::masked_log_softmax`],
+//! normalised by the fused masked log-softmax ([`crate::nn::masked_log_softmax`],
 //! masked entries `-inf`):
 //! * start fragment `f` and stop: graph-level (an MLP of `g`, which also
 //!   gives `log F(s)`);
@@ -63,13 +63,13 @@
 //! joins the graph features, so it enters the graph embedding `g` and,
 //! through it, every head and `log F(s)`.
 
-use super::fused::leaky_relu;
-use super::mlp::Mlp;
 use super::{BackwardPolicy, Policy, PolicyOutput, StatePolicy, mask_tensor, masked_log_softmax};
 use crate::conditioning::Thermometer;
 use crate::env::molecule::FragmentMolecules;
 use crate::env::molecule::fragment::FragmentGraphs;
 use crate::env::{Environment, StateBatch};
+use crate::nn::fused::leaky_relu;
+use crate::nn::mlp::Mlp;
 use anyhow::{Result, bail};
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig};

@@ -8,8 +8,8 @@
 //! the encoding of each trajectory's beta: `log Z_beta = net(enc(beta))`
 //! ([`LogZ::temperature`]), its single group being the evaluation beta.
 
-use super::mlp::Mlp;
 use crate::conditioning::Thermometer;
+use crate::nn::mlp::Mlp;
 use anyhow::{Result, bail};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -3,25 +3,24 @@
 //! GFlowNet policy (forward `P_F`, backward `P_B` learned, shared-trunk or
 //! uniform, state flows `log F(s)`) and the learned `log Z` ([`log_z`]).
 
-pub mod fused;
 #[cfg(feature = "chem")]
 pub mod gnn;
-pub mod linear;
 pub mod log_z;
-pub mod mlp;
 #[cfg(feature = "chem")]
 pub mod reaction_gnn;
-pub mod team;
 pub mod traits;
 
+// The layers and kernels moved to the ground floor (`crate::nn`); their old
+// paths stay valid.
+pub use crate::nn::{fused, init_seeded, linear, mask_tensor, masked_log_softmax, mlp, team};
 pub use log_z::LogZ;
 pub use traits::{Policy, StatePolicy};
 
 use crate::conditioning::Thermometer;
 use crate::env::{Environment, StateBatch};
+use crate::nn::mlp::Mlp;
 use burn::module::{Module, Param};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
-use mlp::Mlp;
 use std::fmt;
 use std::str::FromStr;
 
@@ -293,18 +292,6 @@ impl GflowNetPolicy {
     }
 }
 
-/// Seeds the backend's random number generator and runs `build` (parameter
-/// initialisation) while no other thread can draw from it: burn's flex
-/// backend keeps one process-wide generator, so two runs initialised at the
-/// same time in one process (tests, experiments on threads) would otherwise
-/// interleave their draws and lose run-to-run determinism.
-pub fn init_seeded<T>(device: &Device, seed: u64, build: impl FnOnce() -> T) -> T {
-    static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    device.seed(seed);
-    build()
-}
-
 /// The policy's input features for `states`, as a `[n, feature_dim]`
 /// tensor, each row followed by the encoding of its beta when the policy is
 /// temperature-conditioned (`[n, feature_dim + bins]`).
@@ -408,27 +395,6 @@ impl StatePolicy for GflowNetPolicy {
     fn temperature(&self) -> Option<Thermometer> {
         self.temperature
     }
-}
-
-/// Log-softmax over allowed actions, masked entries `-inf`: one fused kernel
-/// forward and backward ([`fused::masked_log_softmax`]). Rows with no allowed
-/// action are all `-inf` (see [`mask_tensor`], which unmasks them anyway).
-pub fn masked_log_softmax(logits: Tensor<2>, allowed: Tensor<2, Bool>) -> Tensor<2> {
-    fused::masked_log_softmax(logits, allowed)
-}
-
-/// Builds a `[n, k]` mask tensor of allowed actions. Rows with no allowed
-/// action (e.g. the backward mask of `s0`) are fully unmasked so the softmax
-/// stays finite; no action is ever gathered from them.
-pub fn mask_tensor(flags: &[bool], k: usize, device: &Device) -> Tensor<2, Bool> {
-    let n = flags.len() / k;
-    let mut fixed = flags.to_vec();
-    for row in fixed.chunks_mut(k) {
-        if !row.iter().any(|&b| b) {
-            row.iter_mut().for_each(|b| *b = true);
-        }
-    }
-    Tensor::<2, Bool>::from_data(TensorData::new(fixed, [n, k]), device)
 }
 
 /// All gradients of a module's float parameters, flattened in visiting order

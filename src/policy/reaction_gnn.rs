@@ -24,7 +24,7 @@
 //!
 //! **Heads** (SynFlowNet-style factorisation), assembled into the
 //! environment's flat layout `[first (B) ; uni (U) ; bi (K * B) ; stop]` and
-//! normalised by the masked log-softmax ([`super::masked_log_softmax`]):
+//! normalised by the masked log-softmax ([`crate::nn::masked_log_softmax`]):
 //! * each building block `b` has an embedding `e_b = W fp_b + c`, a learned
 //!   linear map of its folded Morgan fingerprint (radius 2,
 //!   [`crate::env::molecule::reaction::FP_BITS`] bits; the fingerprints are
@@ -48,13 +48,13 @@
 //! SMILES of one molecule get the same log-probabilities up to rounding).
 
 use super::gnn::{GnnLayer, GnnShape, SLOPE, floats, ints, segment_mean};
-use super::mlp::Mlp;
 use super::{BackwardPolicy, Policy, PolicyOutput, StatePolicy, mask_tensor, masked_log_softmax};
 use crate::chem;
 use crate::conditioning::Thermometer;
 use crate::env::molecule::ReactionMolecules;
 use crate::env::molecule::reaction::{CACHE_LIMIT, FP_BITS};
 use crate::env::{Environment, StateBatch};
+use crate::nn::mlp::Mlp;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -368,7 +368,7 @@ impl ReactionGnn {
             h
         });
         let pooled = segment_mean(h.as_ref(), &x.atom_graph, &x.inv_size, x.n, d, device);
-        super::fused::leaky_relu(
+        crate::nn::fused::leaky_relu(
             self.readout
                 .forward(Tensor::cat(vec![pooled, x.graph_features.clone()], 1)),
             SLOPE,

@@ -31,7 +31,7 @@ pub trait Policy: Module + 'static {
 /// on a whole batch of states; masks are the environment's flags
 /// (`n * n_actions` forward, `n * n_backward_actions` backward), and masked
 /// entries come out as `-inf` (rows with no allowed action are unmasked, see
-/// [`super::mask_tensor`]: no action is ever gathered from them).
+/// [`crate::nn::mask_tensor`]: no action is ever gathered from them).
 ///
 /// `betas` holds the temperature of each row's trajectory (one per state,
 /// see [`crate::conditioning`]): a temperature-conditioned policy reads

@@ -249,7 +249,11 @@ pub fn read(dir: &Path) -> Result<Checkpoint> {
              {OLDEST_FORMAT} to {FORMAT})",
             manifest_path.display(),
             manifest.format,
-            if structured { "structured" } else { "one-string" }
+            if structured {
+                "structured"
+            } else {
+                "one-string"
+            }
         );
     }
     let mut files = BTreeMap::new();

@@ -142,7 +142,7 @@ impl ContinuousTrainer {
             layers: cfg.policy.layers,
             backward: c.backward.parse().map_err(anyhow::Error::msg)?,
         };
-        let policy = crate::policy::init_seeded(&device, cfg.run.seed, || {
+        let policy = crate::nn::init_seeded(&device, cfg.run.seed, || {
             GaussianPolicy::new(shape, &device)
         });
         let learner = Learner::new(policy, LogZ::new(0.0, &device), &cfg.optim);

@@ -95,9 +95,9 @@ impl Fingerprint {
         for (name, shape) in &self.parameters {
             match run.parameters.get(name) {
                 None => params.push(format!("parameter {name} {shape:?} is not in this run")),
-                Some(s) if s != shape => {
-                    params.push(format!("parameter {name}: checkpoint {shape:?}, this run {s:?}"))
-                }
+                Some(s) if s != shape => params.push(format!(
+                    "parameter {name}: checkpoint {shape:?}, this run {s:?}"
+                )),
                 Some(_) => {}
             }
         }
@@ -222,9 +222,18 @@ mod tests {
         let dir = Path::new("ckpt");
         let a = StoredFingerprint::Structured(fp("grid", vec![4, 8]));
         a.check(&fp("grid", vec![4, 8]), dir).unwrap();
-        let e = a.check(&fp("grid", vec![4, 9]), dir).unwrap_err().to_string();
-        assert!(e.contains("policy.w") && e.contains("[4, 8]") && e.contains("[4, 9]"), "{e}");
-        let e = a.check(&fp("set", vec![4, 8]), dir).unwrap_err().to_string();
+        let e = a
+            .check(&fp("grid", vec![4, 9]), dir)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("policy.w") && e.contains("[4, 8]") && e.contains("[4, 9]"),
+            "{e}"
+        );
+        let e = a
+            .check(&fp("set", vec![4, 8]), dir)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("environment") && e.contains("`grid`"), "{e}");
         let many = Fingerprint {
             parameters: (0..10).map(|i| (format!("policy.p{i}"), vec![i])).collect(),
@@ -250,7 +259,10 @@ mod tests {
         assert!(e.contains("older ftb") && e.contains("config.toml"), "{e}");
         // Stored forms read back as themselves (untagged: a string or an object).
         let json = serde_json::to_string(&old).unwrap();
-        assert_eq!(serde_json::from_str::<StoredFingerprint>(&json).unwrap(), old);
+        assert_eq!(
+            serde_json::from_str::<StoredFingerprint>(&json).unwrap(),
+            old
+        );
         let new = StoredFingerprint::Structured(fp("grid", vec![2, 3]));
         let json = serde_json::to_string(&new).unwrap();
         let back: StoredFingerprint = serde_json::from_str(&json).unwrap();

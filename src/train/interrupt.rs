@@ -1,11 +1,20 @@
 //! Ctrl-C and SIGTERM: the first one asks the run to stop after the current
 //! step (the loop then writes a checkpoint and returns
-//! [`super::run_loop::Interrupted`]); a second one exits at once with status
+//! [`Interrupted`]); a second one exits at once with status
 //! 130, for a user who does not want to wait.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The run stopped on Ctrl-C (or SIGTERM) after a checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted after iteration {iteration}; checkpoint {}", checkpoint.display())]
+pub struct Interrupted {
+    pub iteration: u64,
+    pub checkpoint: PathBuf,
+}
 
 static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
@@ -43,7 +52,7 @@ pub fn clear() {
 }
 
 /// The exit status of a command whose run may have been interrupted: on
-/// [`super::run_loop::Interrupted`], says where the checkpoint is and how
+/// [`Interrupted`], says where the checkpoint is and how
 /// to continue (`resume_with RUN_DIR`), and returns status 130 (the shell's
 /// convention for Ctrl-C); any other result passes through.
 pub fn exit_status(
@@ -51,10 +60,8 @@ pub fn exit_status(
     resume_with: &str,
 ) -> anyhow::Result<std::process::ExitCode> {
     match result {
-        Err(e) if e.downcast_ref::<super::run_loop::Interrupted>().is_some() => {
-            let i = e
-                .downcast_ref::<super::run_loop::Interrupted>()
-                .expect("checked");
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            let i = e.downcast_ref::<Interrupted>().expect("checked");
             let run_dir = i
                 .checkpoint
                 .parent()

@@ -7,7 +7,7 @@
 
 use super::checkpoint::Checkpoint;
 use super::config::OptimConfig;
-use super::fused_adam::FusedAdam;
+use crate::nn::fused_adam::FusedAdam;
 use crate::objective::LossOutput;
 use crate::policy::{LogZ, Policy, flat_gradients};
 use anyhow::{Context, Result, bail};

@@ -28,11 +28,11 @@ pub mod source;
 pub mod task;
 pub mod trainer;
 
-pub use config::TrainConfig;
 /// Moved to the ground floor ([`crate::nn::fused_adam`]); the old path stays valid.
 pub use crate::nn::fused_adam;
-pub use fingerprint::Fingerprint;
+pub use config::TrainConfig;
 pub use continuous::ContinuousTrainer;
+pub use fingerprint::Fingerprint;
 pub use learner::Learner;
 pub use run_loop::{Interrupted, Schedule, Start, TrainingTask, resume, run_loop};
 pub use trainer::{AnyTrainer, Summary, Trainer};

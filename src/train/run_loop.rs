@@ -12,6 +12,7 @@
 //! after `max_bad_steps` non-finite steps in a row.
 
 use super::checkpoint::{self, Checkpoint};
+pub use super::interrupt::Interrupted;
 use super::learner::Learner;
 use super::run_dir::RunDir;
 use crate::objective::LossOutput;
@@ -119,14 +120,6 @@ struct LoopState {
 
 const LOOP_FILE: &str = "loop.msgpack";
 const TASK_FILE: &str = "task.msgpack";
-
-/// The run stopped on Ctrl-C (or SIGTERM) after a checkpoint.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted after iteration {iteration}; checkpoint {}", checkpoint.display())]
-pub struct Interrupted {
-    pub iteration: u64,
-    pub checkpoint: PathBuf,
-}
 
 /// Writes a checkpoint of `task` after `done` iterations.
 pub fn save_checkpoint<T: TrainingTask>(

@@ -95,7 +95,7 @@ impl FusedAdamOps for Flex {
         let len = g.len();
         let k = rayon::current_num_threads().min(len / (1 << 14)).max(1);
         let ptrs = Ptrs(ps.as_mut_ptr(), ms.as_mut_ptr(), vs.as_mut_ptr());
-        crate::policy::team::run(k, rayon::current_num_threads(), &|piece| {
+        super::team::run(k, rayon::current_num_threads(), &|piece| {
             #[allow(clippy::redundant_locals)]
             let ptrs = ptrs;
             let (a, b) = (len * piece / k, len * (piece + 1) / k);
