@@ -44,7 +44,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let repeats = arg(&args, "--repeats", 5).max(1);
     let steps = arg(&args, "--steps", 150).max(1);
-    let base = LlmConfig::load(None, &[format!("steps={steps}")])?;
+    let base = LlmConfig::load(None, &[format!("run.iterations={steps}")])?;
     eprintln!(
         "pretraining the reference ({} steps, not timed)...",
         base.pretrain.steps
@@ -60,7 +60,7 @@ fn main() -> anyhow::Result<()> {
             cfg.sampling.actors = actors;
             cfg.sampling.lag = lag;
             let mut t = LlmTrainer::with_reference(cfg, task.clone(), reference.clone())?;
-            let mut rng = ChaCha8Rng::seed_from_u64(base.seed);
+            let mut rng = ChaCha8Rng::seed_from_u64(base.run.seed);
             let clock = Instant::now();
             for it in 0..steps {
                 t.iterate(it, &mut rng)?;

@@ -43,7 +43,7 @@ fn small(extra: &[&str]) -> TrainConfig {
 
 fn with_trajectories(cfg: &TrainConfig, n: u64) -> TrainConfig {
     let mut c = cfg.clone();
-    c.run.trajectories = n;
+    c.run.trajectories = Some(n);
     c
 }
 

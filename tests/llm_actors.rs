@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
 
 fn cfg(extra: &[&str]) -> LlmConfig {
-    let mut o: Vec<String> = ["steps=24", "eval_every=8", "pretrain.steps=30"]
+    let mut o: Vec<String> = ["run.iterations=24", "run.eval_every=8", "pretrain.steps=30"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -26,7 +26,7 @@ fn cfg(extra: &[&str]) -> LlmConfig {
 fn reference(c: &LlmConfig) -> (LetterTask, LlamaModel) {
     // The letters task `build_task` makes of the default `[task]`.
     let (_, model) = LlmTrainer::reference(c).unwrap();
-    (LetterTask::new(8, 3, c.seed).unwrap(), model)
+    (LetterTask::new(8, 3, c.run.seed).unwrap(), model)
 }
 
 /// The trained parameters' bytes (not the optimiser records': their bytes
@@ -90,7 +90,7 @@ fn every_trained_sample_has_the_exact_lag_and_its_source() {
     let extra = [
         "sampling.lag=3",
         "sampling.sync_interval=2",
-        "steps=12",
+        "run.iterations=12",
         "sampling.source=\"on-policy\"",
     ];
     let (task, model) = reference(&cfg(&extra));
@@ -151,7 +151,7 @@ fn a_resumed_run_restarts_its_actors_at_the_checkpoint() {
     // and the lag is exact again from step 9. The same with or without actors.
     let extra = [
         "sampling.lag=3",
-        "steps=12",
+        "run.iterations=12",
         "sampling.source=\"on-policy\"",
     ];
     let (task, model) = reference(&cfg(&extra));

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Short runs: a small pretraining and 30 tuning steps.
-const FAST: [&str; 4] = ["--set", "pretrain.steps=80", "--set", "eval_every=10"];
+const FAST: [&str; 4] = ["--set", "pretrain.steps=80", "--set", "run.eval_every=10"];
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ftb-llm-runs-{}-{name}", std::process::id()));
@@ -83,9 +83,9 @@ fn a_pretrained_model_folder_tunes_exactly_like_the_builtin_reference() {
 
     let builtin = dir.join("builtin");
     let from_file = dir.join("from-file");
-    train(&builtin, &["--set", "steps=30"]);
+    train(&builtin, &["--set", "run.iterations=30"]);
     let path = format!("model.path={}", model.display());
-    train(&from_file, &["--set", "steps=30", "--set", &path]);
+    train(&from_file, &["--set", "run.iterations=30", "--set", &path]);
     let (a, b) = (metrics(&builtin), metrics(&from_file));
     assert_eq!(a.len(), 4);
     assert_eq!(a, b, "the saved model is not the pretrained one");
@@ -116,7 +116,7 @@ fn a_pretrained_model_folder_tunes_exactly_like_the_builtin_reference() {
         &lora,
         &[
             "--set",
-            "steps=10",
+            "run.iterations=10",
             "--set",
             &path,
             "--set",
@@ -139,10 +139,15 @@ fn resume_continues_bitwise_and_refuses_other_runs() {
     let whole = dir.join("whole");
     let split = dir.join("split");
     let keyed = ["--set", "sampling.source=\"keyed\""];
-    let mut args = vec!["--set", "steps=40", "--set", "checkpoint_every=20"];
+    let mut args = vec![
+        "--set",
+        "run.iterations=40",
+        "--set",
+        "run.checkpoint_every=20",
+    ];
     args.extend(keyed);
     train(&whole, &args);
-    let mut first = vec!["--set", "steps=20"];
+    let mut first = vec!["--set", "run.iterations=20"];
     first.extend(keyed);
     train(&split, &first);
     let said = ok(&[
@@ -152,7 +157,7 @@ fn resume_continues_bitwise_and_refuses_other_runs() {
         "--resume",
         split.to_str().unwrap(),
         "--set",
-        "steps=40",
+        "run.iterations=40",
     ]);
     assert!(said.contains("resuming"), "{said}");
     assert_eq!(metrics(&whole), metrics(&split));
@@ -173,7 +178,7 @@ fn resume_continues_bitwise_and_refuses_other_runs() {
         "--set",
         "model.lora_rank=2",
         "--set",
-        "steps=60",
+        "run.iterations=60",
     ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -189,8 +194,8 @@ fn resume_continues_bitwise_and_refuses_other_runs() {
 #[test]
 fn lora_moves_only_the_adapters_toward_the_target() {
     let overrides: Vec<String> = [
-        "steps=60",
-        "eval_every=60",
+        "run.iterations=60",
+        "run.eval_every=60",
         "pretrain.steps=80",
         "model.lora_rank=4",
         "model.lora_alpha=8.0",
@@ -272,10 +277,14 @@ fn member_alpha(cfg: &LlmConfig, step: u64) -> f64 {
 #[test]
 fn alpha_schedules_and_tempering_train_toward_the_target() {
     let load = |extra: &[&str]| {
-        let mut o: Vec<String> = ["steps=60", "eval_every=60", "pretrain.steps=80"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut o: Vec<String> = [
+            "run.iterations=60",
+            "run.eval_every=60",
+            "pretrain.steps=80",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         o.extend(extra.iter().map(|s| s.to_string()));
         LlmConfig::load(None, &o)
     };
@@ -316,8 +325,8 @@ fn alpha_schedules_and_tempering_train_toward_the_target() {
 fn a_log_z_head_on_the_prompts_hidden_state_trains_with_ftb_and_tb() {
     for name in ["ftb", "tb"] {
         let o: Vec<String> = [
-            "steps=80",
-            "eval_every=80",
+            "run.iterations=80",
+            "run.eval_every=80",
             "pretrain.steps=80",
             "objective.log_z=\"head\"",
             &format!("objective.name=\"{name}\""),
@@ -412,9 +421,9 @@ fn overwrite_never_deletes_a_directory_that_is_not_an_ftb_run() {
         "--set",
         "pretrain.steps=5",
         "--set",
-        "steps=2",
+        "run.iterations=2",
         "--set",
-        "eval_every=2",
+        "run.eval_every=2",
     ];
     train(&run_dir, &fast);
     std::fs::write(run_dir.join("stale.txt"), "old").unwrap();

@@ -241,8 +241,8 @@ fn smollm2_tunes_lora_adapters_on_a_task_in_its_own_tokenizer() {
         "task.prompts=4".into(),
         "task.digit_credit=0.5".into(),
         "model.lora_rank=4".into(),
-        "steps=2".into(),
-        "eval_every=2".into(),
+        "run.iterations=2".into(),
+        "run.eval_every=2".into(),
         "sampling.prompts_per_step=2".into(),
         "sampling.samples_per_prompt=2".into(),
     ]

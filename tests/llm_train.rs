@@ -8,10 +8,14 @@
 use ftb::llm::train::{LlmConfig, LlmTrainer, run};
 
 fn cfg(extra: &[&str]) -> LlmConfig {
-    let mut o: Vec<String> = ["steps=120", "eval_every=40", "pretrain.steps=150"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut o: Vec<String> = [
+        "run.iterations=120",
+        "run.eval_every=40",
+        "pretrain.steps=150",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     o.extend(extra.iter().map(|s| s.to_string()));
     LlmConfig::load(None, &o).unwrap()
 }
@@ -64,8 +68,8 @@ const ARITHMETIC: &[&str] = &[
     "task.name=\"arithmetic\"",
     "task.prompts=8",
     "pretrain.steps=200",
-    "steps=80",
-    "eval_every=40",
+    "run.iterations=80",
+    "run.eval_every=40",
 ];
 
 #[test]
@@ -110,8 +114,8 @@ fn a_task_too_large_to_list_reports_nan_exact_metrics_and_valid_rewards() {
         "task.max_operand=99",
         "task.prompts=4",
         "pretrain.steps=30",
-        "steps=4",
-        "eval_every=2",
+        "run.iterations=4",
+        "run.eval_every=2",
     ]);
     for x in &p {
         assert!(x.kl.is_nan() && x.l1.is_nan() && x.expected_reward.is_nan());
@@ -260,8 +264,8 @@ fn training_on_a_reward_command_equals_training_on_the_built_in_task() {
     let short = [
         "task.prompts=4",
         "pretrain.steps=30",
-        "steps=6",
-        "eval_every=3",
+        "run.iterations=6",
+        "run.eval_every=3",
     ];
     let mut with_cmd = vec![
         "task.name=\"command\"",
@@ -347,8 +351,8 @@ fn prompts_file_tasks() {
             "task.reward_command=\"python3 {} bare\"",
             dir.join("reward.py").display()
         ),
-        "steps=2".into(),
-        "eval_every=1".into(),
+        "run.iterations=2".into(),
+        "run.eval_every=1".into(),
     ];
     let e = LlmTrainer::new(LlmConfig::load(None, &base).unwrap())
         .err()
@@ -375,8 +379,8 @@ fn a_loaded_models_tokenizer_runs_end_to_end() {
         &[
             "task.name=\"arithmetic\"".to_string(),
             "task.prompts=4".into(),
-            "steps=3".into(),
-            "eval_every=3".into(),
+            "run.iterations=3".into(),
+            "run.eval_every=3".into(),
         ],
     )
     .unwrap();
@@ -400,4 +404,40 @@ fn a_loaded_models_tokenizer_runs_end_to_end() {
             .all(|x| x.kl.is_nan() && x.greedy_reward.is_finite())
     );
     assert!(p.last().unwrap().sample_reward.is_finite());
+}
+
+/// Configs written before the shared `[run]` section (top-level `seed`,
+/// `steps`, `eval_every`, ... as every old LLM run directory's config.toml
+/// holds them) load as the `[run]` keys, and so do the old `--set` names.
+#[test]
+fn old_top_level_run_keys_load_as_the_run_section() {
+    let dir = std::env::temp_dir().join(format!("ftb-llm-old-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.toml");
+    let mut resolved = toml::to_string(&LlmConfig::load(None, &[]).unwrap()).unwrap();
+    // An old resolved config: the [run] keys at the top, no [run] section.
+    let run_section = resolved.find("[run]").unwrap();
+    let end = resolved[run_section..]
+        .find("\n\n")
+        .map_or(resolved.len(), |e| run_section + e);
+    resolved.replace_range(run_section..end, "");
+    let old = format!(
+        "seed = 3\nsteps = 7\neval_every = 7\ncheckpoint_every = 0\nkeep_checkpoints = 2\n\
+         max_bad_steps = 5\n{resolved}"
+    );
+    std::fs::write(&path, old).unwrap();
+    let cfg = LlmConfig::load(Some(&path), &[]).unwrap();
+    assert_eq!(
+        (
+            cfg.run.seed,
+            cfg.steps(),
+            cfg.run.eval_every,
+            cfg.run.keep_checkpoints,
+            cfg.run.max_bad_steps
+        ),
+        (3, 7, 7, 2, 5)
+    );
+    let cfg = LlmConfig::load(None, &["steps=9".into(), "seed=4".into()]).unwrap();
+    assert_eq!((cfg.steps(), cfg.run.seed), (9, 4));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,13 +1,12 @@
 //! `ftb llm train` and `ftb llm experiment lag`.
 
+use super::run_flow::{RunArgs, progress_bar, set_threads};
 use crate::llm::experiment::{lag_experiment, markdown};
 use crate::llm::train::{LlmConfig, LlmEvalPoint, LlmTrainer, pretrain_reference, run_from};
 use crate::plot::{Series, curves_png};
-use crate::train::checkpoint;
-use crate::train::run_dir::{RunDir, RunMeta, check_new_output, clear_for_new_output};
+use crate::train::run_dir::{RunMeta, check_new_output, clear_for_new_output};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,7 +21,7 @@ use std::process::ExitCode;
   ftb llm train --set task.name=arithmetic            a+b= with single-digit operands
   ftb llm train --set task.name=command --set task.prompts_from=arithmetic \\
       --set 'task.reward_command=\"python3 reward.py\"'
-  ftb llm train --set checkpoint_every=50 --out runs/long    checkpoints every 50 steps
+  ftb llm train --set run.checkpoint_every=50 --out runs/long    checkpoints every 50 steps
   ftb llm train --resume runs/long                          continue from the newest checkpoint
   ftb llm pretrain --out models/letters                     pretrain and save pi_ref once ...
   ftb llm train --set model.path=models/letters --set model.lora_rank=4
@@ -67,74 +66,33 @@ pi_ref, so --resume tunes on the same model) and the tuned model for ftb llm
 generate: model/ (full fine-tuning) or adapter/ (LoRA, PEFT format: --adapter).
 Ctrl-C finishes the step, writes a checkpoint and prints the --resume command.")]
 pub struct TrainArgs {
-    /// TOML config (keys it omits keep the embedded defaults).
-    #[arg(long, short, conflicts_with = "resume")]
-    config: Option<PathBuf>,
-    /// Override a key, e.g. `--set sampling.lag=10` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
-    /// Run directory (default: runs/llm-<objective>-lag<lag>-seed<seed>).
-    #[arg(long, conflicts_with = "resume")]
-    out: Option<PathBuf>,
-    /// Continue the run in this directory from its newest checkpoint, with
-    /// its saved config (`--set` may change it, e.g. `steps`).
-    #[arg(long, value_name = "RUN_DIR")]
-    resume: Option<PathBuf>,
-    /// Replace the files of an existing run directory (one holding a valid
-    /// `run.json`); any other non-empty directory is refused, never deleted.
-    #[arg(long, conflicts_with = "resume")]
-    overwrite: bool,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// Runs `ftb llm train` (exit status 130 after Ctrl-C, with its checkpoint).
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
     crate::train::interrupt::install()?;
-    crate::train::interrupt::exit_status(train_inner(args), "ftb llm train --resume")
+    crate::train::interrupt::exit_status(train_inner(args.run), "ftb llm train --resume")
 }
 
 /// The saved pretrained reference inside a run directory.
 const REFERENCE_DIR: &str = "reference";
 
-fn train_inner(args: TrainArgs) -> Result<ExitCode> {
-    let (cfg, resume) = match &args.resume {
-        Some(dir) => {
-            let config_path = dir.join("config.toml");
-            if !config_path.is_file() {
-                bail!(
-                    "--resume {}: not an LLM run directory (no config.toml)",
-                    dir.display()
-                );
-            }
-            let cfg = LlmConfig::load(Some(&config_path), &args.overrides)?;
-            let ckpt = checkpoint::read(&checkpoint::latest(dir)?)?;
-            (cfg, Some((dir.clone(), ckpt)))
-        }
-        None => (
-            LlmConfig::load(args.config.as_deref(), &args.overrides)?,
-            None,
-        ),
-    };
-    let out = match &resume {
-        Some((dir, _)) => dir.clone(),
-        None => args.out.clone().unwrap_or_else(|| {
-            PathBuf::from("runs").join(format!(
-                "llm-{}-lag{}-seed{}",
-                cfg.objective.name, cfg.sampling.lag, cfg.seed
-            ))
-        }),
-    };
-    // Refuse a directory before the slow work; nothing is removed until the
-    // model is loaded and the trainer built.
-    if resume.is_none() {
-        check_new_output(&out, args.overwrite)?;
-    }
+fn train_inner(args: RunArgs) -> Result<ExitCode> {
+    let plan = args.plan(LlmConfig::load, |cfg: &LlmConfig| {
+        PathBuf::from("runs").join(format!(
+            "llm-{}-lag{}-seed{}",
+            cfg.objective.name, cfg.sampling.lag, cfg.run.seed
+        ))
+    })?;
+    let (cfg, out) = (&plan.cfg, &plan.out);
+    set_threads(cfg.run.threads);
+    let resumed = plan.checkpoint.is_some();
     // A resumed run tunes on the reference it saved (never re-pretrained).
     let saved_reference = out.join(REFERENCE_DIR);
-    let (task, reference) = if resume.is_some() && cfg.model.path.is_empty() {
-        LlmTrainer::reference_at(&cfg, &saved_reference)?
+    let (task, reference) = if resumed && cfg.model.path.is_empty() {
+        LlmTrainer::reference_at(cfg, &saved_reference)?
     } else {
         if cfg.model.path.is_empty() {
             eprintln!(
@@ -142,51 +100,26 @@ fn train_inner(args: TrainArgs) -> Result<ExitCode> {
                 cfg.pretrain.steps
             );
         }
-        LlmTrainer::reference(&cfg)?
+        LlmTrainer::reference(cfg)?
     };
     let mut trainer = LlmTrainer::with_reference(cfg.clone(), task, reference)?;
-    let ckpt = resume.map(|(_, c)| c);
-    let mut run_dir = match &ckpt {
-        Some(c) => {
-            // Check the fit before touching any file of the run.
-            c.check_fingerprint(&crate::train::TrainingTask::fingerprint(&trainer))?;
-            eprintln!(
-                "resuming {} from step {} ({})",
-                out.display(),
-                c.manifest.step,
-                c.dir.display()
-            );
-            RunDir::reopen(&out, c.manifest.step)?
-        }
-        None => {
-            let rd = RunDir::create_new(&out, args.overwrite)?;
-            if cfg.model.path.is_empty() {
-                crate::llm::safetensors_io::save_model_folder(
-                    &trainer.reference,
-                    trainer.task.tokenizer(),
-                    &saved_reference,
-                )?;
-            }
-            rd
-        }
-    };
-    run_dir.write("config.toml", toml::to_string(&cfg)?.as_bytes())?;
-    RunMeta::new(cfg.seed, ckpt.as_ref().map(|c| c.manifest.step)).write(&run_dir.path)?;
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(cfg.steps)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {elapsed_precise}  {msg}")
-            .expect("valid template"),
-    );
-    if let Some(c) = &ckpt {
-        bar.set_position(c.manifest.step);
+    let mut run_dir = plan.open(
+        &crate::train::TrainingTask::fingerprint(&trainer),
+        &toml::to_string(cfg)?,
+        cfg.run.seed,
+    )?;
+    if !resumed && cfg.model.path.is_empty() {
+        crate::llm::safetensors_io::save_model_folder(
+            &trainer.reference,
+            trainer.task.tokenizer(),
+            &saved_reference,
+        )?;
     }
+    let ckpt = plan.checkpoint.as_ref();
+    let bar = progress_bar(cfg.steps(), plan.resumed_from(), args.quiet);
     let result = run_from(
         &mut trainer,
-        ckpt.as_ref(),
+        ckpt,
         Some(&mut run_dir),
         |p: &LlmEvalPoint, _| {
             bar.set_position(p.iteration);
@@ -224,9 +157,9 @@ fn train_inner(args: TrainArgs) -> Result<ExitCode> {
         "distinct_answers_last_window": last.distinct,
         "mean_staleness_last_window": last.staleness,
         "skipped_steps": trainer.learner.skipped_steps,
-        "steps": cfg.steps,
+        "steps": cfg.steps(),
         "wall_seconds": last.seconds,
-        "seed": cfg.seed,
+        "seed": cfg.run.seed,
         "version": env!("CARGO_PKG_VERSION"),
     });
     run_dir.write(
@@ -361,11 +294,11 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode> {
     let (task, model, nll) = pretrain_reference(&cfg)?;
     clear_for_new_output(&args.out, args.overwrite)?;
     crate::llm::safetensors_io::save_model_folder(&model, task.tokenizer(), &args.out)?;
-    RunMeta::new(cfg.seed, None).write(&args.out)?;
+    RunMeta::new(cfg.run.seed, None).write(&args.out)?;
     let info = serde_json::json!({
         "final_nll_per_answer": nll,
         "seconds": start.elapsed().as_secs_f64(),
-        "seed": cfg.seed,
+        "seed": cfg.run.seed,
         "version": env!("CARGO_PKG_VERSION"),
         "config": cfg,
     });
@@ -405,7 +338,7 @@ pub struct ExperimentArgs {
     /// Seeds.
     #[arg(long, value_delimiter = ',', default_values_t = [0u64, 1, 2])]
     seeds: Vec<u64>,
-    /// Config overrides for every run (e.g. `--set steps=500`).
+    /// Config overrides for every run (e.g. `--set run.iterations=500`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
 }

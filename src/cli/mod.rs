@@ -12,6 +12,7 @@ mod measures_table;
 mod molecule_experiment;
 #[cfg(feature = "chem")]
 mod proxy;
+mod run_flow;
 mod sample;
 mod train;
 mod verify;

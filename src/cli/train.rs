@@ -1,11 +1,12 @@
+use super::run_flow::{RunArgs, progress_bar, set_threads};
 use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
 use crate::policy::{Policy, StatePolicy};
-use crate::train::checkpoint::{self, Checkpoint};
+use crate::train::TrainConfig;
+use crate::train::checkpoint::Checkpoint;
 use crate::train::config::load;
-use crate::train::run_dir::{RunDir, RunMeta};
+use crate::train::run_dir::RunDir;
 use crate::train::trainer::{AnyTrainer, Summary, Trainer, with_trainer};
-use anyhow::{Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,105 +29,52 @@ run.checkpoint_every iterations, at the end, and on Ctrl-C, which stops after
 the current step and exits with status 130). Use the trained model with
 `ftb sample --run DIR` and `ftb eval --run DIR`.")]
 pub struct Args {
-    /// TOML config file (keys it omits keep the embedded defaults).
-    #[arg(long, short, conflicts_with = "resume")]
-    config: Option<PathBuf>,
-    /// Override a key, e.g. `--set objective.divergence=alpha:0.75` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
-    /// Run directory (default: runs/<objective>-<member>-seed<seed>).
-    #[arg(long, conflicts_with = "resume")]
-    out: Option<PathBuf>,
-    /// Continue the run in this directory from its newest checkpoint, with
-    /// its saved config (--set may change it, e.g. run.trajectories to train
-    /// longer; a change of network or environment is refused).
-    #[arg(long, value_name = "RUN_DIR")]
-    resume: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
-    /// Replace the files of an existing run directory (one holding `run.json`)
-    /// instead of refusing to touch it.
-    #[arg(long, conflicts_with = "resume")]
-    overwrite: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     crate::train::interrupt::install()?;
-    crate::train::interrupt::exit_status(train(args), "ftb train --resume")
+    crate::train::interrupt::exit_status(train(args.run), "ftb train --resume")
 }
 
-fn train(args: Args) -> Result<ExitCode> {
-    let (cfg, resume) = match &args.resume {
-        Some(dir) => {
-            let config_path = dir.join("config.toml");
-            if !config_path.is_file() {
-                bail!(
-                    "--resume {}: not a run directory (no config.toml)",
-                    dir.display()
-                );
-            }
-            let cfg = load(Some(&config_path), &args.overrides)?;
-            let ckpt = checkpoint::read(&checkpoint::latest(dir)?)?;
-            (cfg, Some((dir.clone(), ckpt)))
-        }
-        None => (load(args.config.as_deref(), &args.overrides)?, None),
-    };
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(cfg.run.threads)
-        .build_global();
-    let continuous = crate::train::env_kind::is_continuous(&cfg.env.kind);
-    let out = match &resume {
-        Some((dir, _)) => dir.clone(),
-        None => args.out.clone().unwrap_or_else(|| {
-            PathBuf::from("runs").join(format!(
-                "{}{}-{}-seed{}",
-                if continuous {
-                    format!("{}-", cfg.env.kind)
-                } else {
-                    String::new()
-                },
-                cfg.objective.name,
-                cfg.objective.divergence.replace(':', "_"),
-                cfg.run.seed
-            ))
-        }),
-    };
+fn train(args: RunArgs) -> Result<ExitCode> {
+    let plan = args.plan(load, |cfg: &TrainConfig| {
+        let continuous = crate::train::env_kind::is_continuous(&cfg.env.kind);
+        PathBuf::from("runs").join(format!(
+            "{}{}-{}-seed{}",
+            if continuous {
+                format!("{}-", cfg.env.kind)
+            } else {
+                String::new()
+            },
+            cfg.objective.name,
+            cfg.objective.divergence.replace(':', "_"),
+            cfg.run.seed
+        ))
+    })?;
+    let cfg = &plan.cfg;
+    set_threads(cfg.run.threads);
     // Build the trainer first: a config that cannot train leaves no directory behind.
-    let built = if continuous {
+    let built = if crate::train::env_kind::is_continuous(&cfg.env.kind) {
         Built::Continuous(crate::train::ContinuousTrainer::new(cfg.clone())?)
     } else {
         Built::Discrete(AnyTrainer::new(cfg.clone())?)
     };
-    let ckpt: Option<Checkpoint> = resume.map(|(_, c)| c);
-    let mut run_dir = match &ckpt {
-        Some(c) => {
-            // Check the fit before touching any file of the run.
-            c.check_fingerprint(&match &built {
-                Built::Discrete(any) => {
-                    with_trainer!(any, t => crate::train::TrainingTask::fingerprint(t))
-                }
-                Built::Continuous(t) => crate::train::TrainingTask::fingerprint(t),
-            })?;
-            eprintln!(
-                "resuming {} from iteration {} ({})",
-                out.display(),
-                c.manifest.step,
-                c.dir.display()
-            );
-            RunDir::reopen(&out, c.manifest.step)?
+    let fingerprint = match &built {
+        Built::Discrete(any) => {
+            with_trainer!(any, t => crate::train::TrainingTask::fingerprint(t))
         }
-        None => RunDir::create_new(&out, args.overwrite)?,
+        Built::Continuous(t) => crate::train::TrainingTask::fingerprint(t),
     };
-    run_dir.write("config.toml", cfg.to_toml().as_bytes())?;
-    RunMeta::new(cfg.run.seed, ckpt.as_ref().map(|c| c.manifest.step)).write(&run_dir.path)?;
-
+    let mut run_dir = plan.open(&fingerprint, &cfg.to_toml(), cfg.run.seed)?;
+    let ckpt = plan.checkpoint.as_ref();
     match built {
         Built::Continuous(trainer) => {
-            run_continuous(trainer, ckpt.as_ref(), &mut run_dir, args.quiet)?;
+            run_continuous(trainer, ckpt, &mut run_dir, args.quiet)?;
         }
         Built::Discrete(any) => with_trainer!(any, trainer => {
-            run_discrete(trainer, ckpt.as_ref(), &mut run_dir, args.quiet)?
+            run_discrete(trainer, ckpt, &mut run_dir, args.quiet)?
         }),
     }
     Ok(ExitCode::SUCCESS)
@@ -149,21 +97,11 @@ fn run_discrete<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
     run_dir: &mut RunDir,
     quiet: bool,
 ) -> Result<()> {
-    let iterations = trainer.cfg.iterations();
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(iterations)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} it  {elapsed_precise}<{eta_precise}  {msg}",
-        )
-        .expect("valid template"),
+    let bar = progress_bar(
+        trainer.cfg.iterations(),
+        ckpt.map(|c| c.manifest.step),
+        quiet,
     );
-    if let Some(c) = ckpt {
-        bar.set_position(c.manifest.step);
-    }
     let result = trainer.run_from(ckpt, Some(run_dir), |p, _| {
         bar.set_position(p.iteration);
         bar.set_message(match p.l1_exact {

@@ -88,10 +88,8 @@ pub fn lag_experiment(
         })
         .collect();
     for &seed in seeds {
-        let seeded = LlmConfig {
-            seed,
-            ..base.clone()
-        };
+        let mut seeded = base.clone();
+        seeded.run.seed = seed;
         let (task_cfg, reference) = LlmTrainer::reference(&seeded)?;
         drop(task_cfg);
         for (mi, m) in METHODS.iter().enumerate() {
@@ -100,7 +98,7 @@ pub fn lag_experiment(
                     m.overrides.iter().map(|s| s.to_string()).collect();
                 overrides.push(format!("sampling.lag={lag}"));
                 let cfg = apply(&seeded, &overrides)?;
-                let task = super::task::build_task(&cfg.task, None, cfg.seed)?;
+                let task = super::task::build_task(&cfg.task, None, cfg.run.seed)?;
                 let mut t = LlmTrainer::with_reference(cfg, task.into(), reference.clone())?;
                 let points = run(&mut t, None, |_, _| {})?;
                 let last = points.last().expect("a final evaluation");

@@ -56,6 +56,7 @@ use crate::train::checkpoint;
 use crate::train::config::OptimConfig;
 use crate::train::learner::Learner;
 use crate::train::run_loop::TrainingTask;
+use crate::train::settings::{ExactEval, Renamed, RunSettings};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -66,6 +67,16 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+/// The top-level keys of configs written before `[run]`, and their keys now.
+pub const LEGACY_KEYS: [Renamed; 6] = [
+    ("steps", "run.iterations"),
+    ("seed", "run.seed"),
+    ("eval_every", "run.eval_every"),
+    ("checkpoint_every", "run.checkpoint_every"),
+    ("keep_checkpoints", "run.keep_checkpoints"),
+    ("max_bad_steps", "run.max_bad_steps"),
+];
 
 /// The embedded default of `ftb llm train`.
 pub const DEFAULT_LLM_CONFIG: &str = include_str!("../../configs/llm.toml");
@@ -90,21 +101,10 @@ impl Policy for LlamaModel {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmConfig {
-    /// Seeds the task's prompts, the model, pretraining and sampling.
-    pub seed: u64,
-    /// Learner steps.
-    pub steps: u64,
-    /// Exact evaluation every this many steps (and at the start and end).
-    pub eval_every: u64,
-    /// Checkpoint every this many steps (0: only at the end and on Ctrl-C).
-    #[serde(default)]
-    pub checkpoint_every: u64,
-    /// Checkpoints kept (the newest).
-    #[serde(default = "default_keep")]
-    pub keep_checkpoints: usize,
-    /// Stop after this many skipped (non-finite) steps in a row (0: never).
-    #[serde(default = "default_bad_steps")]
-    pub max_bad_steps: u64,
+    /// Length (`iterations`: learner steps, or `trajectories`: samples in
+    /// all), seed (the task's prompts, the model, pretraining and sampling),
+    /// evaluation and checkpoint cadence: the same `[run]` as every family.
+    pub run: RunSettings,
     /// The task (see [`TaskConfig`]).
     pub task: TaskConfig,
     /// The reference model's shape.
@@ -119,12 +119,6 @@ pub struct LlmConfig {
     pub optim: OptimConfig,
 }
 
-fn default_keep() -> usize {
-    3
-}
-fn default_bad_steps() -> u64 {
-    20
-}
 fn default_lora_alpha() -> f64 {
     16.0
 }
@@ -242,10 +236,24 @@ fn default_fifo_capacity() -> usize {
 }
 
 impl LlmConfig {
+    /// Samples per learner step (prompts x samples per prompt).
+    pub fn batch(&self) -> usize {
+        self.sampling.prompts_per_step * self.sampling.samples_per_prompt
+    }
+
+    /// Learner steps (`run.iterations`, or `run.trajectories` over the batch).
+    pub fn steps(&self) -> u64 {
+        self.run.iterations(self.batch())
+    }
+
     /// The embedded default with `overrides` (`--set key=value`), or a file.
     pub fn load(path: Option<&std::path::Path>, overrides: &[String]) -> Result<Self> {
-        let (cfg, origin) =
-            crate::train::config::load_toml::<Self>(DEFAULT_LLM_CONFIG, path, overrides)?;
+        let (cfg, origin) = crate::train::settings::load_toml::<Self>(
+            DEFAULT_LLM_CONFIG,
+            path,
+            overrides,
+            &LEGACY_KEYS,
+        )?;
         cfg.validate().with_context(|| format!("in {origin}"))?;
         Ok(cfg)
     }
@@ -271,8 +279,13 @@ impl LlmConfig {
         if !(self.objective.beta.is_finite() && self.objective.beta > 0.0) {
             bail!("objective.beta must be finite and positive");
         }
-        if self.steps == 0 || self.eval_every == 0 {
-            bail!("steps and eval_every must be >= 1");
+        self.run.validate()?;
+        if self.run.exact != ExactEval::Auto || self.run.empirical_samples != 0 {
+            bail!(
+                "run.exact and run.empirical_samples: an LLM run evaluates exactly whenever every \
+                 answer of every prompt can be listed (at most {EXACT_MAX_ANSWERS} per prompt); \
+                 leave them at \"auto\" and 0"
+            );
         }
         if self.model.lora_rank > 0 {
             self.lora()?;
@@ -308,7 +321,7 @@ impl LlmConfig {
             rank: m.lora_rank,
             alpha: m.lora_alpha,
             target_modules: m.lora_targets.clone(),
-            seed: self.seed,
+            seed: self.run.seed,
         }))
     }
 
@@ -423,7 +436,7 @@ pub fn pretrain(
 /// `ftb llm pretrain` saves and `ftb llm train` tunes when `model.path` is
 /// empty.
 pub fn pretrain_reference(cfg: &LlmConfig) -> Result<(Box<dyn LanguageTask>, LlamaModel, f64)> {
-    let task = build_task(&cfg.task, None, cfg.seed)?;
+    let task = build_task(&cfg.task, None, cfg.run.seed)?;
     let device = Device::flex().autodiff();
     let m = &cfg.model;
     let config = super::LlamaConfig::tiny(
@@ -434,11 +447,11 @@ pub fn pretrain_reference(cfg: &LlmConfig) -> Result<(Box<dyn LanguageTask>, Lla
         m.heads,
         m.kv_heads,
     );
-    let base = LlamaModel::random(config, cfg.seed, &device)?;
+    let base = LlamaModel::random(config, cfg.run.seed, &device)?;
     if cfg.pretrain.steps == 0 {
         return Ok((task, base, f64::NAN));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x00c0_ffee);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed ^ 0x00c0_ffee);
     let Some(corpus) = task.corpus(4096, &mut rng) else {
         bail!(
             "the {} has no pretraining corpus: set pretrain.steps = 0 (tune a random \
@@ -747,7 +760,7 @@ impl LlmTrainer {
     ) -> Result<(Arc<dyn LanguageTask>, LlamaModel)> {
         let (model, tokenizer, _) = super::load_model(path, &Device::flex().autodiff())
             .with_context(|| format!("model.path = {}", path.display()))?;
-        let task = build_task(&cfg.task, Some(&tokenizer), cfg.seed)
+        let task = build_task(&cfg.task, Some(&tokenizer), cfg.run.seed)
             .with_context(|| format!("the task on the tokenizer of {}", path.display()))?;
         Ok((task.into(), model))
     }
@@ -836,7 +849,7 @@ impl LlmTrainer {
     fn fresh_batch(&mut self, step: u64) -> Result<Vec<LlmSample>> {
         let s = &self.cfg.sampling;
         if s.actors == 0 {
-            return self.generate(step, &mut step_rng(self.cfg.seed, step));
+            return self.generate(step, &mut step_rng(self.cfg.run.seed, step));
         }
         if self.actors.as_ref().and_then(|p| p.next_step()) != Some(step) {
             self.actors = None; // joins the old threads first
@@ -854,8 +867,8 @@ impl LlmTrainer {
                     actors: s.actors,
                     sync_interval: s.sync_interval,
                     lag: s.lag,
-                    end: self.cfg.steps.max(step + 1),
-                    seed: self.cfg.seed,
+                    end: self.cfg.steps().max(step + 1),
+                    seed: self.cfg.run.seed,
                 },
             )?);
         }
@@ -1274,18 +1287,11 @@ pub fn run_from(
     on_eval: impl FnMut(&LlmEvalPoint, u64),
 ) -> Result<Vec<LlmEvalPoint>> {
     let cfg = trainer.cfg.clone();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
     let start = match ckpt {
         Some(c) => crate::train::run_loop::resume(trainer, c, &mut rng)?,
         None => crate::train::run_loop::Start::default(),
     };
-    let schedule = crate::train::run_loop::Schedule {
-        iterations: cfg.steps,
-        eval_every: cfg.eval_every,
-        eval_at_start: true,
-        checkpoint_every: cfg.checkpoint_every,
-        keep_checkpoints: cfg.keep_checkpoints,
-        max_bad_steps: cfg.max_bad_steps,
-    };
+    let schedule = cfg.run.schedule(cfg.batch(), true);
     crate::train::run_loop::run_loop(trainer, schedule, start, &mut rng, run_dir, on_eval)
 }

@@ -1,6 +1,7 @@
 //! The training configuration: TOML files, `--set key=value` overrides, and
 //! validation with errors that name the key and the valid values.
 
+pub use super::settings::{ExactEval, RunSettings, load_toml};
 pub use crate::chem::MoleculeConfig;
 use crate::divergence::{Divergence, partition::LogZMode};
 use crate::objective::Objective;
@@ -340,160 +341,15 @@ pub struct SamplingConfig {
     pub temperature: f64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunConfig {
-    /// Training trajectories in total.
-    pub trajectories: u64,
-    pub seed: u64,
-    /// Evaluation (exact, or sample-based without enumeration) every this many iterations.
-    pub eval_every: usize,
-    /// Whether to enumerate the state space for exact evaluation.
-    pub exact: ExactEval,
-    /// Fresh samples for the empirical L1 at the end (0 = skip).
-    pub empirical_samples: usize,
-    /// Worker threads of the tensor backend (0: every core of the machine).
-    pub threads: usize,
-    /// Checkpoint every this many iterations (0: only at the end and on
-    /// Ctrl-C); `ftb train --resume RUN_DIR` continues from the newest.
-    pub checkpoint_every: u64,
-    /// Checkpoints kept (the newest; at least 1).
-    pub keep_checkpoints: usize,
-    /// Stop after this many steps in a row were skipped for a non-finite
-    /// loss or gradient (0: never stop).
-    pub max_bad_steps: u64,
-}
-
-/// `run.exact`: when the trainer enumerates the state space. Exact
-/// evaluation (the DAG, `P_T` by DP, exact L1 and `log Z`) needs every state
-/// listed, which large spaces (Ising 6x6, sets at |D| = 32) cannot afford;
-/// without it the trainer reports sample-based metrics instead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExactEval {
-    /// Enumerate when the environment allows it.
-    Auto,
-    /// Enumerate, and fail (with the environment's reason) when it cannot.
-    Always,
-    /// Never enumerate, even when it is possible (benchmarks, large runs).
-    Never,
-}
-
-impl std::fmt::Display for ExactEval {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ExactEval::Auto => "auto",
-            ExactEval::Always => "always",
-            ExactEval::Never => "never",
-        })
-    }
-}
+/// `[run]`, the same for every family ([`super::settings::RunSettings`]).
+pub type RunConfig = RunSettings;
 
 /// Reads a TOML config (the embedded default when `path` is None) and applies
 /// `key=value` overrides (dotted keys, TOML values; bare words are strings).
 pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<TrainConfig> {
-    let (cfg, origin) = load_toml::<TrainConfig>(DEFAULT_CONFIG, path, overrides)?;
+    let (cfg, origin) = load_toml::<TrainConfig>(DEFAULT_CONFIG, path, overrides, &[])?;
     cfg.validate().with_context(|| format!("in {origin}"))?;
     Ok(cfg)
-}
-
-/// Reads a TOML config over an embedded default (`default`, whose keys the
-/// file may omit), applies `key=value` overrides and deserialises it; every
-/// error names its key and whether it came from the file or a `--set`.
-/// Returns the config and where it came from (for later errors).
-pub fn load_toml<T: serde::de::DeserializeOwned>(
-    default: &str,
-    path: Option<&Path>,
-    overrides: &[String],
-) -> Result<(T, String)> {
-    let (text, origin) = match path {
-        Some(p) => (
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read config file {}", p.display()))?,
-            p.display().to_string(),
-        ),
-        None => (
-            default.to_string(),
-            "the embedded default config".to_string(),
-        ),
-    };
-    let mut table: toml::Table = text
-        .parse()
-        .with_context(|| format!("{origin} is not valid TOML"))?;
-    let mut set_keys = Vec::with_capacity(overrides.len());
-    for o in overrides {
-        set_keys.push(apply_override(&mut table, o)?);
-    }
-    let base: toml::Table = default.parse().expect("embedded config is valid TOML");
-    let merged = merge(base, table);
-    // The path of the failing key, so every type or name error says which key.
-    let cfg: T = serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
-        let path = e.path().to_string();
-        // A `--set` of this key (or, for an unknown key, of one below this section).
-        let by_set = set_keys.iter().find(|k| {
-            **k == path
-                || path == "."
-                || k.strip_prefix(path.as_str())
-                    .is_some_and(|r| r.starts_with('.'))
-        });
-        let at = if path == "." {
-            "the top level".to_string()
-        } else {
-            format!("`{path}`")
-        };
-        match by_set {
-            Some(k) => anyhow::anyhow!("--set {k}: at {at}: {}", e.inner().message()),
-            None => anyhow::anyhow!("in {origin}: at {at}: {}", e.inner().message()),
-        }
-    })?;
-    Ok((cfg, origin))
-}
-
-/// Keys present in `over` replace those in `base`, recursively; missing keys
-/// keep their defaults, so a config file only needs what it changes.
-fn merge(mut base: toml::Table, over: toml::Table) -> toml::Table {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
-                let merged = merge(std::mem::take(b), o);
-                *b = merged;
-            }
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
-    }
-    base
-}
-
-/// Applies one `KEY=VALUE` override; returns the key.
-fn apply_override(table: &mut toml::Table, kv: &str) -> Result<String> {
-    let (key, raw) = kv.split_once('=').with_context(|| {
-        format!("--set `{kv}`: expected KEY=VALUE, e.g. objective.divergence=hellinger")
-    })?;
-    let key = key.trim();
-    let value: toml::Value = format!("v = {}", raw.trim())
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
-    let parts: Vec<&str> = key.split('.').map(str::trim).collect();
-    if parts.iter().any(|p| p.is_empty()) {
-        bail!(
-            "--set `{kv}`: the key has an empty part; expected SECTION.KEY=VALUE, e.g. env.height=8"
-        );
-    }
-    let (last, path) = parts.split_last().context("empty --set key")?;
-    let mut cur = table;
-    for p in path {
-        cur = cur
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .with_context(|| format!("--set {key}: `{p}` is not a section"))?;
-    }
-    cur.insert(last.to_string(), value);
-    Ok(parts.join("."))
 }
 
 impl EnvConfig {
@@ -654,9 +510,7 @@ impl TrainConfig {
         if o.sync_interval == 0 {
             bail!("offpolicy.sync_interval must be >= 1");
         }
-        if self.run.eval_every == 0 {
-            bail!("run.eval_every must be >= 1");
-        }
+        self.run.validate()?;
         self.validate_conditioning(&objective)
     }
 
@@ -744,7 +598,7 @@ impl TrainConfig {
     }
 
     pub fn iterations(&self) -> u64 {
-        self.run.trajectories.div_ceil(self.sampling.batch as u64)
+        self.run.iterations(self.sampling.batch)
     }
 
     pub fn to_toml(&self) -> String {
@@ -771,15 +625,17 @@ mod tests {
                 "env.molecule.reward=[\"qed\", \"sa\"]",
                 "env.molecule.max_fragments=3",
             ]),
+            &[],
         )
         .unwrap();
         let m = &cfg.env.molecule;
         assert_eq!((m.beta, m.floor, m.max_fragments), (4.0, 0.01, 3));
         assert_eq!(m.reward, ["qed", "sa"]);
         assert_eq!(m.morgan_radius, MoleculeConfig::default().morgan_radius);
-        let e = load_toml::<TrainConfig>(DEFAULT_CONFIG, None, &set(&["env.molecule.betta=4"]))
-            .unwrap_err()
-            .to_string();
+        let e =
+            load_toml::<TrainConfig>(DEFAULT_CONFIG, None, &set(&["env.molecule.betta=4"]), &[])
+                .unwrap_err()
+                .to_string();
         assert!(
             e.contains("env.molecule.betta") && e.contains("unknown field `betta`"),
             "{e}"

@@ -10,7 +10,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
 use super::learner::Learner;
 use super::run_dir::RunDir;
-use super::run_loop::{Schedule, Start, TrainingTask, resume, run_loop};
+use super::run_loop::{Start, TrainingTask, resume, run_loop};
 use crate::continuous::metric::{Grid, jsd, jsd_floor};
 use crate::continuous::policy::{GaussianPolicy, GaussianShape};
 use crate::continuous::problem::Problem;
@@ -278,7 +278,7 @@ impl ContinuousTrainer {
             None => Start::default(),
         };
         let iterations = cfg.iterations();
-        let schedule = Schedule::from_config(&cfg, iterations, true);
+        let schedule = cfg.run.schedule(cfg.sampling.batch, true);
         let points = run_loop(self, schedule, start, &mut rng, run_dir, on_eval)?;
         let jsd_initial = points.first().map_or(f64::NAN, |p| p.jsd);
         let summary = ContinuousSummary {

@@ -11,7 +11,9 @@
 //! * [`checkpoint`], [`fingerprint`], [`interrupt`], [`saved`]: checkpoints
 //!   on disk and what they fit, Ctrl-C,
 //!   a trained run loaded back in one call;
-//! * [`config`], [`run_dir`]: settings, outputs.
+//! * [`settings`]: the `[run]` section every family reads, and the TOML
+//!   loader (defaults, `--set`, old key names);
+//! * [`config`], [`run_dir`]: the GFlowNet and continuous schema, outputs.
 
 pub mod checkpoint;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod learner;
 pub mod run_dir;
 pub mod run_loop;
 pub mod saved;
+pub mod settings;
 pub mod source;
 pub mod task;
 pub mod trainer;
@@ -35,4 +38,5 @@ pub use continuous::ContinuousTrainer;
 pub use fingerprint::Fingerprint;
 pub use learner::Learner;
 pub use run_loop::{Interrupted, Schedule, Start, TrainingTask, resume, run_loop};
+pub use settings::RunSettings;
 pub use trainer::{AnyTrainer, Summary, Trainer};

@@ -78,18 +78,6 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Evaluation and checkpoints as configured in `run` for `iterations`.
-    pub fn from_config(cfg: &super::TrainConfig, iterations: u64, eval_at_start: bool) -> Self {
-        Self {
-            iterations,
-            eval_every: cfg.run.eval_every as u64,
-            eval_at_start,
-            checkpoint_every: cfg.run.checkpoint_every,
-            keep_checkpoints: cfg.run.keep_checkpoints,
-            max_bad_steps: cfg.run.max_bad_steps,
-        }
-    }
-
     fn evaluates_after(&self, done: u64) -> bool {
         done.is_multiple_of(self.eval_every.max(1)) || done == self.iterations
     }

@@ -9,7 +9,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
 use super::learner::Learner;
 use super::run_dir::RunDir;
-use super::run_loop::{Schedule, Start, TrainingTask, resume, run_loop};
+use super::run_loop::{Start, TrainingTask, resume, run_loop};
 use super::source::{BatchSource, SourceState};
 use super::task::Task;
 use crate::divergence::partition::LogZMode;
@@ -755,7 +755,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
             None => Start::default(),
         };
         let iterations = cfg.iterations();
-        let schedule = Schedule::from_config(&cfg, iterations, false);
+        let schedule = cfg.run.schedule(cfg.sampling.batch, false);
         let points = run_loop(self, schedule, start, &mut rng, run_dir, on_eval)?;
         let wall = start.seconds + clock.elapsed().as_secs_f64();
         let summary = self.summary(iterations, &mut rng, wall)?;
