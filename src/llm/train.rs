@@ -43,9 +43,8 @@ use super::model::LlamaModel;
 use super::objective::{SequenceBatch, SequenceObjective, response_log_probs, sequence_loss};
 pub use super::task::TaskConfig;
 use super::task::{LanguageTask, build_task};
-use crate::divergence::Divergence;
-use crate::divergence::partition::LogZMode;
 use crate::divergence::schedule::AlphaSchedule;
+use crate::objective::spec::{FamilyObjectives, LogZChoice, ObjectiveSpec};
 use crate::objective::{LossOutput, Objective};
 use crate::policy::{LogZ, Policy};
 use crate::sample::replay::{FifoBuffer, KeyedBuffer, KeyedSampling, ReplayBuffer};
@@ -173,32 +172,19 @@ pub struct PretrainConfig {
     pub lr: f64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-/// `[objective]`.
-pub struct LlmObjectiveConfig {
-    /// `ftb`, `tb`, `vargrad`, `rloo` or `dr-grpo`.
-    pub name: String,
-    /// f-TB member (`ftb` only).
-    pub divergence: String,
-    /// `devgrad` (per prompt, over its samples), `learned` (a table per
-    /// prompt) or `head` (a linear head on the reference model's last hidden
-    /// state of the prompt, shared across prompts) for `ftb`; `tb` learns a
-    /// table, or the head with `head`.
-    pub log_z: String,
-    /// KL coefficient of the target `pi_ref exp(r / beta)`.
-    pub beta: f64,
-    /// Balance objectives: minimise `L(beta D~) / beta` (SPEC §2.4; same
-    /// target, gradients of order one for small `beta`).
-    #[serde(default)]
-    pub tempered: bool,
-    /// `ftb`: anneal the alpha member over learner steps (`linear:FROM:TO:STEPS`
-    /// or `cosine:FROM:TO:STEPS`; `""`: the fixed `divergence`).
-    #[serde(default)]
-    pub alpha_schedule: String,
-    /// Dr. GRPO's PPO clip range.
-    pub clip: f64,
-}
+/// `[objective]`, the same schema as every family's ([`ObjectiveSpec`]).
+pub type LlmObjectiveConfig = ObjectiveSpec;
+
+/// What LLM tuning accepts in `[objective]`: the balance objectives and
+/// the policy-gradient baselines, log Z by DevGrad, a table or a head.
+pub const LLM_OBJECTIVES: FamilyObjectives = FamilyObjectives {
+    family: "LLMs",
+    names: &["ftb", "tb", "vargrad", "rloo", "dr-grpo"],
+    log_z: &[LogZChoice::DevGrad, LogZChoice::Learned, LogZChoice::Head],
+    tempering: true,
+    alpha_schedules: true,
+    keys: &["beta", "clip"],
+};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -276,7 +262,8 @@ impl LlmConfig {
             bail!("sampling.fifo_capacity must be >= 1");
         }
         self.task.validate()?;
-        if !(self.objective.beta.is_finite() && self.objective.beta > 0.0) {
+        let beta = self.beta();
+        if !(beta.is_finite() && beta > 0.0) {
             bail!("objective.beta must be finite and positive");
         }
         self.run.validate()?;
@@ -291,11 +278,12 @@ impl LlmConfig {
             self.lora()?;
         }
         self.objective()?;
-        if let Some(s) = self.alpha_schedule()? {
-            self.objective_at(0)?;
-            self.objective_at(s.last_step())?;
-        }
         Ok(())
+    }
+
+    /// `objective.beta`, the KL coefficient of the target (1 when unset).
+    pub fn beta(&self) -> f64 {
+        self.objective.beta.unwrap_or(1.0)
     }
 
     /// The LoRA settings of `[model]` (`None`: full fine-tuning).
@@ -325,44 +313,16 @@ impl LlmConfig {
         }))
     }
 
-    /// The alpha schedule of `objective.alpha_schedule`, if set.
+    /// The alpha schedule of `objective.alpha_schedule` (`None`: fixed member).
     pub fn alpha_schedule(&self) -> Result<Option<AlphaSchedule>> {
-        let o = &self.objective;
-        if o.alpha_schedule.trim().is_empty() {
-            return Ok(None);
-        }
-        if o.name != "ftb" {
-            bail!(
-                "objective.alpha_schedule anneals an f-TB member; objective.name is `{}`",
-                o.name
-            );
-        }
-        let s: AlphaSchedule = o
-            .alpha_schedule
-            .parse()
-            .map_err(|e| anyhow::anyhow!("objective.alpha_schedule: {e}"))?;
-        Ok(Some(s))
+        Ok(self.objective.parse(&LLM_OBJECTIVES)?.alpha_schedule)
     }
 
     /// The sequence objective the config names at learner step `step`
     /// (the alpha schedule, when set, picks the member).
     pub fn objective_at(&self, step: u64) -> Result<SequenceObjective> {
-        let mut objective = self.objective()?;
-        if let (
-            Some(schedule),
-            SequenceObjective::Balance(Objective::FTb { member, .. })
-            | SequenceObjective::Tempered(Objective::FTb { member, .. }),
-        ) = (self.alpha_schedule()?, &mut objective)
-        {
-            *member = Divergence::alpha(schedule.at(step))
-                .map_err(|e| anyhow::anyhow!("objective.alpha_schedule: {e}"))?;
-        }
-        Ok(objective)
-    }
-
-    /// The sequence objective the config names.
-    pub fn objective(&self) -> Result<SequenceObjective> {
         let o = &self.objective;
+        let checked = o.parse(&LLM_OBJECTIVES)?;
         let balance = |obj: Objective| {
             if o.tempered {
                 SequenceObjective::Tempered(obj)
@@ -370,7 +330,7 @@ impl LlmConfig {
                 SequenceObjective::Balance(obj)
             }
         };
-        if o.log_z == "head" && !matches!(o.name.as_str(), "ftb" | "tb") {
+        if o.log_z == LogZChoice::Head && !matches!(o.name.as_str(), "ftb" | "tb") {
             bail!(
                 "objective.log_z = head is a learned log Z: it serves ftb and tb, not `{}`",
                 o.name
@@ -383,24 +343,23 @@ impl LlmConfig {
             );
         }
         Ok(match o.name.as_str() {
-            "ftb" => {
-                let member: Divergence = o
-                    .divergence
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("objective.divergence: {e}"))?;
-                let log_z = match o.log_z.as_str() {
-                    "devgrad" => LogZMode::DevGrad,
-                    "learned" | "head" => LogZMode::Learned,
-                    other => bail!("objective.log_z = `{other}`: valid: devgrad, learned, head"),
-                };
-                balance(Objective::FTb { member, log_z })
-            }
+            "ftb" => balance(Objective::FTb {
+                member: checked.member_at(o, step)?,
+                log_z: checked.log_z.mode(),
+            }),
             "tb" => balance(Objective::Tb),
             "vargrad" => balance(Objective::VarGrad),
             "rloo" => SequenceObjective::Rloo,
-            "dr-grpo" => SequenceObjective::DrGrpo { clip: o.clip },
-            other => bail!("objective.name = `{other}`: valid: ftb, tb, vargrad, rloo, dr-grpo"),
+            "dr-grpo" => SequenceObjective::DrGrpo {
+                clip: o.clip.unwrap_or(0.2),
+            },
+            other => unreachable!("LLM_OBJECTIVES accepted objective.name `{other}`"),
         })
+    }
+
+    /// The sequence objective the config names (at step 0).
+    pub fn objective(&self) -> Result<SequenceObjective> {
+        self.objective_at(0)
     }
 }
 
@@ -784,7 +743,7 @@ impl LlmTrainer {
         task.tokenizer()
             .check_vocab(reference.vocab_size())
             .context("the task's tokenizer does not fit the reference model")?;
-        let log_z = if cfg.objective.log_z == "head" {
+        let log_z = if cfg.objective.log_z == LogZChoice::Head {
             LogZ::conditioned(&prompt_features(&reference, task.prompts())?, 0, 0, &device)?
         } else {
             LogZ::per_group(n, 0.0, &device)
@@ -977,7 +936,7 @@ impl LlmTrainer {
                 max_len: self.task.max_len(),
                 exact_log_z: None,
             },
-            self.cfg.objective.beta,
+            self.cfg.beta(),
             &self.learner.log_z,
         )
     }
@@ -992,7 +951,7 @@ impl LlmTrainer {
             return Ok(None);
         };
         let model = self.learner.snapshot();
-        let beta = self.cfg.objective.beta;
+        let beta = self.cfg.beta();
         self.task
             .prompts()
             .iter()

@@ -6,6 +6,7 @@ pub use crate::chem::MoleculeConfig;
 use crate::divergence::{Divergence, partition::LogZMode};
 use crate::objective::Objective;
 use crate::objective::divergence_measures::DivergenceMeasure;
+pub use crate::objective::spec::{FamilyObjectives, LogZChoice, ObjectiveSpec};
 use crate::policy::{BackwardPolicy, PolicyKind};
 use crate::sample::Exploration;
 use anyhow::{Context, Result, bail};
@@ -303,24 +304,48 @@ fn default_gnn_layers() -> usize {
     3
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ObjectiveConfig {
-    /// `ftb`, `tb`, `vargrad`, `db`, `modified-db`, `subtb`, `fm`, `measure`, `reinforce`.
-    pub name: String,
-    /// The f-divergence member (`ftb`; as an extension `db`, `modified-db`, `subtb`, `fm`).
-    pub divergence: String,
-    /// `learned`, `devgrad` or `exact` (f-TB only).
-    pub log_z: LogZMode,
-    pub subtb_lambda: f64,
-    /// `measure`: the divergence minimised directly, `reverse-kl`, `forward-kl`,
-    /// `renyi:<alpha>` or `tsallis:<alpha>`.
-    pub measure: String,
-    /// `measure`: `leave-one-out` or `none`.
-    pub control_variate: String,
-    /// Exponent cap of the member's guard (at most 80: gradient weights are f32).
-    pub exponent_cap: f64,
-}
+/// `[objective]`, the same schema for every family ([`ObjectiveSpec`]).
+pub type ObjectiveConfig = ObjectiveSpec;
+
+/// What the discrete GFlowNet trainer accepts in `[objective]`.
+pub const GFLOWNET_OBJECTIVES: FamilyObjectives = FamilyObjectives {
+    family: "GFlowNets",
+    names: &[
+        "ftb",
+        "f-tb",
+        "tb",
+        "vargrad",
+        "db",
+        "modified-db",
+        "mdb",
+        "subtb",
+        "fm",
+        "flow-matching",
+        "measure",
+        "divergence-measure",
+        "reinforce",
+    ],
+    log_z: &[LogZChoice::Learned, LogZChoice::DevGrad, LogZChoice::Exact],
+    tempering: false,
+    alpha_schedules: false,
+    keys: &["subtb_lambda", "measure", "control_variate"],
+};
+
+/// What the continuous samplers accept: the trajectory-level objectives
+/// (they read the same config file, whose `subtb_lambda` they ignore).
+pub const CONTINUOUS_OBJECTIVES: FamilyObjectives = FamilyObjectives {
+    family: "continuous samplers",
+    names: &[
+        "ftb",
+        "f-tb",
+        "tb",
+        "vargrad",
+        "measure",
+        "divergence-measure",
+        "reinforce",
+    ],
+    ..GFLOWNET_OBJECTIVES
+};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -380,20 +405,20 @@ impl TrainConfig {
     /// continuous version (trajectory-level objectives only).
     pub fn validate_continuous(&self) -> Result<()> {
         self.continuous.validate(&self.env.kind)?;
-        let objective = self.objective().context("objective.name")?;
-        if !objective.is_trajectory_level() {
-            bail!(
-                "objective.name = `{}`: not available for continuous samplers; valid: {}",
-                self.objective.name,
-                crate::continuous::CONTINUOUS_OBJECTIVES
-            );
-        }
+        // The trajectory-level objectives only (no per-state flows).
+        self.objective.parse(&CONTINUOUS_OBJECTIVES)?;
         Ok(())
     }
 
     /// Checks values serde cannot (ranges, names), naming the key.
     pub fn validate(&self) -> Result<()> {
         (super::env_kind::find(&self.env.kind)?.validate)(self)?;
+        let family = if super::env_kind::is_continuous(&self.env.kind) {
+            &CONTINUOUS_OBJECTIVES
+        } else {
+            &GFLOWNET_OBJECTIVES
+        };
+        self.objective.parse(family)?;
         self.member().context("objective.divergence")?;
         if self.objective.exponent_cap > F32_EXPONENT_CAP {
             bail!(
@@ -424,7 +449,8 @@ impl TrainConfig {
                 "sampling.batch must be >= 2 with DevGrad/VarGrad (one sample is its own baseline: zero gradient)"
             );
         }
-        if self.objective.log_z != LogZMode::Learned && !matches!(objective, Objective::FTb { .. })
+        if self.objective.log_z != LogZChoice::Learned
+            && !matches!(objective, Objective::FTb { .. })
         {
             bail!(
                 "objective.log_z = \"{}\" applies to objective.name = \"ftb\" only (`{}` has its own)",
@@ -562,19 +588,20 @@ impl TrainConfig {
     }
 
     pub fn member(&self) -> Result<Divergence> {
-        let d: Divergence = self.objective.divergence.parse()?;
-        Ok(d.with_cap(self.objective.exponent_cap)?)
+        self.objective.member_with_alpha(None)
     }
 
     /// The divergence-measure estimator of `objective.measure` / `objective.control_variate`.
     pub fn measure(&self) -> Result<DivergenceMeasure> {
+        let key = |v: &Option<String>, k: &str| -> Result<String> {
+            v.clone()
+                .with_context(|| format!("objective.{k} is missing"))
+        };
         Ok(DivergenceMeasure::new(
-            self.objective
-                .measure
+            key(&self.objective.measure, "measure")?
                 .parse()
                 .context("objective.measure")?,
-            self.objective
-                .control_variate
+            key(&self.objective.control_variate, "control_variate")?
                 .parse()
                 .context("objective.control_variate")?,
         ))
@@ -584,8 +611,10 @@ impl TrainConfig {
         Objective::from_names(
             &self.objective.name,
             &self.member()?,
-            self.objective.log_z,
-            self.objective.subtb_lambda,
+            self.objective.log_z.mode(),
+            self.objective
+                .subtb_lambda
+                .context("objective.subtb_lambda is missing")?,
             self.measure()?,
         )
     }
