@@ -49,7 +49,7 @@ use crate::objective::{LossOutput, Objective};
 use crate::policy::{LogZ, Policy};
 use crate::sample::replay::{FifoBuffer, KeyedBuffer, KeyedSampling, ReplayBuffer};
 use crate::sample::{
-    ActorPool, ActorWork, Exploration, LockstepSettings, Provenance, Source, step_rng,
+    ActorPool, ActorWork, Exploration, LockstepSettings, Provenance, Snapshots, Source, step_rng,
 };
 use crate::train::checkpoint;
 use crate::train::config::OptimConfig;
@@ -64,7 +64,6 @@ use rand::SeedableRng;
 use rand::seq::index::sample as sample_indices;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// The top-level keys of configs written before `[run]`, and their keys now.
@@ -572,7 +571,7 @@ pub struct LlmTrainer {
     /// The member follows `objective.alpha_schedule` (set per step).
     annealed: bool,
     /// Published snapshots, newest last: `(version, weights)`.
-    snapshots: VecDeque<(u64, LlamaModel)>,
+    snapshots: Snapshots<LlamaModel>,
     buffer: Option<KeyedBuffer<LlmSample>>,
     fifo: Option<FifoBuffer<LlmSample>>,
     /// `None` when the task's answers are not listed (see [`EXACT_MAX_ANSWERS`]).
@@ -756,7 +755,9 @@ impl LlmTrainer {
             .then(|| KeyedBuffer::with_key_capacity(n.max(1), s.per_prompt_capacity));
         let fifo = (s.source == "fifo").then(|| FifoBuffer::new(s.fifo_capacity));
         let mut t = Self {
-            snapshots: VecDeque::new(),
+            snapshots: Snapshots::new(
+                (cfg.sampling.lag / cfg.sampling.sync_interval.max(1) + 2) as usize,
+            ),
             cfg,
             task,
             learner,
@@ -771,19 +772,16 @@ impl LlmTrainer {
             steps_done: 0,
             last_batch: Vec::new(),
         };
-        t.snapshots.push_back((0, t.learner.snapshot()));
+        let first = t.learner.snapshot();
+        t.snapshots.publish(0, first);
         Ok(t)
     }
 
     /// The snapshot `lag` steps behind `step` (the newest published one at
     /// or before `step - lag`).
     fn actor_snapshot(&self, step: u64) -> (u64, LlamaModel) {
-        let wanted = step.saturating_sub(self.cfg.sampling.lag);
         self.snapshots
-            .iter()
-            .rev()
-            .find(|(v, _)| *v <= wanted)
-            .or_else(|| self.snapshots.front())
+            .lagged(step, self.cfg.sampling.lag)
             .cloned()
             .expect("a published snapshot")
     }
@@ -1104,7 +1102,9 @@ impl TrainingTask for LlmTrainer {
             self.fifo = s.fifo.or(self.fifo.take());
         }
         self.steps_done = s.steps_done;
-        self.snapshots = VecDeque::from([(s.steps_done, self.learner.snapshot())]);
+        self.snapshots.clear();
+        let current = self.learner.snapshot();
+        self.snapshots.publish(s.steps_done, current);
         // Actors restart from the checkpoint at the next step.
         self.actors = None;
         Ok(())
@@ -1146,11 +1146,8 @@ impl TrainingTask for LlmTrainer {
             pool.advance(done, || self.learner.snapshot());
         }
         if done.is_multiple_of(self.cfg.sampling.sync_interval) {
-            self.snapshots.push_back((done, self.learner.snapshot()));
-            let keep = (self.cfg.sampling.lag / self.cfg.sampling.sync_interval + 2) as usize;
-            while self.snapshots.len() > keep {
-                self.snapshots.pop_front();
-            }
+            let current = self.learner.snapshot();
+            self.snapshots.publish(done, current);
         }
         Ok(())
     }

@@ -19,6 +19,7 @@
 //! takes batches by step. With lag 0 nothing overlaps (step `t` needs the
 //! learner's version `t`); lag `L >= 1` lets actors run up to `L` steps ahead.
 
+use super::snapshots::Snapshots;
 use super::{Exploration, Sampler, Source, TrajectoryBatch};
 use crate::conditioning::BetaChoice;
 use crate::env::{Environment, LogReward};
@@ -27,7 +28,7 @@ use anyhow::{Result, bail};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
@@ -142,12 +143,11 @@ struct Board<S> {
     state: Mutex<BoardState<S>>,
     /// Signalled on every publication and progress, and on shutdown.
     changed: Condvar,
-    keep: usize,
     lag: u64,
 }
 
 struct BoardState<S> {
-    snapshots: VecDeque<(u64, S)>,
+    snapshots: Snapshots<S>,
     /// Learner steps done (lockstep mode).
     progress: u64,
 }
@@ -156,11 +156,10 @@ impl<S: Clone> Board<S> {
     fn new(keep: usize, lag: u64, progress: u64) -> Self {
         Self {
             state: Mutex::new(BoardState {
-                snapshots: VecDeque::new(),
+                snapshots: Snapshots::new(keep),
                 progress,
             }),
             changed: Condvar::new(),
-            keep,
             lag,
         }
     }
@@ -170,13 +169,7 @@ impl<S: Clone> Board<S> {
     }
 
     fn publish(&self, version: u64, policy: S) {
-        let mut st = self.lock();
-        let s = &mut st.snapshots;
-        s.push_back((version, policy));
-        while s.len() > self.keep {
-            s.pop_front();
-        }
-        drop(st);
+        self.lock().snapshots.publish(version, policy);
         self.changed.notify_all();
     }
 
@@ -184,11 +177,7 @@ impl<S: Clone> Board<S> {
     fn usable_version(&self) -> u64 {
         let st = self.lock();
         let s = &st.snapshots;
-        let wanted = s.back().map_or(0, |(v, _)| *v).saturating_sub(self.lag);
-        s.iter()
-            .rev()
-            .find(|(v, _)| *v <= wanted)
-            .or_else(|| s.front())
+        s.lagged(s.newest_version(), self.lag)
             .map_or(0, |(v, _)| *v)
     }
 
@@ -196,13 +185,8 @@ impl<S: Clone> Board<S> {
     fn for_actor(&self) -> (u64, S) {
         let st = self.lock();
         let s = &st.snapshots;
-        let newest = s.back().map_or(0, |(v, _)| *v);
-        let wanted = newest.saturating_sub(self.lag);
-        s.iter()
-            .rev()
-            .find(|(v, _)| *v <= wanted)
-            .or_else(|| s.front())
-            .map(|(v, p)| (*v, p.clone()))
+        s.lagged(s.newest_version(), self.lag)
+            .cloned()
             .expect("a published snapshot")
     }
 
@@ -224,12 +208,7 @@ impl<S: Clone> Board<S> {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        let s = &st.snapshots;
-        s.iter()
-            .rev()
-            .find(|(v, _)| *v <= wanted)
-            .or_else(|| s.front())
-            .map(|(v, p)| (*v, p.clone()))
+        st.snapshots.at_or_before(wanted).cloned()
     }
 
     /// Lockstep: the learner has done `done` steps.

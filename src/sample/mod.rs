@@ -1,5 +1,6 @@
 //! Sampling trajectories: batched forward rollouts with exploration, the
-//! trajectory batch layout every objective reads, and provenance.
+//! trajectory batch layout every objective reads, provenance, replay, actors
+//! and the published snapshots they sample with ([`snapshots`]).
 
 pub mod actors;
 pub mod backward;
@@ -7,6 +8,7 @@ pub mod batch;
 pub mod provenance;
 pub mod replay;
 pub mod rollout;
+pub mod snapshots;
 
 pub use actors::{
     ActorPool, ActorSettings, ActorStats, ActorWork, LockstepSettings, StalePolicy, TrajectoryWork,
@@ -19,3 +21,4 @@ pub use backward::{
 pub use batch::{Trajectory, TrajectoryBatch};
 pub use provenance::{Exploration, Provenance, Source};
 pub use rollout::{Sampler, sample_on_policy_counts};
+pub use snapshots::Snapshots;
