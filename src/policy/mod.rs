@@ -12,7 +12,9 @@ pub mod traits;
 
 // The layers and kernels moved to the ground floor (`crate::nn`); their old
 // paths stay valid.
-pub use crate::nn::{fused, init_seeded, linear, mask_tensor, masked_log_softmax, mlp, team};
+pub use crate::nn::{
+    fused, init_seeded, linear, mask_tensor, masked_log_softmax, mlp, team, try_init_seeded,
+};
 pub use log_z::LogZ;
 pub use traits::{Policy, StatePolicy};
 

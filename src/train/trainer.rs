@@ -313,7 +313,7 @@ fn gnn_trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
         layers: cfg.policy.gnn_layers,
     };
     let encoding = cfg.conditioning.build()?.map(|t| t.encoding);
-    let policy = crate::nn::init_seeded(&device, cfg.run.seed, || {
+    let policy = crate::nn::try_init_seeded(&device, cfg.run.seed, || {
         build(&cfg, shape, encoding, &device)
     })?;
     Trainer::with_policy(cfg, task, policy, device)
@@ -478,7 +478,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
                     );
                 }
                 let c = &cfg.conditioning;
-                crate::nn::init_seeded(&device, cfg.run.seed.wrapping_add(2), || {
+                crate::nn::try_init_seeded(&device, cfg.run.seed.wrapping_add(2), || {
                     LogZ::temperature(
                         t.encoding,
                         t.eval_beta,
