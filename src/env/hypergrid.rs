@@ -18,8 +18,9 @@
 //! assert_eq!(reward.mode_states(&env).len(), 4);
 //! ```
 
-use super::enumeration::{LazyListing, Listed, check_width};
+use super::enumeration::{LazyListing, Listed};
 pub use super::enumeration::{MAX_ENUMERABLE_STATES, MAX_FEATURE_DIM};
+use super::rows::{self, RowDynamics};
 use super::{Enumerable, Environment, LogReward, StateBatch};
 use std::fmt;
 use std::str::FromStr;
@@ -174,13 +175,41 @@ impl Hypergrid {
             rank: topo_of_radix,
         }
     }
+}
 
-    fn check_width(&self, states: &StateBatch) {
-        check_width(
-            states,
-            self.dim,
-            format_args!("the {}-D hypergrid", self.dim),
-        );
+impl RowDynamics for Hypergrid {
+    fn width_name(&self) -> String {
+        format!("the {}-D hypergrid", self.dim)
+    }
+
+    fn row_forward_mask(&self, row: &[i64], mask: &mut [bool]) {
+        let top = self.height as i64 - 1;
+        for (flag, &c) in mask.iter_mut().zip(row) {
+            *flag = c < top;
+        }
+        mask[self.dim] = true;
+    }
+
+    fn row_backward_mask(&self, row: &[i64], mask: &mut [bool]) {
+        for (flag, &c) in mask.iter_mut().zip(row) {
+            *flag = c > 0;
+        }
+    }
+
+    fn row_step(&self, row: &mut [i64], a: usize) -> Result<(), String> {
+        if row[a] >= self.height as i64 - 1 {
+            return Err("coordinate already H-1".into());
+        }
+        row[a] += 1;
+        Ok(())
+    }
+
+    fn row_backward_step(&self, row: &mut [i64], b: usize) -> Result<(), String> {
+        if row[b] <= 0 {
+            return Err("coordinate already 0".into());
+        }
+        row[b] -= 1;
+        Ok(())
     }
 }
 
@@ -218,79 +247,20 @@ impl Environment for Hypergrid {
     }
 
     fn forward_mask(&self, states: &StateBatch, out: &mut [bool]) {
-        self.check_width(states);
-        let a = self.n_actions();
-        assert_eq!(
-            out.len(),
-            states.len() * a,
-            "forward mask has the wrong length"
-        );
-        let top = self.height as i64 - 1;
-        for (row, m) in states
-            .data
-            .chunks_exact(self.dim)
-            .zip(out.chunks_exact_mut(a))
-        {
-            for (flag, &c) in m.iter_mut().zip(row) {
-                *flag = c < top;
-            }
-            m[self.dim] = true;
-        }
+        rows::forward_mask(self, states, out)
     }
 
     fn backward_mask(&self, states: &StateBatch, out: &mut [bool]) {
-        self.check_width(states);
-        assert_eq!(
-            out.len(),
-            states.data.len(),
-            "backward mask has the wrong length"
-        );
-        for (flag, &c) in out.iter_mut().zip(&states.data) {
-            *flag = c > 0;
-        }
+        rows::backward_mask(self, states, out)
     }
 
-    /// Panics on exit or a masked action: both are caller bugs that would
-    /// otherwise leave the grid silently.
+    /// Panics on exit or a masked action ([`rows::step`]).
     fn step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
-        self.check_width(states);
-        assert_eq!(actions.len(), states.len(), "one action per state");
-        let top = self.height as i64 - 1;
-        for (i, act) in actions.iter().enumerate() {
-            if let Some(a) = *act {
-                assert!(
-                    a < self.dim,
-                    "step got action {a}: exit or out of range (D = {})",
-                    self.dim
-                );
-                let c = &mut states.data[i * self.dim + a];
-                assert!(
-                    *c < top,
-                    "forward action {a} is masked at row {i} (coordinate already H-1)"
-                );
-                *c += 1;
-            }
-        }
+        rows::step(self, states, actions)
     }
 
     fn backward_step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
-        self.check_width(states);
-        assert_eq!(actions.len(), states.len(), "one action per state");
-        for (i, act) in actions.iter().enumerate() {
-            if let Some(b) = *act {
-                assert!(
-                    b < self.dim,
-                    "backward action {b} out of range (D = {})",
-                    self.dim
-                );
-                let c = &mut states.data[i * self.dim + b];
-                assert!(
-                    *c > 0,
-                    "backward action {b} is masked at row {i} (coordinate already 0)"
-                );
-                *c -= 1;
-            }
-        }
+        rows::backward_step(self, states, actions)
     }
 
     fn backward_action_of(&self, _parents: &StateBatch, _i: usize, a: usize) -> usize {
@@ -304,7 +274,7 @@ impl Environment for Hypergrid {
 
     /// One-hot per coordinate: features `d * H .. (d + 1) * H` encode `s_d`.
     fn encode(&self, states: &StateBatch, out: &mut [f32]) {
-        self.check_width(states);
+        rows::check(self, states);
         let f = self.feature_dim();
         assert_eq!(
             out.len(),

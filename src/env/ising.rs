@@ -56,7 +56,8 @@
 
 /// Largest number of states (`3^N`) that [`Enumerable`] will list: it admits `L <= 3`.
 pub use super::enumeration::MAX_ENUMERABLE_STATES;
-use super::enumeration::{LazyListing, Listed, check_width};
+use super::enumeration::{LazyListing, Listed};
+use super::rows::{self, RowDynamics};
 use super::{Enumerable, Environment, LogReward, StateBatch};
 use std::fmt;
 
@@ -259,13 +260,47 @@ impl Ising {
             rank: Ranks { offset, binom },
         }
     }
+}
 
-    fn check_width(&self, states: &StateBatch) {
-        check_width(
-            states,
-            self.n_sites,
-            format_args!("N = {} sites", self.n_sites),
-        );
+impl RowDynamics for Ising {
+    fn width_name(&self) -> String {
+        format!("N = {} sites", self.n_sites)
+    }
+
+    fn row_forward_mask(&self, row: &[i64], mask: &mut [bool]) {
+        let n = self.n_sites;
+        let full = self.n_assigned(row) == n;
+        let (up, rest) = mask.split_at_mut(n);
+        let (down, exit) = rest.split_at_mut(n);
+        for ((u, d), &x) in up.iter_mut().zip(down.iter_mut()).zip(row) {
+            *u = x == UNASSIGNED;
+            *d = x == UNASSIGNED;
+        }
+        exit[0] = full;
+    }
+
+    fn row_backward_mask(&self, row: &[i64], mask: &mut [bool]) {
+        for (flag, &x) in mask.iter_mut().zip(row) {
+            *flag = x != UNASSIGNED;
+        }
+    }
+
+    fn row_step(&self, row: &mut [i64], a: usize) -> Result<(), String> {
+        let n = self.n_sites;
+        let (site, spin) = if a < n { (a, UP) } else { (a - n, DOWN) };
+        if row[site] != UNASSIGNED {
+            return Err(format!("site {site} already assigned {}", row[site]));
+        }
+        row[site] = spin;
+        Ok(())
+    }
+
+    fn row_backward_step(&self, row: &mut [i64], b: usize) -> Result<(), String> {
+        if row[b] != UP && row[b] != DOWN {
+            return Err(format!("site {b} is {}, not assigned", row[b]));
+        }
+        row[b] = UNASSIGNED;
+        Ok(())
     }
 }
 
@@ -303,75 +338,20 @@ impl Environment for Ising {
     }
 
     fn forward_mask(&self, states: &StateBatch, out: &mut [bool]) {
-        self.check_width(states);
-        let (n, a) = (self.n_sites, self.n_actions());
-        assert_eq!(
-            out.len(),
-            states.len() * a,
-            "forward mask has the wrong length"
-        );
-        for (row, m) in states.data.chunks_exact(n).zip(out.chunks_exact_mut(a)) {
-            let full = self.n_assigned(row) == n;
-            let (up, rest) = m.split_at_mut(n);
-            let (down, exit) = rest.split_at_mut(n);
-            for ((u, d), &x) in up.iter_mut().zip(down.iter_mut()).zip(row) {
-                *u = x == UNASSIGNED;
-                *d = x == UNASSIGNED;
-            }
-            exit[0] = full;
-        }
+        rows::forward_mask(self, states, out)
     }
 
     fn backward_mask(&self, states: &StateBatch, out: &mut [bool]) {
-        self.check_width(states);
-        assert_eq!(
-            out.len(),
-            states.data.len(),
-            "backward mask has the wrong length"
-        );
-        for (flag, &x) in out.iter_mut().zip(&states.data) {
-            *flag = x != UNASSIGNED;
-        }
+        rows::backward_mask(self, states, out)
     }
 
-    /// Panics on exit or a masked action: both are caller bugs that would
-    /// otherwise overwrite a spin silently.
+    /// Panics on exit or a masked action ([`rows::step`]).
     fn step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
-        self.check_width(states);
-        assert_eq!(actions.len(), states.len(), "one action per state");
-        let n = self.n_sites;
-        for (i, act) in actions.iter().enumerate() {
-            if let Some(a) = *act {
-                assert!(
-                    a < 2 * n,
-                    "step got action {a}: exit or out of range (N = {n} sites)"
-                );
-                let (site, spin) = if a < n { (a, UP) } else { (a - n, DOWN) };
-                let x = &mut states.data[i * n + site];
-                assert!(
-                    *x == UNASSIGNED,
-                    "forward action {a} is masked at row {i} (site {site} already assigned {x})"
-                );
-                *x = spin;
-            }
-        }
+        rows::step(self, states, actions)
     }
 
     fn backward_step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
-        self.check_width(states);
-        assert_eq!(actions.len(), states.len(), "one action per state");
-        let n = self.n_sites;
-        for (i, act) in actions.iter().enumerate() {
-            if let Some(b) = *act {
-                assert!(b < n, "backward action {b} out of range (N = {n} sites)");
-                let x = &mut states.data[i * n + b];
-                assert!(
-                    *x == UP || *x == DOWN,
-                    "backward action {b} is masked at row {i} (site {b} is {x}, not assigned)"
-                );
-                *x = UNASSIGNED;
-            }
-        }
+        rows::backward_step(self, states, actions)
     }
 
     fn backward_action_of(&self, _parents: &StateBatch, _i: usize, a: usize) -> usize {
@@ -390,7 +370,7 @@ impl Environment for Ising {
 
     /// One-hot per site: feature `3i` unassigned, `3i + 1` up, `3i + 2` down.
     fn encode(&self, states: &StateBatch, out: &mut [f32]) {
-        self.check_width(states);
+        rows::check(self, states);
         assert_eq!(
             out.len(),
             3 * states.data.len(),
@@ -418,7 +398,7 @@ impl Enumerable for Ising {
     /// Ranks the row in O(N) (see `enumerate`); panics on a row that is not
     /// a state.
     fn state_index(&self, states: &StateBatch, i: usize) -> usize {
-        self.check_width(states);
+        rows::check(self, states);
         let t = &self.tables().rank;
         let w = self.n_sites + 1;
         let (mut k, mut colex, mut signs) = (0usize, 0usize, 0usize);
@@ -436,7 +416,7 @@ impl Enumerable for Ising {
     }
 
     fn is_terminal(&self, states: &StateBatch, i: usize) -> bool {
-        self.check_width(states);
+        rows::check(self, states);
         self.n_assigned(states.row(i)) == self.n_sites
     }
 }

@@ -16,6 +16,7 @@ pub mod hypergrid;
 pub mod ising;
 #[cfg(feature = "chem")]
 pub mod molecule;
+pub mod rows;
 pub mod sequence;
 pub mod set;
 pub mod state_batch;

@@ -29,10 +29,11 @@
 //! assert_eq!(SequenceGeneration::default().check_enumerable().unwrap(), 299_593);
 //! ```
 
-use super::enumeration::{LazyListing, Listed, check_width};
+use super::enumeration::{LazyListing, Listed};
 /// The limits of the listing (`V^0 + ... + V^L` states, times `L` integers)
 /// and of the one-hot features (`L * (V + 1)`).
 pub use super::enumeration::{MAX_ENUMERABLE_ENTRIES, MAX_ENUMERABLE_STATES, MAX_FEATURE_DIM};
+use super::rows::{self, RowDynamics};
 use super::{Enumerable, Environment, LogReward, StateBatch};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -220,9 +221,42 @@ impl SequenceGeneration {
             rank: offset,
         }
     }
+}
 
-    fn check_width(&self, states: &StateBatch) {
-        check_width(states, self.length, format_args!("L = {}", self.length));
+impl RowDynamics for SequenceGeneration {
+    fn width_name(&self) -> String {
+        format!("L = {}", self.length)
+    }
+
+    fn row_forward_mask(&self, row: &[i64], mask: &mut [bool]) {
+        let full = self.prefix_len(row) == self.length;
+        mask[..self.vocab].fill(!full);
+        mask[self.vocab] = full;
+    }
+
+    fn row_backward_mask(&self, row: &[i64], mask: &mut [bool]) {
+        mask[0] = self.prefix_len(row) > 0;
+    }
+
+    fn row_step(&self, row: &mut [i64], a: usize) -> Result<(), String> {
+        let k = self.prefix_len(row);
+        if k >= self.length {
+            return Err(format!(
+                "the sequence already has L = {} tokens",
+                self.length
+            ));
+        }
+        row[k] = a as i64;
+        Ok(())
+    }
+
+    fn row_backward_step(&self, row: &mut [i64], _b: usize) -> Result<(), String> {
+        let k = self.prefix_len(row);
+        if k == 0 {
+            return Err("the sequence is empty".into());
+        }
+        row[k - 1] = EMPTY;
+        Ok(())
     }
 }
 
@@ -260,75 +294,20 @@ impl Environment for SequenceGeneration {
     }
 
     fn forward_mask(&self, states: &StateBatch, out: &mut [bool]) {
-        self.check_width(states);
-        let a = self.n_actions();
-        assert_eq!(
-            out.len(),
-            states.len() * a,
-            "forward mask has the wrong length"
-        );
-        for (row, m) in states
-            .data
-            .chunks_exact(self.length)
-            .zip(out.chunks_exact_mut(a))
-        {
-            let full = self.prefix_len(row) == self.length;
-            m[..self.vocab].fill(!full);
-            m[self.vocab] = full;
-        }
+        rows::forward_mask(self, states, out)
     }
 
     fn backward_mask(&self, states: &StateBatch, out: &mut [bool]) {
-        self.check_width(states);
-        assert_eq!(
-            out.len(),
-            states.len(),
-            "backward mask has the wrong length"
-        );
-        for (flag, row) in out.iter_mut().zip(states.data.chunks_exact(self.length)) {
-            *flag = self.prefix_len(row) > 0;
-        }
+        rows::backward_mask(self, states, out)
     }
 
-    /// Panics on exit or on a full row: both are caller bugs that would
-    /// otherwise build an invalid string silently.
+    /// Panics on exit or a masked action ([`rows::step`]).
     fn step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
-        self.check_width(states);
-        assert_eq!(actions.len(), states.len(), "one action per state");
-        for (i, act) in actions.iter().enumerate() {
-            if let Some(a) = *act {
-                assert!(
-                    a < self.vocab,
-                    "step got action {a}: exit or out of range (V = {})",
-                    self.vocab
-                );
-                let row = states.row_mut(i);
-                let k = self.prefix_len(row);
-                assert!(
-                    k < self.length,
-                    "forward action {a} is masked at row {i} (the sequence already has L = {} tokens)",
-                    self.length
-                );
-                row[k] = a as i64;
-            }
-        }
+        rows::step(self, states, actions)
     }
 
     fn backward_step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
-        self.check_width(states);
-        assert_eq!(actions.len(), states.len(), "one action per state");
-        for (i, act) in actions.iter().enumerate() {
-            if let Some(b) = *act {
-                assert!(b == 0, "backward action {b} out of range (only 0)");
-                let row = states.row_mut(i);
-                let k = self.prefix_len(row);
-                assert!(
-                    k > 0,
-                    "backward action 0 is masked at row {i} (the sequence is empty)"
-                );
-                row[k - 1] = EMPTY;
-            }
-        }
+        rows::backward_step(self, states, actions)
     }
 
     fn backward_action_of(&self, _parents: &StateBatch, _i: usize, a: usize) -> usize {
@@ -349,7 +328,7 @@ impl Environment for SequenceGeneration {
     /// `t * (V + 1) .. (t + 1) * (V + 1)` encode slot `t`, the last of them
     /// meaning empty.
     fn encode(&self, states: &StateBatch, out: &mut [f32]) {
-        self.check_width(states);
+        rows::check(self, states);
         let f = self.feature_dim();
         assert_eq!(
             out.len(),
@@ -384,7 +363,7 @@ impl Enumerable for SequenceGeneration {
 
     /// Panics on a row that is not a prefix.
     fn state_index(&self, states: &StateBatch, i: usize) -> usize {
-        self.check_width(states);
+        rows::check(self, states);
         let row = states.row(i);
         let k = self.prefix_len(row);
         let r = row[..k]
@@ -394,7 +373,7 @@ impl Enumerable for SequenceGeneration {
     }
 
     fn is_terminal(&self, states: &StateBatch, i: usize) -> bool {
-        self.check_width(states);
+        rows::check(self, states);
         self.prefix_len(states.row(i)) == self.length
     }
 }

@@ -31,10 +31,11 @@
 //! assert!(SetGeneration::new(32, 16).unwrap().check_enumerable().is_err());
 //! ```
 
-use super::enumeration::{LazyListing, Listed, check_width};
+use super::enumeration::{LazyListing, Listed};
 /// The limits of the listing: subsets of at most `N` elements, and states
 /// times `|D|` integers (a large ground set hits the second first).
 pub use super::enumeration::{MAX_ENUMERABLE_ENTRIES, MAX_ENUMERABLE_STATES};
+use super::rows::{self, RowDynamics};
 use super::{Enumerable, Environment, LogReward, StateBatch};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -243,14 +244,6 @@ impl SetGeneration {
             rank: Ranks { offset, binom },
         }
     }
-
-    fn check_width(&self, states: &StateBatch) {
-        check_width(
-            states,
-            self.n_elements,
-            format_args!("|D| = {}", self.n_elements),
-        );
-    }
 }
 
 /// `C(n, k)`, or `None` when it overflows a `usize`.
@@ -283,6 +276,48 @@ fn count_states(d: usize, big_n: usize) -> Option<usize> {
         c = c * (d - k) as u128 / (k + 1) as u128;
     }
     Some(total)
+}
+
+impl RowDynamics for SetGeneration {
+    fn width_name(&self) -> String {
+        format!("|D| = {}", self.n_elements)
+    }
+
+    fn row_forward_mask(&self, row: &[i64], mask: &mut [bool]) {
+        let full = self.set_len(row) == self.set_size;
+        for (flag, &c) in mask.iter_mut().zip(row) {
+            *flag = !full && c == 0;
+        }
+        mask[self.n_elements] = full;
+    }
+
+    fn row_backward_mask(&self, row: &[i64], mask: &mut [bool]) {
+        for (flag, &c) in mask.iter_mut().zip(row) {
+            *flag = c == 1;
+        }
+    }
+
+    fn row_step(&self, row: &mut [i64], a: usize) -> Result<(), String> {
+        if self.set_len(row) >= self.set_size {
+            return Err(format!(
+                "the set already has N = {} elements",
+                self.set_size
+            ));
+        }
+        if row[a] != 0 {
+            return Err(format!("element {a} already present"));
+        }
+        row[a] = 1;
+        Ok(())
+    }
+
+    fn row_backward_step(&self, row: &mut [i64], b: usize) -> Result<(), String> {
+        if row[b] != 1 {
+            return Err(format!("element {b} not present"));
+        }
+        row[b] = 0;
+        Ok(())
+    }
 }
 
 impl Environment for SetGeneration {
@@ -319,81 +354,20 @@ impl Environment for SetGeneration {
     }
 
     fn forward_mask(&self, states: &StateBatch, out: &mut [bool]) {
-        self.check_width(states);
-        let a = self.n_actions();
-        assert_eq!(
-            out.len(),
-            states.len() * a,
-            "forward mask has the wrong length"
-        );
-        for (row, m) in states
-            .data
-            .chunks_exact(self.n_elements)
-            .zip(out.chunks_exact_mut(a))
-        {
-            let full = self.set_len(row) == self.set_size;
-            for (flag, &c) in m.iter_mut().zip(row) {
-                *flag = !full && c == 0;
-            }
-            m[self.n_elements] = full;
-        }
+        rows::forward_mask(self, states, out)
     }
 
     fn backward_mask(&self, states: &StateBatch, out: &mut [bool]) {
-        self.check_width(states);
-        assert_eq!(
-            out.len(),
-            states.data.len(),
-            "backward mask has the wrong length"
-        );
-        for (flag, &c) in out.iter_mut().zip(&states.data) {
-            *flag = c == 1;
-        }
+        rows::backward_mask(self, states, out)
     }
 
-    /// Panics on exit or a masked action: both are caller bugs that would
-    /// otherwise build an invalid set silently.
+    /// Panics on exit or a masked action ([`rows::step`]).
     fn step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
-        self.check_width(states);
-        assert_eq!(actions.len(), states.len(), "one action per state");
-        let d = self.n_elements;
-        for (i, act) in actions.iter().enumerate() {
-            if let Some(a) = *act {
-                assert!(
-                    a < d,
-                    "step got action {a}: exit or out of range (|D| = {d})"
-                );
-                let row = states.row_mut(i);
-                let k = self.set_len(row);
-                assert!(
-                    k < self.set_size,
-                    "forward action {a} is masked at row {i} (the set already has N = {} elements)",
-                    self.set_size
-                );
-                assert!(
-                    row[a] == 0,
-                    "forward action {a} is masked at row {i} (element {a} already present)"
-                );
-                row[a] = 1;
-            }
-        }
+        rows::step(self, states, actions)
     }
 
     fn backward_step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
-        self.check_width(states);
-        assert_eq!(actions.len(), states.len(), "one action per state");
-        let d = self.n_elements;
-        for (i, act) in actions.iter().enumerate() {
-            if let Some(b) = *act {
-                assert!(b < d, "backward action {b} out of range (|D| = {d})");
-                let c = &mut states.data[i * d + b];
-                assert!(
-                    *c == 1,
-                    "backward action {b} is masked at row {i} (element {b} not present)"
-                );
-                *c = 0;
-            }
-        }
+        rows::backward_step(self, states, actions)
     }
 
     fn backward_action_of(&self, _parents: &StateBatch, _i: usize, a: usize) -> usize {
@@ -407,7 +381,7 @@ impl Environment for SetGeneration {
 
     /// The 0/1 membership vector as `f32` (feature `i` is element `i`).
     fn encode(&self, states: &StateBatch, out: &mut [f32]) {
-        self.check_width(states);
+        rows::check(self, states);
         assert_eq!(
             out.len(),
             states.data.len(),
@@ -428,7 +402,7 @@ impl Enumerable for SetGeneration {
     /// Ranks the row by the combinatorial number system; panics on a row that
     /// is not a state (entries other than 0/1, more than `N` elements).
     fn state_index(&self, states: &StateBatch, i: usize) -> usize {
-        self.check_width(states);
+        rows::check(self, states);
         let row = states.row(i);
         let k = self.set_len(row);
         let t = &self.tables().rank;
@@ -444,7 +418,7 @@ impl Enumerable for SetGeneration {
     }
 
     fn is_terminal(&self, states: &StateBatch, i: usize) -> bool {
-        self.check_width(states);
+        rows::check(self, states);
         self.set_len(states.row(i)) == self.set_size
     }
 }

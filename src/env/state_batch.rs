@@ -132,6 +132,21 @@ impl StateBatch {
         }
     }
 
+    /// Rewrites every row through `edit(i, row)` (rows may change length):
+    /// the step of a ragged environment. The result is ragged.
+    pub fn edit_rows(&mut self, mut edit: impl FnMut(usize, &mut Vec<i64>)) {
+        let mut out = StateBatch::empty(0);
+        out.data.reserve(self.data.len() + self.len());
+        let mut row = Vec::new();
+        for i in 0..self.len() {
+            row.clear();
+            row.extend_from_slice(self.row(i));
+            edit(i, &mut row);
+            out.push_row(&row);
+        }
+        *self = out;
+    }
+
     /// Appends every row of `other` (same layout).
     pub fn extend_from(&mut self, other: &StateBatch) {
         assert_eq!(other.width, self.width, "appending rows of another width");

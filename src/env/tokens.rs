@@ -29,6 +29,7 @@
 //! ```
 
 use super::enumeration::{LazyListing, Listed, MAX_ENUMERABLE_ENTRIES, MAX_ENUMERABLE_STATES};
+use super::rows;
 use super::sequence::{SequenceError, SequenceReward};
 use super::{Enumerable, Environment, LogReward, StateBatch};
 use std::fmt;
@@ -166,21 +167,6 @@ impl TokenStrings {
             rank: offset,
         }
     }
-
-    /// Rebuilds `states` with each row passed through `edit` (a row of a
-    /// ragged batch changes length, so a step writes a new batch).
-    fn rebuild(states: &mut StateBatch, mut edit: impl FnMut(usize, &mut Vec<i64>)) {
-        let mut out = StateBatch::empty(0);
-        out.data.reserve(states.data.len() + states.len());
-        let mut row = Vec::new();
-        for i in 0..states.len() {
-            row.clear();
-            row.extend_from_slice(states.row(i));
-            edit(i, &mut row);
-            out.push_row(&row);
-        }
-        *states = out;
-    }
 }
 
 impl Environment for TokenStrings {
@@ -250,7 +236,7 @@ impl Environment for TokenStrings {
         self.check_layout(states);
         assert_eq!(actions.len(), states.len(), "one action per state");
         let (v, l) = (self.vocab, self.max_length);
-        Self::rebuild(states, |i, row| {
+        states.edit_rows(|i, row| {
             if let Some(a) = actions[i] {
                 assert!(a < v, "step got action {a}: stop or out of range (V = {v})");
                 assert!(
@@ -264,16 +250,7 @@ impl Environment for TokenStrings {
 
     fn backward_step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
         self.check_layout(states);
-        assert_eq!(actions.len(), states.len(), "one action per state");
-        Self::rebuild(states, |i, row| {
-            if let Some(b) = actions[i] {
-                assert!(b == 0, "backward action {b} out of range (only 0)");
-                assert!(
-                    row.pop().is_some(),
-                    "backward action 0 is masked at row {i} (the string is empty)"
-                );
-            }
-        });
+        rows::pop_last(states, actions, "the string is empty");
     }
 
     fn backward_action_of(&self, _parents: &StateBatch, _i: usize, a: usize) -> usize {

@@ -39,7 +39,7 @@
 //! hydrogen on both (tested on thousands of rollouts, `tests/env_molecule.rs`).
 
 use crate::chem::{self, JoinBond, Molecule, score::Scorer};
-use crate::env::{Environment, LogReward, StateBatch, row_key};
+use crate::env::{Environment, LogReward, StateBatch, row_key, rows};
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use std::path::Path;
@@ -552,19 +552,6 @@ impl FragmentMolecules {
             states.width
         );
     }
-
-    fn rebuild(states: &mut StateBatch, mut edit: impl FnMut(usize, &mut Vec<i64>)) {
-        let mut out = StateBatch::empty(0);
-        out.data.reserve(states.data.len() + states.len());
-        let mut row = Vec::new();
-        for i in 0..states.len() {
-            row.clear();
-            row.extend_from_slice(states.row(i));
-            edit(i, &mut row);
-            out.push_row(&row);
-        }
-        *states = out;
-    }
 }
 
 impl Environment for FragmentMolecules {
@@ -676,7 +663,7 @@ impl Environment for FragmentMolecules {
     fn step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
         self.check_layout(states);
         assert_eq!(actions.len(), states.len(), "one action per state");
-        Self::rebuild(states, |i, row| {
+        states.edit_rows(|i, row| {
             if let Some(a) = actions[i] {
                 let d = self.decode(row);
                 assert!(
@@ -691,16 +678,7 @@ impl Environment for FragmentMolecules {
 
     fn backward_step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
         self.check_layout(states);
-        assert_eq!(actions.len(), states.len(), "one action per state");
-        Self::rebuild(states, |i, row| {
-            if let Some(b) = actions[i] {
-                assert!(b == 0, "backward action {b} out of range (only 0)");
-                assert!(
-                    row.pop().is_some(),
-                    "backward action 0 is masked at row {i} (s0)"
-                );
-            }
-        });
+        rows::pop_last(states, actions, "s0");
     }
 
     fn backward_action_of(&self, _parents: &StateBatch, _i: usize, a: usize) -> usize {
