@@ -395,10 +395,16 @@ fn each_family_lists_the_objectives_and_log_z_modes_it_accepts() {
     };
     let llm = |sets: &[&str]| {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        format!("{:#}", ftb::llm::train::LlmConfig::load(None, &sets).unwrap_err())
+        format!(
+            "{:#}",
+            ftb::llm::train::LlmConfig::load(None, &sets).unwrap_err()
+        )
     };
     let e = gfn(&["objective.name=rloo"]);
-    assert!(e.contains("GFlowNets train") && e.contains("subtb") && e.contains("fm"), "{e}");
+    assert!(
+        e.contains("GFlowNets train") && e.contains("subtb") && e.contains("fm"),
+        "{e}"
+    );
     let e = gfn(&["objective.log_z=head"]);
     assert!(e.contains("learned, devgrad, exact"), "{e}");
     let e = gfn(&["objective.tempered=true"]);
@@ -406,13 +412,22 @@ fn each_family_lists_the_objectives_and_log_z_modes_it_accepts() {
     let e = gfn(&["objective.clip=0.2"]);
     assert!(e.contains("objective.clip"), "{e}");
     let e = gfn(&["env.kind=gmm", "objective.name=db"]);
-    assert!(e.contains("continuous samplers train") && !e.contains("subtb"), "{e}");
+    assert!(
+        e.contains("continuous samplers train") && !e.contains("subtb"),
+        "{e}"
+    );
     let e = llm(&["objective.name=subtb"]);
-    assert!(e.contains("LLMs train ftb, tb, vargrad, rloo, dr-grpo"), "{e}");
+    assert!(
+        e.contains("LLMs train ftb, tb, vargrad, rloo, dr-grpo"),
+        "{e}"
+    );
     let e = llm(&["objective.log_z=exact"]);
     assert!(e.contains("devgrad, learned, head"), "{e}");
     let e = llm(&["objective.subtb_lambda=0.9"]);
-    assert!(e.contains("objective.subtb_lambda") && e.contains("clip"), "{e}");
+    assert!(
+        e.contains("objective.subtb_lambda") && e.contains("clip"),
+        "{e}"
+    );
     // The exponent cap is read by every family now (the LLM's too).
     let e = llm(&["objective.exponent_cap=0.5"]);
     assert!(e.contains("objective.exponent_cap"), "{e}");

@@ -376,10 +376,18 @@ fn the_molecule_experiment_runs_the_gnn() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["policy"], "gnn");
     assert_eq!(results["cells"].as_array().unwrap().len(), 4);
+    // An experiment's directory is refused like a run's, unless --overwrite.
+    let (code, _, err) = ftb(&tiny);
+    assert_ne!(code, 0);
+    assert!(err.contains("--overwrite"), "{err}");
+    let other = tmp("exp-other");
     let mut args = tiny.to_vec();
+    let last = args.len() - 1;
+    args[last] = other.to_str().unwrap();
     args.extend(["--set", "env.kind=hypergrid"]);
     let (code, _, err) = ftb(&args);
     assert_ne!(code, 0);
     assert!(err.contains("policy.kind = \"gnn\""), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&other).ok();
 }

@@ -67,6 +67,10 @@ struct OffPolicyExp {
     overrides: Vec<String>,
     #[arg(long, default_value = "runs/off-policy")]
     out: PathBuf,
+    /// Replace an existing output directory written by ftb (one holding a
+    /// valid `run.json`); any other non-empty directory is refused.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -88,6 +92,10 @@ struct AsynchronyExp {
     overrides: Vec<String>,
     #[arg(long, default_value = "runs/asynchrony")]
     out: PathBuf,
+    /// Replace an existing output directory written by ftb (one holding a
+    /// valid `run.json`); any other non-empty directory is refused.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -112,6 +120,10 @@ struct HypergridAlpha {
     overrides: Vec<String>,
     #[arg(long, default_value = "runs/hypergrid-alpha")]
     out: PathBuf,
+    /// Replace an existing output directory written by ftb (one holding a
+    /// valid `run.json`); any other non-empty directory is refused.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -129,7 +141,7 @@ fn hypergrid_alpha(a: HypergridAlpha) -> Result<ExitCode> {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build_global();
-    std::fs::create_dir_all(&a.out)?;
+    super::run_flow::experiment_dir(&a.out, a.overwrite, 0)?;
     let bar = ProgressBar::new(a.members.len() as u64 * a.seeds);
     bar.set_style(
         ProgressStyle::with_template(
@@ -290,7 +302,7 @@ fn off_policy(a: OffPolicyExp) -> Result<ExitCode> {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build_global();
-    std::fs::create_dir_all(&a.out)?;
+    super::run_flow::experiment_dir(&a.out, a.overwrite, a.seed)?;
     // The offline dataset: objects drawn from the exact target.
     let base = vec!["env.dim=2".to_string(), format!("env.height={}", a.height)];
     // The dataset is drawn from the target the runs train toward (overrides included).
@@ -386,7 +398,7 @@ fn asynchrony(a: AsynchronyExp) -> Result<ExitCode> {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build_global();
-    std::fs::create_dir_all(&a.out)?;
+    super::run_flow::experiment_dir(&a.out, a.overwrite, 0)?;
     let mut methods: Vec<(String, Vec<String>)> = a
         .members
         .iter()

@@ -65,6 +65,10 @@ pub struct MeasuresExp {
     overrides: Vec<String>,
     #[arg(long, default_value = "runs/measures")]
     out: PathBuf,
+    /// Replace an existing output directory written by ftb (one holding a
+    /// valid `run.json`); any other non-empty directory is refused.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 const DEFAULT_METHODS: [&str; 14] = [
@@ -306,7 +310,7 @@ pub fn run(a: MeasuresExp) -> Result<ExitCode> {
         .iter()
         .map(|t| task_spec(&a, t))
         .collect::<Result<_>>()?;
-    std::fs::create_dir_all(&a.out)?;
+    super::run_flow::experiment_dir(&a.out, a.overwrite, 0)?;
     let bar = ProgressBar::new((methods.len() * tasks.len()) as u64 * a.seeds);
     bar.set_style(
         ProgressStyle::with_template(

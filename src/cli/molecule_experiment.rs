@@ -53,6 +53,10 @@ pub struct MoleculesExp {
     overrides: Vec<String>,
     #[arg(long, default_value = "runs/molecules")]
     out: PathBuf,
+    /// Replace an existing output directory written by ftb (one holding a
+    /// valid `run.json`); any other non-empty directory is refused.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// One method under one sampling regime: its runs' curves.
@@ -76,7 +80,7 @@ pub fn run(a: MoleculesExp) -> Result<ExitCode> {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build_global();
-    std::fs::create_dir_all(&a.out)?;
+    super::run_flow::experiment_dir(&a.out, a.overwrite, 0)?;
     let mut methods: Vec<(String, Vec<String>)> = a
         .members
         .iter()

@@ -8,7 +8,7 @@
 
 use crate::train::Fingerprint;
 use crate::train::checkpoint::{self, Checkpoint};
-use crate::train::run_dir::{RunDir, RunMeta, check_new_output};
+use crate::train::run_dir::{RunDir, RunMeta, check_new_output, clear_for_new_output};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -116,6 +116,16 @@ impl<C> Planned<C> {
         RunMeta::new(seed, self.resumed_from()).write(&run_dir.path)?;
         Ok(run_dir)
     }
+}
+
+/// An experiment's output directory, by the rules of a run's: missing or
+/// empty, or with `--overwrite` an ftb output (its old files removed); it is
+/// created with its `run.json` (`seed`: the experiment's first seed).
+pub fn experiment_dir(out: &Path, overwrite: bool, seed: u64) -> Result<()> {
+    clear_for_new_output(out, overwrite)?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    RunMeta::new(seed, None).write(out)
 }
 
 /// Sizes the tensor backend's thread pool (`run.threads`; 0: every core).
