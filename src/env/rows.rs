@@ -28,14 +28,42 @@ pub trait RowDynamics: Environment {
     fn row_backward_step(&self, row: &mut [i64], b: usize) -> Result<(), String>;
 }
 
+/// The four batched methods of [`Environment`] (`forward_mask`,
+/// `backward_mask`, `step`, `backward_step`) for a [`RowDynamics`]
+/// environment, written inside its `impl Environment` block.
+macro_rules! batched_row_dynamics {
+    () => {
+        fn forward_mask(&self, states: &$crate::env::StateBatch, out: &mut [bool]) {
+            $crate::env::rows::forward_mask(self, states, out)
+        }
+
+        fn backward_mask(&self, states: &$crate::env::StateBatch, out: &mut [bool]) {
+            $crate::env::rows::backward_mask(self, states, out)
+        }
+
+        /// Panics on exit or a masked action ([`crate::env::rows::step`]).
+        fn step(&self, states: &mut $crate::env::StateBatch, actions: &[Option<usize>]) {
+            $crate::env::rows::step(self, states, actions)
+        }
+
+        fn backward_step(&self, states: &mut $crate::env::StateBatch, actions: &[Option<usize>]) {
+            $crate::env::rows::backward_step(self, states, actions)
+        }
+    };
+}
+pub(crate) use batched_row_dynamics;
+
 /// Panics unless `states` has rows of the environment's width.
 #[track_caller]
 pub fn check<E: RowDynamics + ?Sized>(env: &E, states: &StateBatch) {
-    check_width(
-        states,
-        env.state_width(),
-        format_args!("{}", env.width_name()),
-    );
+    // The name is formatted only for the message (this runs every step).
+    if states.width != env.state_width() {
+        check_width(
+            states,
+            env.state_width(),
+            format_args!("{}", env.width_name()),
+        );
+    }
 }
 
 /// [`super::Environment::forward_mask`] from the rows' masks.

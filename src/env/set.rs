@@ -353,22 +353,7 @@ impl Environment for SetGeneration {
         states.row(i).iter().all(|&c| c == 0)
     }
 
-    fn forward_mask(&self, states: &StateBatch, out: &mut [bool]) {
-        rows::forward_mask(self, states, out)
-    }
-
-    fn backward_mask(&self, states: &StateBatch, out: &mut [bool]) {
-        rows::backward_mask(self, states, out)
-    }
-
-    /// Panics on exit or a masked action ([`rows::step`]).
-    fn step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
-        rows::step(self, states, actions)
-    }
-
-    fn backward_step(&self, states: &mut StateBatch, actions: &[Option<usize>]) {
-        rows::backward_step(self, states, actions)
-    }
+    rows::batched_row_dynamics!();
 
     fn backward_action_of(&self, _parents: &StateBatch, _i: usize, a: usize) -> usize {
         debug_assert!(a < self.n_elements, "exit has no backward action");
