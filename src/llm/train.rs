@@ -1243,11 +1243,14 @@ pub fn run_from(
     on_eval: impl FnMut(&LlmEvalPoint, u64),
 ) -> Result<Vec<LlmEvalPoint>> {
     let cfg = trainer.cfg.clone();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
-    let start = match ckpt {
-        Some(c) => crate::train::run_loop::resume(trainer, c, &mut rng)?,
-        None => crate::train::run_loop::Start::default(),
-    };
-    let schedule = cfg.run.schedule(cfg.batch(), true);
-    crate::train::run_loop::run_loop(trainer, schedule, start, &mut rng, run_dir, on_eval)
+    let (points, _, _) = crate::train::run_loop::run_with_settings(
+        trainer,
+        &cfg.run,
+        cfg.batch(),
+        true,
+        ckpt,
+        run_dir,
+        on_eval,
+    )?;
+    Ok(points)
 }

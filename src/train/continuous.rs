@@ -10,7 +10,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
 use super::learner::Learner;
 use super::run_dir::RunDir;
-use super::run_loop::{Start, TrainingTask, resume, run_loop};
+use super::run_loop::{TrainingTask, run_with_settings};
 use crate::continuous::metric::{Grid, jsd, jsd_floor};
 use crate::continuous::policy::{GaussianPolicy, GaussianShape};
 use crate::continuous::problem::Problem;
@@ -263,7 +263,6 @@ impl ContinuousTrainer {
     ) -> Result<(ContinuousSummary, Vec<ContinuousEvalPoint>)> {
         let cfg = self.cfg.clone();
         let clock = Instant::now();
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
         self.eval_rng = ChaCha8Rng::seed_from_u64(cfg.run.seed ^ 0x5eed_e7a1);
         self.learner.reset_optimisers();
         let n_eval = cfg.continuous.eval_samples;
@@ -273,13 +272,16 @@ impl ContinuousTrainer {
             loss: f64::NAN,
             log_z,
         };
-        let start = match ckpt {
-            Some(c) => resume(self, c, &mut rng)?,
-            None => Start::default(),
-        };
         let iterations = cfg.iterations();
-        let schedule = cfg.run.schedule(cfg.sampling.batch, true);
-        let points = run_loop(self, schedule, start, &mut rng, run_dir, on_eval)?;
+        let (points, start, _) = run_with_settings(
+            self,
+            &cfg.run,
+            cfg.sampling.batch,
+            true,
+            ckpt,
+            run_dir,
+            on_eval,
+        )?;
         let jsd_initial = points.first().map_or(f64::NAN, |p| p.jsd);
         let summary = ContinuousSummary {
             kind: cfg.env.kind.clone(),

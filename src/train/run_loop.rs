@@ -15,6 +15,7 @@ use super::checkpoint::{self, Checkpoint};
 pub use super::interrupt::Interrupted;
 use super::learner::Learner;
 use super::run_dir::RunDir;
+use super::settings::RunSettings;
 use crate::objective::LossOutput;
 use crate::policy::Policy;
 use anyhow::{Context, Result, bail};
@@ -133,6 +134,30 @@ pub fn save_checkpoint<T: TrainingTask>(
     files.push((TASK_FILE.into(), task.save_state()?));
     checkpoint::write(run_dir, done, &task.fingerprint(), &files, keep)
         .with_context(|| format!("writing the checkpoint after iteration {done}"))
+}
+
+/// A run of `task` as `[run]` says (`settings`, batches of `batch`), from
+/// `ckpt` when given, else from the start: the loop's RNG seeded with
+/// `run.seed`, the checkpoint restored, then [`run_loop`]. Every family's
+/// run goes through it. Returns the points, where the run started and the
+/// loop's RNG as the run left it (a summary may draw from it).
+pub fn run_with_settings<T: TrainingTask>(
+    task: &mut T,
+    settings: &RunSettings,
+    batch: usize,
+    eval_at_start: bool,
+    ckpt: Option<&Checkpoint>,
+    run_dir: Option<&mut RunDir>,
+    on_eval: impl FnMut(&T::Point, u64),
+) -> Result<(Vec<T::Point>, Start, ChaCha8Rng)> {
+    let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(settings.seed);
+    let start = match ckpt {
+        Some(c) => resume(task, c, &mut rng)?,
+        None => Start::default(),
+    };
+    let schedule = settings.schedule(batch, eval_at_start);
+    let points = run_loop(task, schedule, start, &mut rng, run_dir, on_eval)?;
+    Ok((points, start, rng))
 }
 
 /// Restores `task` (learner, task state) and `rng` from a checkpoint; the

@@ -9,7 +9,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
 use super::learner::Learner;
 use super::run_dir::RunDir;
-use super::run_loop::{Start, TrainingTask, resume, run_loop};
+use super::run_loop::{TrainingTask, run_with_settings};
 use super::source::{BatchSource, SourceState};
 use super::task::Task;
 use crate::divergence::partition::LogZMode;
@@ -27,7 +27,6 @@ use crate::policy::{
 use crate::sample::{Sampler, sample_on_policy_counts};
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::sync::Arc;
@@ -747,16 +746,18 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
     ) -> Result<(Summary, Vec<EvalPoint>)> {
         let cfg = self.cfg.clone();
         let clock = Instant::now();
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
         self.learner.reset_optimisers();
         self.progress = self.fresh_progress();
-        let start = match ckpt {
-            Some(c) => resume(self, c, &mut rng)?,
-            None => Start::default(),
-        };
         let iterations = cfg.iterations();
-        let schedule = cfg.run.schedule(cfg.sampling.batch, false);
-        let points = run_loop(self, schedule, start, &mut rng, run_dir, on_eval)?;
+        let (points, start, mut rng) = run_with_settings(
+            self,
+            &cfg.run,
+            cfg.sampling.batch,
+            false,
+            ckpt,
+            run_dir,
+            on_eval,
+        )?;
         let wall = start.seconds + clock.elapsed().as_secs_f64();
         let summary = self.summary(iterations, &mut rng, wall)?;
         Ok((summary, points))
