@@ -4,7 +4,7 @@
 //! sampled points, builds the objective with [`trajectory_loss`] and hands it
 //! to the shared [`Learner`]. Evaluation measures the grid JSD to the exact
 //! terminal target from `continuous.eval_samples` fresh samples, before
-//! training and every `run.eval_every` iterations; the loop is [`run_loop`]'s.
+//! training and every `run.eval_every` iterations; the loop is [`run_loop`](super::run_loop::run_loop)'s.
 
 use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;

@@ -1,19 +1,22 @@
-//! Training: one core shared by every kind of model, and thin task adapters.
+//! Training. The core, shared by every family:
 //!
 //! * [`learner`]: a policy, its learned `log Z` and their optimisers; the step;
-//! * [`run_loop`]: the iterate / evaluate / log loop and the [`TrainingTask`] trait;
-//! * [`gradient_variance`]: gradient spread at fixed parameters, for any task;
-//! * [`trainer`]: the discrete GFlowNet adapter ([`Trainer`], generic over
-//!   its network; [`AnyTrainer`] holds the one a config's `policy.kind`
-//!   names) with its [`task`] (environment, reward, enumeration) and batch
-//!   [`source`];
-//! * [`continuous`]: the continuous-sampler adapter;
-//! * [`checkpoint`], [`fingerprint`], [`interrupt`], [`saved`]: checkpoints
-//!   on disk and what they fit, Ctrl-C,
-//!   a trained run loaded back in one call;
+//! * [`run_loop`]: the iterate / evaluate / log / checkpoint loop, the
+//!   [`TrainingTask`] trait, and `run_with_settings` (every family's run);
 //! * [`settings`]: the `[run]` section every family reads, and the TOML
 //!   loader (defaults, `--set`, old key names);
-//! * [`config`], [`run_dir`]: the GFlowNet and continuous schema, outputs.
+//! * [`run_dir`]: the run directory, `run.json`, and which directories
+//!   `--overwrite` may replace;
+//! * [`checkpoint`], [`fingerprint`], [`interrupt`]: checkpoints on disk and
+//!   what they fit, Ctrl-C;
+//! * [`gradient_variance`]: gradient spread at fixed parameters, for any task.
+//!
+//! Still here, to move into family folders (issue 24, item 1): the discrete
+//! GFlowNet adapter ([`trainer`]: [`Trainer`], generic over its network;
+//! [`AnyTrainer`] holds the one a config's `policy.kind` names; with its
+//! [`task`], batch [`source`], [`env_kind`] registry, [`saved`] runs and the
+//! GFlowNet / continuous schema [`config`]) and the continuous-sampler
+//! adapter ([`continuous`]).
 
 pub mod checkpoint;
 pub mod config;

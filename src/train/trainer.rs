@@ -3,7 +3,7 @@
 //! data, replay), evaluates the objective under the current policy and hands
 //! the loss to the shared [`Learner`]; evaluation computes the exact
 //! terminating distribution when the task is enumerated and sample-based
-//! metrics always. The loop itself is [`run_loop`]'s.
+//! metrics always. The loop itself is [`run_loop`](super::run_loop::run_loop)'s.
 
 use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
