@@ -69,38 +69,51 @@ pub fn check<E: RowDynamics + ?Sized>(env: &E, states: &StateBatch) {
 /// [`super::Environment::forward_mask`] from the rows' masks.
 #[track_caller]
 pub fn forward_mask<E: RowDynamics + ?Sized>(env: &E, states: &StateBatch, out: &mut [bool]) {
-    check(env, states);
-    let a = env.n_actions();
-    assert_eq!(
-        out.len(),
-        states.len() * a,
-        "forward mask has the wrong length"
+    row_masks(
+        env,
+        states,
+        out,
+        env.n_actions(),
+        "forward",
+        E::row_forward_mask,
     );
-    for (row, m) in states
-        .data
-        .chunks_exact(env.state_width())
-        .zip(out.chunks_exact_mut(a))
-    {
-        env.row_forward_mask(row, m);
-    }
 }
 
 /// [`super::Environment::backward_mask`] from the rows' masks.
 #[track_caller]
 pub fn backward_mask<E: RowDynamics + ?Sized>(env: &E, states: &StateBatch, out: &mut [bool]) {
+    row_masks(
+        env,
+        states,
+        out,
+        env.n_backward_actions(),
+        "backward",
+        E::row_backward_mask,
+    );
+}
+
+/// `n` flags per row from `write` (one row's mask), after the checks.
+#[track_caller]
+fn row_masks<E: RowDynamics + ?Sized>(
+    env: &E,
+    states: &StateBatch,
+    out: &mut [bool],
+    n: usize,
+    which: &str,
+    write: impl Fn(&E, &[i64], &mut [bool]),
+) {
     check(env, states);
-    let b = env.n_backward_actions();
     assert_eq!(
         out.len(),
-        states.len() * b,
-        "backward mask has the wrong length"
+        states.len() * n,
+        "{which} mask has the wrong length"
     );
     for (row, m) in states
         .data
         .chunks_exact(env.state_width())
-        .zip(out.chunks_exact_mut(b))
+        .zip(out.chunks_exact_mut(n))
     {
-        env.row_backward_mask(row, m);
+        write(env, row, m);
     }
 }
 
