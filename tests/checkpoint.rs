@@ -55,7 +55,12 @@ fn new_run_dir(dir: &Path, cfg: &TrainConfig) -> RunDir {
 
 /// metrics.jsonl without the wall-clock field.
 fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
+    metrics_file(&dir.join("metrics.jsonl"))
+}
+
+/// A metrics file's points without the wall-clock field.
+fn metrics_file(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
         .unwrap()
         .lines()
         .map(|l| {
@@ -706,16 +711,7 @@ fn format_one_checkpoints_resume_exactly_as_before() {
             "{name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let old: Vec<serde_json::Value> =
-            std::fs::read_to_string(data.join(name).join("resumed_by_old_ftb.jsonl"))
-                .unwrap()
-                .lines()
-                .map(|l| {
-                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                    v.as_object_mut().unwrap().remove("seconds");
-                    v
-                })
-                .collect();
+        let old = metrics_file(&data.join(name).join("resumed_by_old_ftb.jsonl"));
         assert_eq!(metrics(&dir), old, "{name}: resumed differently");
         assert_eq!(newest(&dir).manifest.format, checkpoint::FORMAT);
         // The same run with another network: refused, saying how to resume.

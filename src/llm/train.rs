@@ -1045,26 +1045,20 @@ impl TrainingTask for LlmTrainer {
 
     fn fingerprint(&self) -> crate::train::Fingerprint {
         let c = &self.reference.config;
-        let network = format!(
-            "llama (vocab {} hidden {} mlp {} layers {} heads {}/{}; lora rank {})",
+        let shape = format!(
+            "vocab {} hidden {} mlp {} layers {} heads {}/{}",
             c.vocab_size,
             c.hidden_size,
             c.intermediate_size,
             c.num_hidden_layers,
             c.num_attention_heads,
             c.kv_heads(),
-            self.cfg.model.lora_rank
         );
+        let lora = self.cfg.model.lora_rank;
+        let network = format!("llama ({shape}; lora rank {lora})");
         let legacy = format!(
-            "llm {}; Llama vocab {} hidden {} mlp {} layers {} heads {}/{}; lora rank {}",
-            self.task.describe(),
-            c.vocab_size,
-            c.hidden_size,
-            c.intermediate_size,
-            c.num_hidden_layers,
-            c.num_attention_heads,
-            c.kv_heads(),
-            self.cfg.model.lora_rank
+            "llm {}; Llama {shape}; lora rank {lora}",
+            self.task.describe()
         );
         crate::train::Fingerprint::new(
             "llm",
