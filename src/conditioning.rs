@@ -22,6 +22,7 @@
 
 use anyhow::{Result, bail};
 use rand::RngExt;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// The distribution names `conditioning.beta.dist` accepts.
@@ -187,6 +188,158 @@ impl BetaChoice {
 /// beta 1 it returns `log_r` bit for bit (unconditioned runs are unchanged).
 pub fn tempered_log_reward(beta: f64, log_r: f64) -> f64 {
     beta * log_r
+}
+
+/// `[conditioning]`: temperature conditioning as in recursionpharma/gflownet
+/// ([`crate::conditioning`]): every trajectory draws its own beta, is
+/// trained against `R(x)^beta`, and the policy and log Z read the
+/// thermometer encoding of beta.
+///
+/// ```toml
+/// [conditioning]
+/// beta = { dist = "uniform", low = 8, high = 96 }   # or constant / loguniform / discrete
+/// eval_beta = 64       # evaluation (default: the largest beta drawn)
+/// bins = 32            # thermometer features
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConditioningConfig {
+    /// Where each trajectory's beta comes from (`None`: no conditioning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta: Option<BetaConfig>,
+    /// The beta of evaluation: the exact `P_T` is compared with
+    /// `R^eval_beta / Z`, `log Z` is reported at it, saved runs sample at it
+    /// (default: the distribution's largest beta, the sharpest target trained).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_beta: Option<f64>,
+    /// Thermometer features (recursionpharma/gflownet uses 32).
+    pub bins: usize,
+    /// The top of the encoded range `[0, encoding_max]` (default: the
+    /// distribution's largest beta); larger betas saturate the encoding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding_max: Option<f64>,
+    /// The learned `log Z_beta` head: hidden width and hidden layers.
+    pub log_z_hidden: usize,
+    pub log_z_layers: usize,
+    /// Fresh trajectories sampled at `eval_beta` at every evaluation point
+    /// (their metrics are `eval_beta` in `metrics.jsonl`; 0: none).
+    pub eval_samples: usize,
+}
+
+impl Default for ConditioningConfig {
+    fn default() -> Self {
+        Self {
+            beta: None,
+            eval_beta: None,
+            bins: 32,
+            encoding_max: None,
+            log_z_hidden: 64,
+            log_z_layers: 2,
+            eval_samples: 256,
+        }
+    }
+}
+
+/// `conditioning.beta = { dist = "...", ... }`: `constant` (`value`),
+/// `uniform` and `loguniform` (`low`, `high`), `discrete` (`values`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BetaConfig {
+    pub dist: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<f64>>,
+}
+
+impl BetaConfig {
+    /// The distribution it describes; errors name the key
+    /// (`conditioning.beta.<key>`) and list the valid distributions.
+    pub fn distribution(&self) -> Result<BetaDistribution> {
+        use BetaDistribution as D;
+        const KEY: &str = "conditioning.beta";
+        let needs: &[&str] = match self.dist.as_str() {
+            "constant" => &["value"],
+            "uniform" | "loguniform" => &["low", "high"],
+            "discrete" => &["values"],
+            other => bail!("{KEY}.dist = `{other}`: unknown distribution; valid: {DISTRIBUTIONS}"),
+        };
+        let given = [
+            ("value", self.value.is_some()),
+            ("low", self.low.is_some()),
+            ("high", self.high.is_some()),
+            ("values", self.values.is_some()),
+        ];
+        for (k, present) in given {
+            if present && !needs.contains(&k) {
+                bail!(
+                    "{KEY}.{k} is not a parameter of dist = \"{}\" (it takes: {})",
+                    self.dist,
+                    needs.join(", ")
+                );
+            }
+            if !present && needs.contains(&k) {
+                bail!(
+                    "{KEY}.{k} is missing: dist = \"{}\" takes {}",
+                    self.dist,
+                    needs.join(", ")
+                );
+            }
+        }
+        let d = match self.dist.as_str() {
+            "constant" => D::Constant(self.value.expect("checked")),
+            "uniform" => D::Uniform {
+                low: self.low.expect("checked"),
+                high: self.high.expect("checked"),
+            },
+            "loguniform" => D::LogUniform {
+                low: self.low.expect("checked"),
+                high: self.high.expect("checked"),
+            },
+            _ => D::Discrete(self.values.clone().expect("checked")),
+        };
+        d.validate(KEY)?;
+        Ok(d)
+    }
+}
+
+impl ConditioningConfig {
+    pub fn is_off(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The run's temperature conditioning (`None` when `conditioning.beta`
+    /// is not set); every value checked, errors naming their key.
+    pub fn build(&self) -> Result<Option<Temperature>> {
+        let Some(beta) = &self.beta else {
+            if !self.is_off() {
+                bail!(
+                    "[conditioning] has settings but no `beta`: set conditioning.beta, e.g. \
+                     beta = {{ dist = \"uniform\", low = 8, high = 96 }}"
+                );
+            }
+            return Ok(None);
+        };
+        let distribution = beta.distribution()?;
+        let max = distribution.max();
+        let encoding = Thermometer::new(self.bins, self.encoding_max.unwrap_or(max))?;
+        let eval_beta = self.eval_beta.unwrap_or(max);
+        if !(eval_beta.is_finite() && eval_beta > 0.0) {
+            bail!("conditioning.eval_beta = {eval_beta}: must be finite and > 0");
+        }
+        if self.log_z_hidden == 0 {
+            bail!("conditioning.log_z_hidden must be >= 1");
+        }
+        Ok(Some(Temperature {
+            distribution,
+            encoding,
+            eval_beta,
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -6,12 +6,13 @@
 //! default), on any number of backend threads (`tests/threads.rs`).
 //! Replay buffers, trackers and every RNG stream are restored exactly.
 
+use ftb::continuous::ContinuousTrainer;
 use ftb::env::{LogReward, StateBatch};
+use ftb::gflownet::Trainer;
+use ftb::gflownet::task::Task;
+use ftb::job::{TrainConfig, load};
 use ftb::train::checkpoint;
-use ftb::train::config::{TrainConfig, load};
 use ftb::train::run_dir::RunDir;
-use ftb::train::task::Task;
-use ftb::train::{ContinuousTrainer, Trainer};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
@@ -110,7 +111,7 @@ fn check_bitwise_resume(cfg: &TrainConfig, n: u64, name: &str) {
         );
     }
     assert_eq!(metrics(&a), metrics(&b), "{name}: metrics.jsonl differs");
-    let strip = |s: &ftb::train::Summary| {
+    let strip = |s: &ftb::gflownet::Summary| {
         let mut v = serde_json::to_value(s).unwrap();
         v.as_object_mut().unwrap().remove("wall_seconds");
         v
@@ -553,7 +554,7 @@ fn sample_and_eval_read_a_saved_run() {
     assert_eq!(lines.len(), 500);
     // The exact log P_T of the sampled objects: their empirical frequencies
     // follow it (every object is a cell of the 4x4 grid).
-    let saved = ftb::train::saved::SavedRun::load(&dir).unwrap();
+    let saved = ftb::job::saved::SavedRun::load(&dir).unwrap();
     let many = saved.sample(20_000, 1).unwrap();
     let mut counts = std::collections::HashMap::new();
     for s in &many {

@@ -7,7 +7,7 @@
 
 use ftb::chem::score::{Lipinski, Scorer, morgan, qed, tanimoto};
 use ftb::chem::{self, JoinBond, canonical_smiles, parse, sa::sa_score};
-use ftb::train::config::MoleculeConfig;
+use ftb::job::MoleculeConfig;
 use std::collections::HashMap;
 
 const GOLDEN: &str = include_str!("data/chem/golden.tsv");
@@ -440,7 +440,7 @@ fn a_proxy_learns_logp_and_becomes_a_reward_term() {
 
     // A short training run with the proxy as its reward: the best molecule's
     // score is the proxy's term for it.
-    let cfg = ftb::train::config::load(
+    let cfg = ftb::job::load(
         None,
         &[
             "env.kind=fragment-mol".into(),
@@ -454,7 +454,7 @@ fn a_proxy_learns_logp_and_becomes_a_reward_term() {
         ],
     )
     .unwrap();
-    let (s, _) = ftb::train::Trainer::new(cfg)
+    let (s, _) = ftb::gflownet::Trainer::new(cfg)
         .unwrap()
         .run(None, |_, _| {})
         .unwrap();

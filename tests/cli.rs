@@ -134,7 +134,7 @@ fn train_writes_a_complete_run_directory() {
     assert_eq!(lines.lines().count(), 4, "one row per evaluation: {lines}");
     // The resolved config is a valid config again.
     let resolved = dir.join("config.toml");
-    let again = ftb::train::config::load(Some(&resolved), &[]).unwrap();
+    let again = ftb::job::load(Some(&resolved), &[]).unwrap();
     assert_eq!(again.env.height, 6);
     // A second run into the same directory is refused unless --overwrite,
     // which replaces the old files (the stale marker goes with them).
@@ -391,7 +391,7 @@ fn bench_reports_every_field_for_an_ising_scenario() {
 fn each_family_lists_the_objectives_and_log_z_modes_it_accepts() {
     let gfn = |sets: &[&str]| {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        format!("{:#}", ftb::train::config::load(None, &sets).unwrap_err())
+        format!("{:#}", ftb::job::load(None, &sets).unwrap_err())
     };
     let llm = |sets: &[&str]| {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();

@@ -9,13 +9,13 @@ use ftb::conditioning::BetaChoice;
 use ftb::env::LogReward;
 use ftb::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use ftb::eval::metrics::l1_sum;
+use ftb::gflownet::Trainer;
+use ftb::job::{TrainConfig, load};
 use ftb::objective::evaluated::evaluate;
 use ftb::objective::surrogate::tensor_to_f64;
 use ftb::objective::trajectory_balance::unnormalised_residuals;
 use ftb::policy::{BackwardPolicy, GflowNetPolicy, PolicyShape};
 use ftb::sample::{Exploration, Sampler, Trajectory, TrajectoryBatch};
-use ftb::train::Trainer;
-use ftb::train::config::{TrainConfig, load};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -337,8 +337,8 @@ mod molecules {
 /// run refuses a beta.
 #[test]
 fn a_saved_conditioned_run_samples_and_evaluates_at_a_chosen_beta() {
+    use ftb::job::saved::SavedRun;
     use ftb::train::run_dir::RunDir;
-    use ftb::train::saved::SavedRun;
     let dir = std::env::temp_dir().join(format!("ftb-cond-saved-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let cfg = config(&[

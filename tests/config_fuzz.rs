@@ -3,14 +3,14 @@
 //! error names a key. Loaded configs also build their environment (without
 //! enumeration), which must fail the same way.
 
-use ftb::train::config::{ExactEval, load};
-use ftb::train::env_kind::{Family, find};
-use ftb::train::task::Task;
+use ftb::gflownet::task::Task;
+use ftb::job::kinds::{EnvKind, find};
+use ftb::job::{ExactEval, load};
 use proptest::prelude::*;
 
 /// Every dotted key of the embedded default config.
 fn real_keys() -> Vec<String> {
-    let table: toml::Table = ftb::train::config::DEFAULT_CONFIG.parse().unwrap();
+    let table: toml::Table = ftb::job::DEFAULT_CONFIG.parse().unwrap();
     let mut keys = Vec::new();
     for (section, v) in &table {
         if let toml::Value::Table(t) = v {
@@ -117,9 +117,9 @@ proptest! {
                 prop_assert!(names_a_key(&msg), "{overrides:?}: {msg}");
             }
             Ok(cfg) => {
-                let built = match find(&cfg.env.kind).unwrap().family {
-                    Family::Discrete(_) => Task::from_config(&cfg.env, ExactEval::Never).map(|_| ()),
-                    Family::Continuous(build) => build(&cfg.continuous).map(|_| ()),
+                let built = match find(&cfg.env.kind).unwrap() {
+                    EnvKind::Discrete(_) => Task::from_config(&cfg.env, ExactEval::Never).map(|_| ()),
+                    EnvKind::Continuous(k) => (k.build)(&cfg.continuous).map(|_| ()),
                 };
                 if let Err(e) = built {
                     let msg = format!("{e:#}");

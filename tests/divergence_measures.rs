@@ -363,9 +363,9 @@ fn names_parse_and_bad_ones_list_the_valid_ones() {
     // Non-finite residuals are an error, never a NaN gradient.
     assert!(m.coefficients(&[0.0, f64::NAN], Some(0.0)).is_err());
     // The config names the key.
-    let err = ftb::train::config::load(None, &["objective.measure=\"renyi\"".into()]).unwrap_err();
+    let err = ftb::job::load(None, &["objective.measure=\"renyi\"".into()]).unwrap_err();
     assert!(format!("{err:#}").contains("objective.measure"), "{err:#}");
-    let err = ftb::train::config::load(
+    let err = ftb::job::load(
         None,
         &[
             "objective.name=\"measure\"".into(),

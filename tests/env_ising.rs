@@ -7,10 +7,10 @@ use ftb::env::ising::{DOWN, Ising, IsingError, IsingReward, MAX_SIDE, UNASSIGNED
 use ftb::env::{Enumerable, Environment, LogReward, StateBatch};
 use ftb::eval::exact::{terminating_distribution, uniform_forward_probs};
 use ftb::eval::target_distribution;
+use ftb::gflownet::task::Task;
+use ftb::gflownet::trainer::Trainer;
+use ftb::job::load;
 use ftb::numerics::logsumexp;
-use ftb::train::config::load;
-use ftb::train::task::Task;
-use ftb::train::trainer::Trainer;
 use std::process::Command;
 
 fn ising(side: usize, j: f64, h: f64, beta: f64) -> (Ising, IsingReward) {
@@ -415,7 +415,7 @@ fn invalid_ising_keys_are_named() {
     );
     let msg = format!(
         "{:#}",
-        Task::from_config(&cfg.env, ftb::train::config::ExactEval::Always)
+        Task::from_config(&cfg.env, ftb::job::ExactEval::Always)
             .err()
             .unwrap()
     );

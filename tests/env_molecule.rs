@@ -10,8 +10,9 @@ use ftb::chem::{self, score::Scorer};
 use ftb::env::conformance::{check, check_object_identity, sample_terminals};
 use ftb::env::molecule::{FragmentLibrary, FragmentMolecules, FragmentReward};
 use ftb::env::{Environment, LogReward};
-use ftb::train::config::MoleculeConfig;
-use ftb::train::{Trainer, config::load};
+use ftb::gflownet::Trainer;
+use ftb::job::MoleculeConfig;
+use ftb::job::load;
 
 fn qed_reward(env: &FragmentMolecules) -> FragmentReward {
     FragmentReward::new(

@@ -13,8 +13,9 @@ use ftb::env::conformance::{check, check_object_identity, sample_terminals};
 use ftb::env::molecule::reaction::{Action, BackAction};
 use ftb::env::molecule::{ReactionLibrary, ReactionMolecules, ReactionReward};
 use ftb::env::{Environment, LogReward, StateBatch};
-use ftb::train::config::MoleculeConfig;
-use ftb::train::{Trainer, config::load};
+use ftb::gflownet::Trainer;
+use ftb::job::MoleculeConfig;
+use ftb::job::load;
 
 /// Four SynFlowNet templates (acid + amine, acid + alcohol, acid to acyl
 /// chloride, acyl chloride + amine) and nine building blocks, some with two
@@ -358,11 +359,11 @@ mod gnn {
     use burn::tensor::{Device, Tensor};
     use ftb::env::molecule::ReactionMolecules;
     use ftb::env::{Environment, StateBatch};
+    use ftb::gflownet::{AnyTrainer, Trainer};
+    use ftb::job::load;
     use ftb::policy::gnn::GnnShape;
     use ftb::policy::reaction_gnn::ReactionGnn;
     use ftb::policy::{BackwardPolicy, StatePolicy};
-    use ftb::train::config::load;
-    use ftb::train::{AnyTrainer, Trainer};
 
     fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()
@@ -638,8 +639,8 @@ mod gnn {
     /// parameters, and its samples are valid canonical molecules.
     #[test]
     fn a_saved_reaction_gnn_run_loads_and_samples_valid_molecules() {
+        use ftb::job::saved::SavedRun;
         use ftb::train::run_dir::RunDir;
-        use ftb::train::saved::SavedRun;
         let (t, b) = library_files();
         let cfg = load(
             None,

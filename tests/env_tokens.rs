@@ -13,13 +13,14 @@ use ftb::env::tokens::{TokenReward, TokenStrings};
 use ftb::env::{Enumerable, LogReward};
 use ftb::eval::exact::{terminating_distribution, uniform_forward_probs};
 use ftb::eval::target_distribution;
+use ftb::gflownet::Trainer;
+use ftb::job::load;
 use ftb::numerics::logsumexp;
 use ftb::policy::{BackwardPolicy, Policy};
 use ftb::sample::{
     BackwardSampler, Exploration, Sampler, TrajectoryBatch, load_terminal_objects,
     save_terminal_objects,
 };
-use ftb::train::{Trainer, config::load};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

@@ -8,11 +8,12 @@ use burn::tensor::{Device, Tensor};
 use ftb::divergence::{Divergence, Member};
 use ftb::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use ftb::eval::target_distribution;
+use ftb::gflownet::Trainer;
+use ftb::job::{TrainConfig, load};
 use ftb::objective::evaluated::{constant, evaluate, per_trajectory_sum};
 use ftb::objective::surrogate::{surrogate, tensor_to_f64};
 use ftb::objective::trajectory_balance::unnormalised_residuals;
 use ftb::policy::{BackwardPolicy, flat_gradients};
-use ftb::train::{TrainConfig, Trainer, config::load};
 
 /// `f(u)` as tensor operations, written from the generator (never from `L'`).
 fn f_tensor(member: &Divergence, log_u: Tensor<1>) -> Tensor<1> {

@@ -12,11 +12,11 @@
 #![cfg(feature = "chem")]
 
 use ftb::chem;
+use ftb::gflownet::{AnyTrainer, Trainer};
+use ftb::job::saved::SavedRun;
+use ftb::job::{TrainConfig, load};
 use ftb::train::checkpoint;
-use ftb::train::config::{TrainConfig, load};
 use ftb::train::run_dir::RunDir;
-use ftb::train::saved::SavedRun;
-use ftb::train::{AnyTrainer, Trainer};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -122,7 +122,7 @@ fn a_gnn_run_resumes_bitwise() {
     let (ma, mb) = (metrics(&a), metrics(&b));
     assert_eq!(ma.len(), 4);
     assert_eq!(ma, mb, "metrics.jsonl differs after resume");
-    let strip = |s: &ftb::train::Summary| {
+    let strip = |s: &ftb::gflownet::Summary| {
         let mut v = serde_json::to_value(s).unwrap();
         v.as_object_mut().unwrap().remove("wall_seconds");
         v
@@ -179,7 +179,7 @@ fn a_saved_gnn_run_loads_and_samples_valid_molecules() {
         assert!((s.log_reward - beta * qed.ln()).abs() < 1e-6);
         assert!(s.log_pf.is_finite() && s.log_pf <= 0.0 && s.log_pt.is_none());
     }
-    let objects = |v: &[ftb::train::saved::SampledObject]| {
+    let objects = |v: &[ftb::job::saved::SampledObject]| {
         v.iter().map(|s| s.object.clone()).collect::<Vec<_>>()
     };
     assert_eq!(objects(&saved.sample(40, 7).unwrap()), objects(&samples));

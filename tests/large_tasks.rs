@@ -3,12 +3,12 @@
 //! metrics only, `run.exact` decides when to enumerate, and mode discovery
 //! without enumeration agrees with the enumerated path.
 
-use ftb::train::config::{ExactEval, load};
-use ftb::train::task::Task;
-use ftb::train::trainer::{Summary, Trainer};
+use ftb::gflownet::task::Task;
+use ftb::gflownet::trainer::{Summary, Trainer};
+use ftb::job::{ExactEval, load};
 
 /// A small, fast training config on top of `sets`.
-fn config(sets: &[&str]) -> ftb::train::config::TrainConfig {
+fn config(sets: &[&str]) -> ftb::job::TrainConfig {
     let mut all: Vec<String> = [
         "policy.hidden=32",
         "sampling.batch=32",
@@ -24,7 +24,7 @@ fn config(sets: &[&str]) -> ftb::train::config::TrainConfig {
 
 /// The checks every run without enumeration must pass: no exact field is
 /// filled in, and the sample metrics are consistent with the run.
-fn assert_sample_only(s: &Summary, points: &[ftb::train::trainer::EvalPoint], max_log_r: f64) {
+fn assert_sample_only(s: &Summary, points: &[ftb::gflownet::trainer::EvalPoint], max_log_r: f64) {
     assert!(!s.exact);
     assert_eq!(s.l1_exact, None);
     assert!(s.metrics.is_none() && s.f_divergence.is_none() && s.log_z_true.is_none());

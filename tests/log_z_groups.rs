@@ -6,11 +6,11 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use ftb::divergence::{Divergence, ResidualLoss, devgrad, partition::LogZMode};
+use ftb::job::load;
 use ftb::objective::surrogate;
 use ftb::objective::trajectory_balance::ftb_loss;
 use ftb::policy::LogZ;
 use ftb::train::Learner;
-use ftb::train::config::load;
 
 const D: [f64; 9] = [0.3, -1.2, 2.0, 0.0, -0.5, 1.1, -2.4, 0.7, 0.2];
 const GROUPS: [u32; 9] = [0, 0, 0, 1, 1, 1, 1, 2, 2];
@@ -258,7 +258,7 @@ fn train_log_z(
     d: &[f64],
     groups: &[u32],
     log_z: LogZ,
-    cfg: &ftb::train::TrainConfig,
+    cfg: &ftb::job::TrainConfig,
     steps: usize,
 ) -> Learner<Holder> {
     let device = Device::flex().autodiff();

@@ -9,9 +9,9 @@
 //! Run: `cargo test --release --features chem --test molecule_resume`.
 #![cfg(feature = "chem")]
 
-use ftb::train::Trainer;
+use ftb::gflownet::Trainer;
+use ftb::job::{TrainConfig, load};
 use ftb::train::checkpoint;
-use ftb::train::config::{TrainConfig, load};
 use ftb::train::run_dir::RunDir;
 use std::path::{Path, PathBuf};
 
@@ -84,7 +84,7 @@ fn a_molecule_run_resumes_bitwise() {
         "{}",
         ma[3]
     );
-    let strip = |s: &ftb::train::Summary| {
+    let strip = |s: &ftb::gflownet::Summary| {
         let mut v = serde_json::to_value(s).unwrap();
         v.as_object_mut().unwrap().remove("wall_seconds");
         v

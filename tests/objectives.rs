@@ -7,6 +7,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use ftb::divergence::Divergence;
 use ftb::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use ftb::env::{Environment, LogReward, StateBatch};
+use ftb::gflownet::Trainer;
+use ftb::job::load;
 use ftb::objective::detailed_balance::db_residuals;
 use ftb::objective::evaluated::{evaluate, per_trajectory_sum};
 use ftb::objective::flow_matching::fm_residuals;
@@ -16,7 +18,6 @@ use ftb::objective::trajectory_balance::unnormalised_residuals;
 use ftb::objective::{Objective, compute};
 use ftb::policy::{BackwardPolicy, GflowNetPolicy, LogZ, PolicyShape, mask_tensor};
 use ftb::sample::{Exploration, Provenance, Sampler, Source, TrajectoryBatch};
-use ftb::train::{Trainer, config::load};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

@@ -4,9 +4,10 @@
 
 use burn::module::Module;
 use burn::tensor::Device;
+use ftb::gflownet::Trainer;
+use ftb::job::load;
 use ftb::objective::compute;
 use ftb::sample::{Exploration, Sampler};
-use ftb::train::{Trainer, config::load};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -100,7 +101,10 @@ fn stale_batches_are_recomputed_under_the_current_model() {
 fn train_to_target(
     label: &str,
     extra: &[&str],
-) -> (ftb::train::Summary, Vec<ftb::train::trainer::EvalPoint>) {
+) -> (
+    ftb::gflownet::Summary,
+    Vec<ftb::gflownet::trainer::EvalPoint>,
+) {
     let mut t = Trainer::new(load(None, &small(extra)).unwrap()).unwrap();
     let (s, points) = t.run(None, |_, _| {}).unwrap();
     eprintln!(

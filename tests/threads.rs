@@ -4,8 +4,8 @@
 //! run on one thread and on several gives bitwise the same parameters. This
 //! is what lets `run.threads` default to every core without changing a run.
 
-use ftb::train::Trainer;
-use ftb::train::config::load;
+use ftb::gflownet::Trainer;
+use ftb::job::load;
 
 /// Parameters after a short hypergrid run (4-D, H = 16) inside a pool of
 /// `threads`, with 256-unit layers and batch 512 so that the learner's

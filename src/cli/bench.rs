@@ -6,9 +6,9 @@
 //! the bench times `Trainer::step` only, and listing the 1M states of
 //! `hypergrid-large` (or building its DAG) first would dominate the memory figure.
 
+use crate::gflownet::trainer::{AnyTrainer, Trainer, with_trainer};
+use crate::job::load;
 use crate::policy::{Policy, StatePolicy};
-use crate::train::config::load;
-use crate::train::trainer::{AnyTrainer, Trainer, with_trainer};
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;

@@ -1,7 +1,7 @@
 //! `ftb eval`: the exact metrics of a trained run's newest checkpoint.
 
+use crate::job::saved::SavedRun;
 use crate::train::run_dir::write_atomic;
-use crate::train::saved::SavedRun;
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,9 +36,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let config = crate::train::config::load(Some(&args.run.join("config.toml")), &[]);
+    let config = crate::job::load(Some(&args.run.join("config.toml")), &[]);
     if let Ok(cfg) = &config
-        && crate::train::env_kind::is_continuous(&cfg.env.kind)
+        && crate::job::kinds::is_continuous(&cfg.env.kind)
     {
         if args.beta.is_some() {
             anyhow::bail!(
@@ -165,7 +165,7 @@ fn eval_molecules(args: &Args, saved: &SavedRun) -> Result<ExitCode> {
 /// `ftb eval` of a continuous run: the grid JSD to the target from
 /// `continuous.eval_samples` fresh samples, with a perfect sampler's floor.
 fn eval_continuous(args: Args, n: usize) -> Result<ExitCode> {
-    let mut saved = crate::train::saved::SavedContinuousRun::load(&args.run)?;
+    let mut saved = crate::job::saved::SavedContinuousRun::load(&args.run)?;
     let (jsd, floor) = saved.jsd(n, 0)?;
     let out = serde_json::json!({
         "checkpoint": saved.checkpoint,

@@ -1,10 +1,10 @@
 //! `ftb experiment`: commands that reproduce the paper's claims and print
 //! their figures (SPEC §6).
 
+use crate::gflownet::trainer::{Summary, Trainer};
+use crate::job::load;
 use crate::numerics::median as median_of;
 use crate::plot::{Series, curves_png};
-use crate::train::config::load;
-use crate::train::trainer::{Summary, Trainer};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -273,7 +273,7 @@ fn median(v: Vec<f64>) -> f64 {
     }
 }
 
-fn train_quietly(sets: Vec<String>) -> Result<(Summary, Vec<crate::train::trainer::EvalPoint>)> {
+fn train_quietly(sets: Vec<String>) -> Result<(Summary, Vec<crate::gflownet::trainer::EvalPoint>)> {
     exact_trainer(&sets)?.run(None, |_, _| {})
 }
 

@@ -1,6 +1,6 @@
-use crate::train::config::load;
+use crate::gflownet::trainer::{AnyTrainer, with_trainer};
+use crate::job::load;
 use crate::train::gradient_variance::gradient_variance;
-use crate::train::trainer::{AnyTrainer, with_trainer};
 use anyhow::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -36,8 +36,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .num_threads(cfg.run.threads)
         .build_global();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
-    let (label, gv) = if crate::train::env_kind::is_continuous(&cfg.env.kind) {
-        let mut trainer = crate::train::ContinuousTrainer::new(cfg.clone())?;
+    let (label, gv) = if crate::job::kinds::is_continuous(&cfg.env.kind) {
+        let mut trainer = crate::continuous::ContinuousTrainer::new(cfg.clone())?;
         for _ in 0..args.train_steps {
             trainer.step(&mut rng)?;
         }

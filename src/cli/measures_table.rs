@@ -6,12 +6,12 @@
 //! std of the final metric and the gradient variance of each objective at the
 //! same initial parameters and at its trained ones.
 
+use crate::continuous::ContinuousTrainer;
+use crate::gflownet::trainer::Trainer;
+use crate::job::load;
 use crate::llm::experiment::mean_std;
 use crate::plot::{Series, curves_png};
-use crate::train::ContinuousTrainer;
-use crate::train::config::load;
 use crate::train::gradient_variance::{GradientVariance, gradient_variance};
-use crate::train::trainer::Trainer;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;

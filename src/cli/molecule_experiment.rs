@@ -5,11 +5,11 @@
 //! the modes found and the top-k reward over training. `--policy gnn` runs
 //! every cell with the fragment graph network instead of the MLP.
 
+use crate::gflownet::trainer::{AnyTrainer, EvalPoint, with_trainer};
+use crate::job::load;
 use crate::llm::experiment::mean_std;
 use crate::plot::{Series, curves_png};
 use crate::policy::PolicyKind;
-use crate::train::config::load;
-use crate::train::trainer::{AnyTrainer, EvalPoint, with_trainer};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! `ftb sample`: draws objects from a trained run's newest checkpoint.
 
+use crate::job::saved::{SampledObject, SavedRun};
 use crate::train::run_dir::write_atomic;
-use crate::train::saved::{SampledObject, SavedRun};
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,9 +37,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let config = crate::train::config::load(Some(&args.run.join("config.toml")), &[]);
+    let config = crate::job::load(Some(&args.run.join("config.toml")), &[]);
     if let Ok(cfg) = &config
-        && crate::train::env_kind::is_continuous(&cfg.env.kind)
+        && crate::job::kinds::is_continuous(&cfg.env.kind)
     {
         if args.beta.is_some() {
             anyhow::bail!(
@@ -151,7 +151,7 @@ fn molecule_summary(samples: &[SampledObject]) -> Option<MoleculeSummary> {
 
 /// `ftb sample` of a continuous run: terminal points, log-reward, `ln pi_F`.
 fn sample_continuous(args: Args) -> Result<ExitCode> {
-    let saved = crate::train::saved::SavedContinuousRun::load(&args.run)?;
+    let saved = crate::job::saved::SavedContinuousRun::load(&args.run)?;
     let samples = saved.sample(args.n, args.seed)?;
     let out = args.out.unwrap_or_else(|| args.run.join("samples.jsonl"));
     write_jsonl(&out, &samples)?;

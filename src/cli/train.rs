@@ -1,11 +1,11 @@
 use super::run_flow::{RunArgs, progress_bar, set_threads};
+use crate::gflownet::trainer::{AnyTrainer, Summary, Trainer, with_trainer};
+use crate::job::TrainConfig;
+use crate::job::load;
 use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
 use crate::policy::{Policy, StatePolicy};
-use crate::train::TrainConfig;
 use crate::train::checkpoint::Checkpoint;
-use crate::train::config::load;
 use crate::train::run_dir::RunDir;
-use crate::train::trainer::{AnyTrainer, Summary, Trainer, with_trainer};
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,7 +40,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 fn train(args: RunArgs) -> Result<ExitCode> {
     let plan = args.plan(load, |cfg: &TrainConfig| {
-        let continuous = crate::train::env_kind::is_continuous(&cfg.env.kind);
+        let continuous = crate::job::kinds::is_continuous(&cfg.env.kind);
         PathBuf::from("runs").join(format!(
             "{}{}-{}-seed{}",
             if continuous {
@@ -56,8 +56,8 @@ fn train(args: RunArgs) -> Result<ExitCode> {
     let cfg = &plan.cfg;
     set_threads(cfg.run.threads);
     // Build the trainer first: a config that cannot train leaves no directory behind.
-    let built = if crate::train::env_kind::is_continuous(&cfg.env.kind) {
-        Built::Continuous(crate::train::ContinuousTrainer::new(cfg.clone())?)
+    let built = if crate::job::kinds::is_continuous(&cfg.env.kind) {
+        Built::Continuous(crate::continuous::ContinuousTrainer::new(cfg.clone())?)
     } else {
         Built::Discrete(AnyTrainer::new(cfg.clone())?)
     };
@@ -86,7 +86,7 @@ fn train(args: RunArgs) -> Result<ExitCode> {
 enum Built {
     /// A discrete run, with the network `policy.kind` names.
     Discrete(AnyTrainer),
-    Continuous(crate::train::ContinuousTrainer),
+    Continuous(crate::continuous::ContinuousTrainer),
 }
 
 /// `ftb train` for a discrete kind, with any policy: trains, writes the
@@ -324,7 +324,7 @@ fn or_dash(v: Option<usize>) -> String {
 /// `ftb train` for a continuous kind: trains, logs `metrics.jsonl`, writes the
 /// summary and plots into `run_dir`, and prints a short report.
 fn run_continuous(
-    mut trainer: crate::train::ContinuousTrainer,
+    mut trainer: crate::continuous::ContinuousTrainer,
     ckpt: Option<&Checkpoint>,
     run_dir: &mut RunDir,
     quiet: bool,
@@ -342,7 +342,7 @@ fn run_continuous(
         .points()?
         .into_iter()
         .map(serde_json::from_value)
-        .collect::<Result<Vec<crate::train::continuous::ContinuousEvalPoint>, _>>()?;
+        .collect::<Result<Vec<crate::continuous::trainer::ContinuousEvalPoint>, _>>()?;
     if let Some(first) = points.first() {
         summary.jsd_initial = first.jsd;
     }

@@ -10,14 +10,14 @@
 //! * [`metric`]: grid Jensen-Shannon divergence to the target;
 //! * [`diffusion`]: a prior path measure tilted by a reward (no `P_B`);
 //! * [`objective`]: the loss from `(ln pi_F, ln P_B, ln R)`;
-//! * [`config`], [`problem`]: the `[continuous]` settings and what they build.
-//!
-//! The trainer is a task adapter of the shared training core,
-//! [`crate::train::continuous::ContinuousTrainer`]:
+//! * [`config`], [`problem`]: the `[continuous]` settings and what they build;
+//! * [`kinds`]: the samplers `env.kind` names, with their constructors;
+//! * [`trainer`]: the family's adapter to the shared training core
+//!   ([`ContinuousTrainer`], reading a [`ContinuousTrainConfig`]).
 //!
 //! ```
-//! use ftb::train::continuous::ContinuousTrainer;
-//! use ftb::train::config::load;
+//! use ftb::continuous::ContinuousTrainer;
+//! use ftb::job::load;
 //! use rand::SeedableRng;
 //!
 //! let cfg = load(None, &[
@@ -35,14 +35,17 @@
 
 pub mod config;
 pub mod diffusion;
+pub mod kinds;
 pub mod metric;
 pub mod objective;
 pub mod policy;
 pub mod problem;
 pub mod sample;
 pub mod target;
+pub mod trainer;
 pub mod trajectories;
 
 pub use config::ContinuousConfig;
 pub use objective::{CONTINUOUS_OBJECTIVES, trajectory_loss};
 pub use problem::Problem;
+pub use trainer::{ContinuousSummary, ContinuousTrainConfig, ContinuousTrainer};

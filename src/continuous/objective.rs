@@ -4,14 +4,28 @@
 //! more arm of [`trajectory_level_loss`]'s match, shared with the discrete engine.
 
 use crate::objective::evaluated::constant;
+use crate::objective::spec::FamilyObjectives;
 use crate::objective::surrogate::{check_finite, tensor_to_f64};
 use crate::objective::{LossOutput, Objective, trajectory_level_loss};
 use crate::policy::LogZ;
 use anyhow::{Result, bail};
 use burn::tensor::Tensor;
 
-/// Objectives the continuous trainer accepts.
-pub const CONTINUOUS_OBJECTIVES: &str = "ftb, tb, vargrad, measure, reinforce";
+/// What the continuous samplers accept in `[objective]`: the
+/// trajectory-level objectives (they read the same config file as
+/// GFlowNets, whose `subtb_lambda` they ignore).
+pub const CONTINUOUS_OBJECTIVES: FamilyObjectives = FamilyObjectives::trajectory(
+    "continuous samplers",
+    &[
+        "ftb",
+        "f-tb",
+        "tb",
+        "vargrad",
+        "measure",
+        "divergence-measure",
+        "reinforce",
+    ],
+);
 
 /// Builds the loss of a batch from the three per-trajectory inputs, with
 /// `D~ = ln pi_F - ln P_B - ln R`. `exact_log_z` is used by `log_z = "exact"`.
@@ -48,8 +62,9 @@ pub fn trajectory_loss(
     )? {
         Some(out) => Ok(out),
         None => bail!(
-            "objective.name: `{}` has no continuous version; valid: {CONTINUOUS_OBJECTIVES}",
-            objective.label()
+            "objective.name: `{}` has no continuous version; valid: {}",
+            objective.label(),
+            CONTINUOUS_OBJECTIVES.names.join(", ")
         ),
     }
 }

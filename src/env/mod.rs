@@ -10,6 +10,7 @@
 //! is all the exact evaluation (`eval`) needs.
 
 pub mod bitseq;
+pub mod config;
 pub mod conformance;
 pub mod enumeration;
 pub mod hypergrid;
@@ -22,6 +23,7 @@ pub mod set;
 pub mod state_batch;
 pub mod tokens;
 
+pub use config::EnvConfig;
 pub use state_batch::{DistinctRows, StateBatch};
 
 /// Log-rewards within this of the known maximum count as modes: the same

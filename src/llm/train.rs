@@ -52,8 +52,8 @@ use crate::sample::{
     ActorPool, ActorWork, Exploration, LockstepSettings, Provenance, Snapshots, Source, step_rng,
 };
 use crate::train::checkpoint;
-use crate::train::config::OptimConfig;
 use crate::train::learner::Learner;
+use crate::train::learner::OptimConfig;
 use crate::train::run_loop::TrainingTask;
 use crate::train::settings::{ExactEval, Renamed, RunSettings};
 use anyhow::{Context, Result, bail};

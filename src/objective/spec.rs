@@ -6,11 +6,16 @@
 //! objective or mode a family cannot train is an error that lists the valid
 //! ones, whichever family it is.
 
+use super::Objective;
+use super::divergence_measures::{ControlVariate, DivergenceMeasure};
 use crate::divergence::schedule::AlphaSchedule;
 use crate::divergence::{DEFAULT_EXPONENT_CAP, Divergence, partition::LogZMode};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// Largest exponent cap whose weights `e^cap` stay well inside f32.
+pub const F32_EXPONENT_CAP: f64 = 80.0;
 
 /// `objective.log_z`: where log Z comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -139,6 +144,22 @@ pub struct CheckedObjective {
     pub alpha_schedule: Option<AlphaSchedule>,
 }
 
+impl FamilyObjectives {
+    /// A family that trains trajectory-level [`Objective`]s (GFlowNets,
+    /// continuous samplers): the three log Z sources, no tempering or alpha
+    /// schedule, and the keys of sub-trajectory balance and the measures.
+    pub const fn trajectory(family: &'static str, names: &'static [&'static str]) -> Self {
+        Self {
+            family,
+            names,
+            log_z: &[LogZChoice::Learned, LogZChoice::DevGrad, LogZChoice::Exact],
+            tempering: false,
+            alpha_schedules: false,
+            keys: &["subtb_lambda", "measure", "control_variate"],
+        }
+    }
+}
+
 impl ObjectiveSpec {
     /// Checks the spec against what `family` accepts; errors name the key
     /// and list the valid values.
@@ -245,6 +266,84 @@ impl ObjectiveSpec {
         };
         d.with_cap(self.exponent_cap)
             .context("objective.exponent_cap")
+    }
+
+    /// The divergence-measure estimator of `objective.measure` /
+    /// `objective.control_variate`.
+    pub fn measure(&self) -> Result<DivergenceMeasure> {
+        let key = |v: &Option<String>, k: &str| -> Result<String> {
+            v.clone()
+                .with_context(|| format!("objective.{k} is missing"))
+        };
+        Ok(DivergenceMeasure::new(
+            key(&self.measure, "measure")?
+                .parse()
+                .context("objective.measure")?,
+            key(&self.control_variate, "control_variate")?
+                .parse()
+                .context("objective.control_variate")?,
+        ))
+    }
+
+    /// The trajectory objective it names (GFlowNets and continuous samplers).
+    pub fn objective(&self) -> Result<Objective> {
+        Objective::from_names(
+            &self.name,
+            &self.member_with_alpha(None)?,
+            self.log_z.mode(),
+            self.subtb_lambda
+                .context("objective.subtb_lambda is missing")?,
+            self.measure()?,
+        )
+    }
+
+    /// Checks the spec for a family that trains [`Objective`]s on batches
+    /// of `batch` trajectories, and returns the objective.
+    pub fn validate_trajectory(
+        &self,
+        family: &FamilyObjectives,
+        batch: usize,
+    ) -> Result<Objective> {
+        self.parse(family)?;
+        self.member_with_alpha(None)
+            .context("objective.divergence")?;
+        if self.exponent_cap > F32_EXPONENT_CAP {
+            bail!(
+                "objective.exponent_cap = {}: at most {F32_EXPONENT_CAP} (e^cap must fit the f32 gradient weights)",
+                self.exponent_cap
+            );
+        }
+        let objective = self.objective().context("objective.name")?;
+        let devgrad = matches!(objective, Objective::VarGrad)
+            || matches!(
+                objective,
+                Objective::FTb {
+                    log_z: LogZMode::DevGrad,
+                    ..
+                }
+            );
+        let leave_one_out = matches!(
+            &objective,
+            Objective::Measure(m) if m.control != ControlVariate::None
+        );
+        if leave_one_out && batch < 2 {
+            bail!(
+                "sampling.batch must be >= 2 with the leave-one-out control variate (objective.control_variate)"
+            );
+        }
+        if devgrad && batch < 2 {
+            bail!(
+                "sampling.batch must be >= 2 with DevGrad/VarGrad (one sample is its own baseline: zero gradient)"
+            );
+        }
+        if self.log_z != LogZChoice::Learned && !matches!(objective, Objective::FTb { .. }) {
+            bail!(
+                "objective.log_z = \"{}\" applies to objective.name = \"ftb\" only (`{}` has its own)",
+                self.log_z,
+                self.name
+            );
+        }
+        Ok(objective)
     }
 }
 

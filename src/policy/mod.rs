@@ -4,6 +4,7 @@
 //! uniform, state flows `log F(s)`) and the learned `log Z` ([`log_z`]).
 
 #[cfg(feature = "chem")]
+pub mod config;
 pub mod gnn;
 pub mod log_z;
 #[cfg(feature = "chem")]
@@ -15,6 +16,7 @@ pub mod traits;
 pub use crate::nn::{
     fused, init_seeded, linear, mask_tensor, masked_log_softmax, mlp, team, try_init_seeded,
 };
+pub use config::{GNN_ENVS, PolicyConfig};
 pub use log_z::LogZ;
 pub use traits::{Policy, StatePolicy};
 

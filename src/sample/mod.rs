@@ -5,6 +5,7 @@
 pub mod actors;
 pub mod backward;
 pub mod batch;
+pub mod config;
 pub mod provenance;
 pub mod replay;
 pub mod rollout;
@@ -19,6 +20,7 @@ pub use backward::{
     save_terminal_objects,
 };
 pub use batch::{Trajectory, TrajectoryBatch};
+pub use config::{OffPolicyConfig, REPLAY_KINDS, SamplingConfig};
 pub use provenance::{Exploration, Provenance, Source};
 pub use rollout::{Sampler, sample_on_policy_counts};
 pub use snapshots::Snapshots;

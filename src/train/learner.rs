@@ -6,7 +6,6 @@
 //! about sampling or evaluation lives in this module.
 
 use super::checkpoint::Checkpoint;
-use super::config::OptimConfig;
 use crate::nn::fused_adam::FusedAdam;
 use crate::objective::LossOutput;
 use crate::policy::{LogZ, Policy, flat_gradients};
@@ -15,8 +14,35 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer, grad_clipping::GradientClippingConfig};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Bytes, Tensor};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
+
+/// `[optim]`: the learner's Adam settings, read the same by every family.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Adam learning rate of the policy.
+    pub lr: f64,
+    /// Adam learning rate of the learned log Z.
+    pub lr_log_z: f64,
+    /// Per-parameter gradient-norm clipping (0 = off).
+    pub clip_grad_norm: f64,
+}
+
+impl OptimConfig {
+    pub fn validate(&self) -> Result<()> {
+        for (k, v) in [("optim.lr", self.lr), ("optim.lr_log_z", self.lr_log_z)] {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("{k} must be finite and positive, got {v}");
+            }
+        }
+        if !(self.clip_grad_norm.is_finite() && self.clip_grad_norm >= 0.0) {
+            bail!("optim.clip_grad_norm must be >= 0 (0 disables it)");
+        }
+        Ok(())
+    }
+}
 
 /// A policy, its learned `log Z` and their optimisers.
 pub struct Learner<P: Policy> {

@@ -15,7 +15,7 @@ use super::checkpoint::{self, Checkpoint};
 pub use super::interrupt::Interrupted;
 use super::learner::Learner;
 use super::run_dir::RunDir;
-use super::settings::RunSettings;
+use super::settings::{RunSettings, Schedule};
 use crate::objective::LossOutput;
 use crate::policy::Policy;
 use anyhow::{Context, Result, bail};
@@ -59,34 +59,6 @@ pub trait TrainingTask {
 
     /// An evaluation point after `done` iterations, `seconds` into the run.
     fn evaluate(&mut self, done: u64, seconds: f64) -> Result<Self::Point>;
-}
-
-/// When a run evaluates and checkpoints.
-#[derive(Clone, Copy, Debug)]
-pub struct Schedule {
-    pub iterations: u64,
-    /// Evaluate after every this many iterations (and after the last).
-    pub eval_every: u64,
-    /// Also evaluate the untrained model before the first iteration.
-    pub eval_at_start: bool,
-    /// Checkpoint after every this many iterations (0: only at the end and
-    /// on Ctrl-C); needs a run directory.
-    pub checkpoint_every: u64,
-    /// Checkpoints kept (the newest).
-    pub keep_checkpoints: usize,
-    /// Stop after this many skipped (non-finite) steps in a row (0: never).
-    pub max_bad_steps: u64,
-}
-
-impl Schedule {
-    fn evaluates_after(&self, done: u64) -> bool {
-        done.is_multiple_of(self.eval_every.max(1)) || done == self.iterations
-    }
-
-    fn checkpoints_after(&self, done: u64) -> bool {
-        (self.checkpoint_every > 0 && done.is_multiple_of(self.checkpoint_every))
-            || done == self.iterations
-    }
 }
 
 /// Where a resumed run stands: the iteration it continues at and the wall

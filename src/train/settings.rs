@@ -4,7 +4,6 @@
 //! ([`load_toml`]: an embedded default, a file, `--set` overrides, errors
 //! that name the key, old key names read with a warning).
 
-use super::run_loop::Schedule;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -321,6 +320,34 @@ fn apply_override(table: &mut toml::Table, kv: &str, renamed: &[Renamed]) -> Res
     let joined = parts.join(".");
     insert_key(table, &joined, value).with_context(|| format!("--set {key}"))?;
     Ok(joined)
+}
+
+/// When a run evaluates and checkpoints.
+#[derive(Clone, Copy, Debug)]
+pub struct Schedule {
+    pub iterations: u64,
+    /// Evaluate after every this many iterations (and after the last).
+    pub eval_every: u64,
+    /// Also evaluate the untrained model before the first iteration.
+    pub eval_at_start: bool,
+    /// Checkpoint after every this many iterations (0: only at the end and
+    /// on Ctrl-C); needs a run directory.
+    pub checkpoint_every: u64,
+    /// Checkpoints kept (the newest).
+    pub keep_checkpoints: usize,
+    /// Stop after this many skipped (non-finite) steps in a row (0: never).
+    pub max_bad_steps: u64,
+}
+
+impl Schedule {
+    pub(crate) fn evaluates_after(&self, done: u64) -> bool {
+        done.is_multiple_of(self.eval_every.max(1)) || done == self.iterations
+    }
+
+    pub(crate) fn checkpoints_after(&self, done: u64) -> bool {
+        (self.checkpoint_every > 0 && done.is_multiple_of(self.checkpoint_every))
+            || done == self.iterations
+    }
 }
 
 #[cfg(test)]

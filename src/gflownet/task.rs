@@ -2,11 +2,10 @@
 //! objects, the enumeration used for exact evaluation when the space is small
 //! enough (and `run.exact` allows it), and a mode rule that works without
 //! enumeration. The trainer, sources and experiments see only this; each
-//! discrete kind's constructor here is registered in [`super::env_kind`].
+//! discrete kind's constructor here is registered in [`super::kinds`].
 
-use super::config::{EnvConfig, ExactEval};
-use super::env_kind::{self, DISCRETE_KINDS, Family};
 use crate::conditioning::{BetaChoice, Temperature};
+use crate::env::EnvConfig;
 use crate::env::bitseq::{BitSeq, BitSeqReward};
 use crate::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use crate::env::ising::{Ising, IsingReward};
@@ -15,6 +14,7 @@ use crate::env::set::{SetGeneration, SetReward};
 use crate::env::tokens::{TokenReward, TokenStrings};
 use crate::env::{Enumerable, Environment, LogReward};
 use crate::eval::ModeRule;
+use crate::train::settings::ExactEval;
 use anyhow::{Context, Result, bail};
 use std::sync::Arc;
 
@@ -286,19 +286,6 @@ fn molecule_task<E: Environment + 'static, R: LogReward + 'static>(
 }
 
 impl Task {
-    /// Builds the task of `cfg` with its kind's registered constructor
-    /// ([`super::env_kind`]), enumerating its states when `exact` says so.
-    pub fn from_config(cfg: &EnvConfig, exact: ExactEval) -> Result<Self> {
-        match env_kind::find(&cfg.kind)?.family {
-            Family::Discrete(build) => build(cfg, exact),
-            Family::Continuous(_) => bail!(
-                "env.kind = `{}` is a continuous sampler: it trains with `ftb train` \
-(crate::train::ContinuousTrainer), not with this enumerable-environment command; valid here: {DISCRETE_KINDS}",
-                cfg.kind
-            ),
-        }
-    }
-
     fn assemble<E: Enumerable + 'static, R: LogReward + 'static>(
         env: E,
         reward: R,

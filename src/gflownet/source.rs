@@ -3,7 +3,6 @@
 //! and a replay buffer mixed in at a configured fraction. Every trajectory
 //! keeps its provenance, so the loss never has to be told what is on-policy.
 
-use super::config::OffPolicyConfig;
 use super::task::Task;
 use crate::env::StateBatch;
 use crate::policy::StatePolicy;
@@ -12,15 +11,12 @@ use crate::sample::replay::{
     ReplayStats, ShenBuffer,
 };
 use crate::sample::{
-    ActorPool, ActorSettings, BackwardSampler, Exploration, Sampler, Source, Trajectory,
-    TrajectoryBatch, choose_objects, load_terminal_objects,
+    ActorPool, ActorSettings, BackwardSampler, Exploration, OffPolicyConfig, REPLAY_KINDS, Sampler,
+    Source, Trajectory, TrajectoryBatch, choose_objects, load_terminal_objects,
 };
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use rand_chacha::ChaCha8Rng;
-
-/// The replay buffer kinds (`offpolicy.replay`).
-pub const REPLAY_KINDS: &str = "none, fifo, prioritized, shen, keyed";
 
 /// What a checkpoint keeps of a [`BatchSource`].
 #[derive(serde::Serialize, serde::Deserialize)]

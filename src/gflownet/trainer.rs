@@ -3,13 +3,10 @@
 //! data, replay), evaluates the objective under the current policy and hands
 //! the loss to the shared [`Learner`]; evaluation computes the exact
 //! terminating distribution when the task is enumerated and sample-based
-//! metrics always. The loop itself is [`run_loop`](super::run_loop::run_loop)'s.
+//! metrics always. The loop itself is
+//! [`run_loop`](crate::train::run_loop::run_loop)'s.
 
-use super::checkpoint::{self, Checkpoint};
-use super::config::TrainConfig;
-use super::learner::Learner;
-use super::run_dir::RunDir;
-use super::run_loop::{TrainingTask, run_with_settings};
+use super::config::GflowNetConfig;
 use super::source::{BatchSource, SourceState};
 use super::task::Task;
 use crate::divergence::partition::LogZMode;
@@ -25,6 +22,10 @@ use crate::policy::{
     BackwardPolicy, GflowNetPolicy, LogZ, Policy, PolicyKind, PolicyShape, StatePolicy,
 };
 use crate::sample::{Sampler, sample_on_policy_counts};
+use crate::train::checkpoint::{self, Checkpoint};
+use crate::train::learner::Learner;
+use crate::train::run_dir::RunDir;
+use crate::train::run_loop::{TrainingTask, run_with_settings};
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use rand_chacha::ChaCha8Rng;
@@ -243,7 +244,7 @@ struct Progress {
 /// enumerated. `P` is the policy (the MLP [`GflowNetPolicy`] unless built
 /// with [`Trainer::with_policy`]).
 pub struct Trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy = GflowNetPolicy> {
-    pub cfg: TrainConfig,
+    pub cfg: GflowNetConfig,
     pub task: Task,
     pub objective: Objective,
     pub device: Device,
@@ -255,7 +256,8 @@ pub struct Trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy = GflowNetPoli
 
 impl Trainer {
     /// A run of `cfg` with the MLP policy it describes.
-    pub fn new(cfg: TrainConfig) -> Result<Self> {
+    pub fn new(cfg: impl Into<GflowNetConfig>) -> Result<Self> {
+        let cfg: GflowNetConfig = cfg.into();
         if cfg.policy.kind != PolicyKind::Mlp {
             bail!(
                 "policy.kind = \"{}\": Trainer::new builds the MLP policy only; \
@@ -287,11 +289,11 @@ impl Trainer {
 /// `build(shape, beta encoding, device)` under the run's seed.
 #[cfg(feature = "chem")]
 fn gnn_trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
-    cfg: TrainConfig,
+    cfg: GflowNetConfig,
     env_kind: &str,
     constructor: &str,
     build: impl FnOnce(
-        &TrainConfig,
+        &GflowNetConfig,
         crate::policy::gnn::GnnShape,
         Option<crate::conditioning::Thermometer>,
         &Device,
@@ -322,7 +324,8 @@ fn gnn_trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
 impl Trainer<crate::policy::gnn::FragmentGnn> {
     /// A run of `cfg` (`env.kind = "fragment-mol"`, `policy.kind = "gnn"`)
     /// with the fragment graph network ([`crate::policy::gnn`]).
-    pub fn new_gnn(cfg: TrainConfig) -> Result<Self> {
+    pub fn new_gnn(cfg: impl Into<GflowNetConfig>) -> Result<Self> {
+        let cfg: GflowNetConfig = cfg.into();
         gnn_trainer(
             cfg,
             "fragment-mol",
@@ -345,7 +348,8 @@ impl Trainer<crate::policy::gnn::FragmentGnn> {
 impl Trainer<crate::policy::reaction_gnn::ReactionGnn> {
     /// A run of `cfg` (`env.kind = "reaction-mol"`, `policy.kind = "gnn"`)
     /// with the atom-level graph network ([`crate::policy::reaction_gnn`]).
-    pub fn new_reaction_gnn(cfg: TrainConfig) -> Result<Self> {
+    pub fn new_reaction_gnn(cfg: impl Into<GflowNetConfig>) -> Result<Self> {
+        let cfg: GflowNetConfig = cfg.into();
         gnn_trainer(
             cfg,
             "reaction-mol",
@@ -372,11 +376,11 @@ impl Trainer<crate::policy::reaction_gnn::ReactionGnn> {
 macro_rules! with_trainer {
     ($any:expr, $t:pat => $body:expr) => {
         match $any {
-            $crate::train::trainer::AnyTrainer::Mlp($t) => $body,
+            $crate::gflownet::trainer::AnyTrainer::Mlp($t) => $body,
             #[cfg(feature = "chem")]
-            $crate::train::trainer::AnyTrainer::Gnn($t) => $body,
+            $crate::gflownet::trainer::AnyTrainer::Gnn($t) => $body,
             #[cfg(feature = "chem")]
-            $crate::train::trainer::AnyTrainer::ReactionGnn($t) => $body,
+            $crate::gflownet::trainer::AnyTrainer::ReactionGnn($t) => $body,
         }
     };
 }
@@ -404,7 +408,8 @@ pub enum AnyTrainer {
 
 impl AnyTrainer {
     /// A run of `cfg` with the network its `policy.kind` names.
-    pub fn new(cfg: TrainConfig) -> Result<Self> {
+    pub fn new(cfg: impl Into<GflowNetConfig>) -> Result<Self> {
+        let cfg: GflowNetConfig = cfg.into();
         Ok(match cfg.policy.kind {
             PolicyKind::Mlp => Self::Mlp(Trainer::new(cfg)?),
             #[cfg(feature = "chem")]
@@ -421,7 +426,7 @@ impl AnyTrainer {
     }
 
     /// The run's config.
-    pub fn cfg(&self) -> &TrainConfig {
+    pub fn cfg(&self) -> &GflowNetConfig {
         with_trainer!(self, t => &t.cfg)
     }
 
@@ -437,7 +442,13 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
     /// with temperature conditioning (`conditioning.beta`), one learned
     /// `log Z_beta` head; the policy must read beta through the configured
     /// encoding exactly when the config asks for conditioning.
-    pub fn with_policy(cfg: TrainConfig, task: Task, policy: P, device: Device) -> Result<Self> {
+    pub fn with_policy(
+        cfg: impl Into<GflowNetConfig>,
+        task: Task,
+        policy: P,
+        device: Device,
+    ) -> Result<Self> {
+        let cfg: GflowNetConfig = cfg.into();
         let temperature = cfg.conditioning.build()?;
         let encoding = temperature.as_ref().map(|t| t.encoding);
         if policy.temperature() != encoding {

@@ -4,28 +4,66 @@
 //! sampled points, builds the objective with [`trajectory_loss`] and hands it
 //! to the shared [`Learner`]. Evaluation measures the grid JSD to the exact
 //! terminal target from `continuous.eval_samples` fresh samples, before
-//! training and every `run.eval_every` iterations; the loop is [`run_loop`](super::run_loop::run_loop)'s.
+//! training and every `run.eval_every` iterations; the loop is
+//! [`run_loop`](crate::train::run_loop::run_loop)'s.
 
-use super::checkpoint::{self, Checkpoint};
-use super::config::TrainConfig;
-use super::learner::Learner;
-use super::run_dir::RunDir;
-use super::run_loop::{TrainingTask, run_with_settings};
-use crate::continuous::metric::{Grid, jsd, jsd_floor};
-use crate::continuous::policy::{GaussianPolicy, GaussianShape};
-use crate::continuous::problem::Problem;
-use crate::continuous::sample::{Trajectories, sample_forward};
-use crate::continuous::target::Point;
-use crate::continuous::trajectory_loss;
+use super::config::ContinuousConfig;
+use super::kinds;
+use super::metric::{Grid, jsd, jsd_floor};
+use super::objective::CONTINUOUS_OBJECTIVES;
+use super::policy::{GaussianPolicy, GaussianShape};
+use super::problem::Problem;
+use super::sample::{Trajectories, sample_forward};
+use super::target::Point;
+use super::trajectory_loss;
+use crate::objective::spec::ObjectiveSpec;
 use crate::objective::{LossOutput, Objective};
 use crate::plot::{Heatmap, Series, curves_png, heatmaps_png};
-use crate::policy::LogZ;
-use anyhow::{Result, bail};
+use crate::policy::{LogZ, PolicyConfig};
+use crate::sample::SamplingConfig;
+use crate::train::checkpoint::{self, Checkpoint};
+use crate::train::learner::{Learner, OptimConfig};
+use crate::train::run_dir::RunDir;
+use crate::train::run_loop::{TrainingTask, run_with_settings};
+use crate::train::settings::RunSettings;
+use anyhow::Result;
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::time::Instant;
+
+/// A continuous sampler's run, as [`ContinuousTrainer`] reads it (built
+/// from the `ftb train` file by `ftb::job::TrainConfig::continuous_run`).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct ContinuousTrainConfig {
+    /// The sampler, one of [`kinds::CONTINUOUS_KINDS`] (`env.kind`).
+    pub kind: String,
+    pub continuous: ContinuousConfig,
+    pub policy: PolicyConfig,
+    pub objective: ObjectiveSpec,
+    pub optim: OptimConfig,
+    pub sampling: SamplingConfig,
+    pub run: RunSettings,
+}
+
+impl ContinuousTrainConfig {
+    /// Checks values serde cannot (ranges, names), naming the key.
+    pub fn validate(&self) -> Result<()> {
+        kinds::find(&self.kind)?;
+        self.continuous.validate(&self.kind)?;
+        self.objective
+            .validate_trajectory(&CONTINUOUS_OBJECTIVES, self.sampling.batch)?;
+        self.policy.validate(&self.kind)?;
+        self.optim.validate()?;
+        self.sampling.validate()?;
+        self.run.validate()
+    }
+
+    pub fn iterations(&self) -> u64 {
+        self.run.iterations(self.sampling.batch)
+    }
+}
 
 /// One evaluation point (a line of `metrics.jsonl`; NaN is written as
 /// `null` and read back as NaN).
@@ -34,11 +72,11 @@ pub struct ContinuousEvalPoint {
     pub step: u64,
     pub trajectories: u64,
     /// Mean loss over the iterations since the previous point (NaN, `null` in JSON, at step 0).
-    #[serde(deserialize_with = "super::run_dir::f64_or_nan")]
+    #[serde(deserialize_with = "crate::train::run_dir::f64_or_nan")]
     pub loss: f64,
-    #[serde(deserialize_with = "super::run_dir::f64_or_nan")]
+    #[serde(deserialize_with = "crate::train::run_dir::f64_or_nan")]
     pub log_z: f64,
-    #[serde(deserialize_with = "super::run_dir::f64_or_nan")]
+    #[serde(deserialize_with = "crate::train::run_dir::f64_or_nan")]
     pub jsd: f64,
     pub seconds: f64,
     /// Since the previous point: steps skipped for a non-finite loss or gradient.
@@ -68,7 +106,7 @@ pub struct ContinuousSummary {
     pub seed: u64,
     pub version: String,
     /// The resolved configuration.
-    pub config: TrainConfig,
+    pub config: ContinuousTrainConfig,
 }
 
 /// What one iteration did.
@@ -81,7 +119,7 @@ pub struct ContinuousStep {
 
 /// A continuous GFlowNet training run.
 pub struct ContinuousTrainer {
-    pub cfg: TrainConfig,
+    pub cfg: ContinuousTrainConfig,
     pub problem: Problem,
     pub objective: Objective,
     pub device: Device,
@@ -119,19 +157,12 @@ struct ContinuousState {
 impl ContinuousTrainer {
     /// Builds the problem, policy (untrained = Brownian with `continuous.sigma`),
     /// learned log Z (0) and the metric grid from a validated config.
-    pub fn new(cfg: TrainConfig) -> Result<Self> {
-        cfg.validate_continuous()?;
+    pub fn new(cfg: impl Into<ContinuousTrainConfig>) -> Result<Self> {
+        let cfg: ContinuousTrainConfig = cfg.into();
+        cfg.validate()?;
         let c = &cfg.continuous;
-        let problem = match super::env_kind::find(&cfg.env.kind)?.family {
-            super::env_kind::Family::Continuous(build) => build(c)?,
-            super::env_kind::Family::Discrete(_) => bail!(
-                "env.kind = `{}` is a discrete environment: it trains with the discrete \
-                 trainer; continuous samplers: {}",
-                cfg.env.kind,
-                super::env_kind::CONTINUOUS_KINDS
-            ),
-        };
-        let objective = cfg.objective()?;
+        let problem = (kinds::find(&cfg.kind)?.build)(c)?;
+        let objective = cfg.objective.objective()?;
         let device = Device::flex().autodiff();
         let shape = GaussianShape {
             steps: c.steps,
@@ -284,7 +315,7 @@ impl ContinuousTrainer {
         )?;
         let jsd_initial = points.first().map_or(f64::NAN, |p| p.jsd);
         let summary = ContinuousSummary {
-            kind: cfg.env.kind.clone(),
+            kind: cfg.kind.clone(),
             target: self.problem.terminal_target().name(),
             objective: self.objective.label(),
             jsd_initial,
@@ -388,7 +419,7 @@ impl TrainingTask for ContinuousTrainer {
 
     fn fingerprint(&self) -> crate::train::Fingerprint {
         let c = &self.cfg;
-        let environment = format!("{} (steps {})", c.env.kind, c.continuous.steps);
+        let environment = format!("{} (steps {})", c.kind, c.continuous.steps);
         let network = format!(
             "gaussian (hidden {} x {} layers, backward {})",
             c.policy.hidden, c.policy.layers, c.continuous.backward

@@ -4,11 +4,13 @@
 //! trained. What `ftb sample` and `ftb eval` use.
 //!
 //! ```
-//! use ftb::train::{config, AnyTrainer, Trainer, run_dir::RunDir, saved::SavedRun};
+//! use ftb::gflownet::{AnyTrainer, Trainer};
+//! use ftb::job::{self, saved::SavedRun};
+//! use ftb::train::run_dir::RunDir;
 //! // Train a tiny run into a directory (a few iterations of the default task).
 //! let dir = std::env::temp_dir().join(format!("ftb-doc-saved-{}", std::process::id()));
 //! let _ = std::fs::remove_dir_all(&dir);
-//! let cfg = config::load(None, &[
+//! let cfg = job::load(None, &[
 //!     "env.height=4".into(), "sampling.batch=16".into(), "run.trajectories=64".into(),
 //! ])?;
 //! let mut run_dir = RunDir::create(&dir)?;
@@ -27,16 +29,17 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
-use super::checkpoint;
-use super::config::{self, TrainConfig};
-use super::continuous::ContinuousTrainer;
-use super::run_loop::TrainingTask;
-use super::trainer::{AnyTrainer, Trainer, with_trainer};
+use super::TrainConfig;
+use super::kinds;
 use crate::conditioning::BetaChoice;
+use crate::continuous::ContinuousTrainer;
 use crate::eval::Metrics;
 use crate::eval::molecules::{MoleculeMetrics, MoleculeTracker};
+use crate::gflownet::trainer::{AnyTrainer, Trainer, with_trainer};
 use crate::policy::{Policy, StatePolicy};
 use crate::sample::{Exploration, Sampler};
+use crate::train::checkpoint;
+use crate::train::run_loop::TrainingTask;
 use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -68,7 +71,7 @@ fn run_config(dir: &Path) -> Result<TrainConfig> {
             dir.display()
         );
     }
-    config::load(Some(&config_path), &[])
+    super::load(Some(&config_path), &[])
 }
 
 /// Restores the learner of `task` from the newest checkpoint of `dir`
@@ -109,7 +112,7 @@ impl SavedContinuousRun {
     /// Loads a continuous run directory (its `config.toml` and newest checkpoint).
     pub fn load(dir: &Path) -> Result<Self> {
         let cfg = run_config(dir)?;
-        if !super::env_kind::is_continuous(&cfg.env.kind) {
+        if !kinds::is_continuous(&cfg.env.kind) {
             bail!("{} is a discrete run: load it with SavedRun", dir.display());
         }
         let mut trainer = ContinuousTrainer::new(cfg)?;
@@ -202,7 +205,7 @@ impl SavedRun {
     /// its fingerprint names the network).
     pub fn load(dir: &Path) -> Result<Self> {
         let mut cfg = run_config(dir)?;
-        if super::env_kind::is_continuous(&cfg.env.kind) {
+        if kinds::is_continuous(&cfg.env.kind) {
             bail!(
                 "{} is a continuous run (env.kind = `{}`): load it with SavedContinuousRun",
                 dir.display(),
