@@ -6,7 +6,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ftb::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use ftb::env::{Enumerable, Environment, LogReward, StateBatch};
-use ftb::policy::{BackwardPolicy, GflowNetPolicy, PolicyShape, mask_tensor};
+use ftb::policy::{BackwardPolicy, GflowNetPolicy, PolicyShape, StatePolicy};
 use ftb::sample::{
     BackwardSampler, Exploration, Source, TrajectoryBatch, check_terminal_objects, choose_objects,
     load_terminal_objects, save_terminal_objects,
@@ -215,18 +215,12 @@ fn evaluated_backward_log_probs(
     device: &Device,
 ) -> Vec<f64> {
     let n = batch.n_rows();
-    let (na, nb, nf) = (env.n_actions(), env.n_backward_actions(), env.feature_dim());
-    let mut feats = vec![0.0f32; n * nf];
-    env.encode(&batch.states, &mut feats);
+    let (na, nb) = (env.n_actions(), env.n_backward_actions());
     let mut fmask = vec![false; n * na];
     env.forward_mask(&batch.states, &mut fmask);
     let mut bmask = vec![false; n * nb];
     env.backward_mask(&batch.states, &mut bmask);
-    let out = pol.evaluate(
-        Tensor::<2>::from_data(TensorData::new(feats, [n, nf]), device),
-        mask_tensor(&fmask, na, device),
-        mask_tensor(&bmask, nb, device),
-    );
+    let out = pol.evaluate_states(env, &batch.states, &[], &fmask, &bmask, device);
     let idx: Vec<i64> = batch
         .backward_actions
         .iter()

@@ -108,11 +108,11 @@ fn a_batched_forward_equals_per_graph_forwards() {
     let (n, na) = (states.len(), env.n_actions());
     let mut mask = vec![false; n * na];
     env.forward_mask(&states, &mut mask);
-    let (logits, flow) = policy.logits(&states, &[], &device);
+    let (logits, flow) = policy.scores(&states, &[], &device);
     let (logits, flow) = (to_vec(logits), to_vec(flow));
     for i in 0..n {
         let one = StateBatch::ragged([states.row(i)]);
-        let (l1, f1) = policy.logits(&one, &[], &device);
+        let (l1, f1) = policy.scores(&one, &[], &device);
         let (l1, f1) = (to_vec(l1), to_vec(f1));
         assert!((flow[i] - f1[0]).abs() < 1e-4, "state {i}: flow");
         for a in (0..na).filter(|&a| mask[i * na + a]) {
@@ -188,7 +188,7 @@ fn build_orders_of_one_molecule_get_one_embedding_and_stop_logit() {
         let policy = build(&env, shape(), &device, seed);
         let g = to_vec(policy.graph_embedding(&states, &[], &device));
         let d = g.len() / 4;
-        let (logits, flow) = policy.logits(&states, &[], &device);
+        let (logits, flow) = policy.scores(&states, &[], &device);
         let (logits, flow) = (to_vec(logits), to_vec(flow));
         let na = env.n_actions();
         let stop = |i: usize| logits[i * na + env.exit_action()];

@@ -3,7 +3,7 @@
 
 use crate::common;
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use ftb::divergence::Divergence;
 use ftb::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use ftb::env::{Environment, LogReward, StateBatch};
@@ -16,7 +16,7 @@ use ftb::objective::subtrajectory_balance::subtb_residuals;
 use ftb::objective::surrogate::tensor_to_f64;
 use ftb::objective::trajectory_balance::unnormalised_residuals;
 use ftb::objective::{Objective, compute};
-use ftb::policy::{BackwardPolicy, GflowNetPolicy, LogZ, PolicyShape, mask_tensor};
+use ftb::policy::{BackwardPolicy, GflowNetPolicy, LogZ, PolicyShape, StatePolicy};
 use ftb::sample::{Exploration, Provenance, Sampler, Source, TrajectoryBatch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -101,23 +101,12 @@ fn flows_and_log_pf(
     states: &StateBatch,
     device: &Device,
 ) -> (Vec<f64>, Vec<f64>) {
-    let (n, na, nb, nf) = (
-        states.len(),
-        env.n_actions(),
-        env.n_backward_actions(),
-        env.feature_dim(),
-    );
-    let mut feats = vec![0.0f32; n * nf];
-    env.encode(states, &mut feats);
+    let (n, na, nb) = (states.len(), env.n_actions(), env.n_backward_actions());
     let mut fmask = vec![false; n * na];
     env.forward_mask(states, &mut fmask);
     let mut bmask = vec![false; n * nb];
     env.backward_mask(states, &mut bmask);
-    let out = policy.evaluate(
-        Tensor::<2>::from_data(TensorData::new(feats, [n, nf]), device),
-        mask_tensor(&fmask, na, device),
-        mask_tensor(&bmask, nb, device),
-    );
+    let out = policy.evaluate_states(env, states, &[], &fmask, &bmask, device);
     (
         tensor_to_f64(out.log_flow),
         tensor_to_f64(out.log_pf.reshape([n * na])),

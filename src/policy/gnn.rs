@@ -63,7 +63,7 @@
 //! joins the graph features, so it enters the graph embedding `g` and,
 //! through it, every head and `log F(s)`.
 
-use super::{BackwardPolicy, Policy, PolicyOutput, StatePolicy, mask_tensor, masked_log_softmax};
+use super::{BackwardPolicy, Logits, Policy, StatePolicy};
 use crate::conditioning::Thermometer;
 use crate::env::molecule::FragmentMolecules;
 use crate::env::molecule::fragment::FragmentGraphs;
@@ -505,7 +505,7 @@ impl FragmentGnn {
     /// Unnormalised logits `[n, n_actions]` in the environment's layout
     /// (masked entries hold arbitrary values) and `log F(s)` `[n]`; `betas`
     /// as in [`StatePolicy`] (`&[]` when unconditioned).
-    pub fn logits(
+    pub fn scores(
         &self,
         states: &StateBatch,
         betas: &[f64],
@@ -594,47 +594,42 @@ impl Policy for FragmentGnn {
 }
 
 impl StatePolicy for FragmentGnn {
-    fn log_pf(
+    fn forward_logits(
         &self,
         env: &dyn Environment,
         states: &StateBatch,
         betas: &[f64],
-        mask: &[bool],
         device: &Device,
     ) -> Tensor<2> {
         self.check_env(env);
-        let (logits, _) = self.logits(states, betas, device);
-        masked_log_softmax(logits, mask_tensor(mask, env.n_actions(), device))
+        self.scores(states, betas, device).0
     }
 
     /// `P_B = 1` (a tree): uniform, no network.
-    fn log_pb(
+    fn backward_logits(
         &self,
         env: &dyn Environment,
         _states: &StateBatch,
         _betas: &[f64],
-        _backward_mask: &[bool],
         _device: &Device,
     ) -> Option<Tensor<2>> {
         self.check_env(env);
         None
     }
 
-    fn evaluate_states(
+    fn logits(
         &self,
         env: &dyn Environment,
         states: &StateBatch,
         betas: &[f64],
-        forward_mask: &[bool],
-        _backward_mask: &[bool],
         device: &Device,
-    ) -> PolicyOutput {
+    ) -> Logits {
         self.check_env(env);
-        let (logits, log_flow) = self.logits(states, betas, device);
-        PolicyOutput {
-            log_pf: masked_log_softmax(logits, mask_tensor(forward_mask, env.n_actions(), device)),
+        let (forward, log_flow) = self.scores(states, betas, device);
+        Logits {
+            forward,
             log_flow,
-            log_pb: None,
+            backward: None,
         }
     }
 

@@ -18,13 +18,13 @@ pub use crate::nn::{
 };
 pub use config::{GNN_ENVS, PolicyConfig};
 pub use log_z::LogZ;
-pub use traits::{Policy, StatePolicy};
+pub use traits::{Logits, Policy, StatePolicy};
 
 use crate::conditioning::Thermometer;
 use crate::env::{Environment, StateBatch};
 use crate::nn::mlp::Mlp;
 use burn::module::{Module, Param};
-use burn::tensor::{Bool, Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use std::fmt;
 use std::str::FromStr;
 
@@ -205,70 +205,54 @@ impl GflowNetPolicy {
         }
     }
 
-    /// Only the forward log-probabilities (what sampling needs).
-    pub fn forward_log_probs(&self, features: Tensor<2>, mask: Tensor<2, Bool>) -> Tensor<2> {
-        let out = self.trunk.forward(features);
-        let logits = out.narrow(1, 0, self.n_actions);
-        masked_log_softmax(logits, mask)
+    /// Raw forward scores `[n, n_actions]` of a feature batch.
+    pub fn forward_logits_of(&self, features: Tensor<2>) -> Tensor<2> {
+        self.trunk.forward(features).narrow(1, 0, self.n_actions)
     }
 
-    /// Only the backward log-probabilities (what backward sampling needs):
-    /// `[n, n_backward_actions]`, masked like [`GflowNetPolicy::evaluate`]'s
-    /// `log_pb`; `None` for a uniform `P_B` (no network involved). A learned
-    /// `P_B` runs only its own network; a shared one runs the trunk.
-    pub fn backward_log_probs(
-        &self,
-        features: Tensor<2>,
-        backward_mask: Tensor<2, Bool>,
-    ) -> Option<Tensor<2>> {
+    /// Raw backward scores `[n, n_backward_actions]` (what backward
+    /// sampling needs); `None` for a uniform `P_B`. A learned `P_B` runs
+    /// only its own network; a shared one runs the trunk.
+    pub fn backward_logits_of(&self, features: Tensor<2>) -> Option<Tensor<2>> {
         match self.backward {
             BackwardPolicy::Uniform => None,
-            BackwardPolicy::Shared => {
-                let out = self.trunk.forward(features);
-                Some(masked_log_softmax(
-                    out.narrow(1, self.n_actions + 1, self.n_backward_actions),
-                    backward_mask,
-                ))
-            }
-            BackwardPolicy::Learned | BackwardPolicy::MaxLikelihood => {
-                let net = self
-                    .backward_net
+            BackwardPolicy::Shared => Some(self.trunk.forward(features).narrow(
+                1,
+                self.n_actions + 1,
+                self.n_backward_actions,
+            )),
+            BackwardPolicy::Learned | BackwardPolicy::MaxLikelihood => Some(
+                self.backward_net
                     .as_ref()
-                    .expect("learned backward network");
-                Some(masked_log_softmax(net.forward(features), backward_mask))
-            }
+                    .expect("learned backward network")
+                    .forward(features),
+            ),
         }
     }
 
-    /// Forward and backward log-probabilities and flows for a batch.
-    pub fn evaluate(
-        &self,
-        features: Tensor<2>,
-        forward_mask: Tensor<2, Bool>,
-        backward_mask: Tensor<2, Bool>,
-    ) -> PolicyOutput {
+    /// Forward and backward scores and flows of a feature batch, the trunk
+    /// run once.
+    pub fn logits_of(&self, features: Tensor<2>) -> Logits {
         let n = features.dims()[0];
         let out = self.trunk.forward(features.clone());
-        let log_pf = masked_log_softmax(out.clone().narrow(1, 0, self.n_actions), forward_mask);
+        let forward = out.clone().narrow(1, 0, self.n_actions);
         let log_flow = out.clone().narrow(1, self.n_actions, 1).reshape([n]);
-        let log_pb = match self.backward {
+        let backward = match self.backward {
             BackwardPolicy::Uniform => None,
-            BackwardPolicy::Shared => Some(masked_log_softmax(
-                out.narrow(1, self.n_actions + 1, self.n_backward_actions),
-                backward_mask,
-            )),
-            BackwardPolicy::Learned | BackwardPolicy::MaxLikelihood => {
-                let net = self
-                    .backward_net
-                    .as_ref()
-                    .expect("learned backward network");
-                Some(masked_log_softmax(net.forward(features), backward_mask))
+            BackwardPolicy::Shared => {
+                Some(out.narrow(1, self.n_actions + 1, self.n_backward_actions))
             }
+            BackwardPolicy::Learned | BackwardPolicy::MaxLikelihood => Some(
+                self.backward_net
+                    .as_ref()
+                    .expect("learned backward network")
+                    .forward(features),
+            ),
         };
-        PolicyOutput {
-            log_pf,
+        Logits {
+            forward,
             log_flow,
-            log_pb,
+            backward,
         }
     }
 
@@ -342,54 +326,37 @@ impl Policy for GflowNetPolicy {
 }
 
 impl StatePolicy for GflowNetPolicy {
-    fn log_pf(
+    fn forward_logits(
         &self,
         env: &dyn Environment,
         states: &StateBatch,
         betas: &[f64],
-        mask: &[bool],
         device: &Device,
     ) -> Tensor<2> {
-        let na = env.n_actions();
-        self.forward_log_probs(
-            features(env, states, betas, self.temperature, device),
-            mask_tensor(mask, na, device),
-        )
+        self.forward_logits_of(features(env, states, betas, self.temperature, device))
     }
 
-    fn log_pb(
+    fn backward_logits(
         &self,
         env: &dyn Environment,
         states: &StateBatch,
         betas: &[f64],
-        backward_mask: &[bool],
         device: &Device,
     ) -> Option<Tensor<2>> {
         if self.backward == BackwardPolicy::Uniform {
             return None;
         }
-        let nb = env.n_backward_actions();
-        self.backward_log_probs(
-            features(env, states, betas, self.temperature, device),
-            mask_tensor(backward_mask, nb, device),
-        )
+        self.backward_logits_of(features(env, states, betas, self.temperature, device))
     }
 
-    fn evaluate_states(
+    fn logits(
         &self,
         env: &dyn Environment,
         states: &StateBatch,
         betas: &[f64],
-        forward_mask: &[bool],
-        backward_mask: &[bool],
         device: &Device,
-    ) -> PolicyOutput {
-        let (na, nb) = (env.n_actions(), env.n_backward_actions());
-        self.evaluate(
-            features(env, states, betas, self.temperature, device),
-            mask_tensor(forward_mask, na, device),
-            mask_tensor(backward_mask, nb, device),
-        )
+    ) -> Logits {
+        self.logits_of(features(env, states, betas, self.temperature, device))
     }
 
     fn backward_policy(&self) -> BackwardPolicy {

@@ -48,7 +48,7 @@
 //! SMILES of one molecule get the same log-probabilities up to rounding).
 
 use super::gnn::{GnnLayer, GnnShape, SLOPE, floats, ints, segment_mean};
-use super::{BackwardPolicy, Policy, PolicyOutput, StatePolicy, mask_tensor, masked_log_softmax};
+use super::{BackwardPolicy, Logits, Policy, StatePolicy};
 use crate::chem;
 use crate::conditioning::Thermometer;
 use crate::env::molecule::ReactionMolecules;
@@ -429,7 +429,7 @@ impl ReactionGnn {
 
     /// Backward logits `[n, n_backward_actions]` from the graph and
     /// building-block embeddings (`None` for a uniform `P_B`).
-    fn backward_logits(&self, g: Tensor<2>, e: Tensor<2>) -> Option<Tensor<2>> {
+    fn backward_scores(&self, g: Tensor<2>, e: Tensor<2>) -> Option<Tensor<2>> {
         let (head, bi) = (self.back_head.as_ref()?, self.back_bi_query.as_ref()?);
         let (g, e) = if self.backward == BackwardPolicy::MaxLikelihood {
             (g.detach(), e.detach())
@@ -459,25 +459,22 @@ impl Policy for ReactionGnn {
 }
 
 impl StatePolicy for ReactionGnn {
-    fn log_pf(
+    fn forward_logits(
         &self,
         env: &dyn Environment,
         states: &StateBatch,
         betas: &[f64],
-        mask: &[bool],
         device: &Device,
     ) -> Tensor<2> {
         self.check_env(env);
-        let (logits, ..) = self.forward_parts(states, betas, device);
-        masked_log_softmax(logits, mask_tensor(mask, env.n_actions(), device))
+        self.forward_parts(states, betas, device).0
     }
 
-    fn log_pb(
+    fn backward_logits(
         &self,
         env: &dyn Environment,
         states: &StateBatch,
         betas: &[f64],
-        backward_mask: &[bool],
         device: &Device,
     ) -> Option<Tensor<2>> {
         self.check_env(env);
@@ -486,34 +483,22 @@ impl StatePolicy for ReactionGnn {
         }
         let x = self.batch(states, betas, device);
         let g = self.embed(&x, device);
-        let logits = self.backward_logits(g, self.bb_embeddings(device))?;
-        Some(masked_log_softmax(
-            logits,
-            mask_tensor(backward_mask, env.n_backward_actions(), device),
-        ))
+        self.backward_scores(g, self.bb_embeddings(device))
     }
 
-    fn evaluate_states(
+    fn logits(
         &self,
         env: &dyn Environment,
         states: &StateBatch,
         betas: &[f64],
-        forward_mask: &[bool],
-        backward_mask: &[bool],
         device: &Device,
-    ) -> PolicyOutput {
+    ) -> Logits {
         self.check_env(env);
-        let (logits, log_flow, g, e) = self.forward_parts(states, betas, device);
-        let log_pb = self.backward_logits(g, e).map(|l| {
-            masked_log_softmax(
-                l,
-                mask_tensor(backward_mask, env.n_backward_actions(), device),
-            )
-        });
-        PolicyOutput {
-            log_pf: masked_log_softmax(logits, mask_tensor(forward_mask, env.n_actions(), device)),
+        let (forward, log_flow, g, e) = self.forward_parts(states, betas, device);
+        Logits {
+            forward,
             log_flow,
-            log_pb,
+            backward: self.backward_scores(g, e),
         }
     }
 

@@ -11,6 +11,7 @@
 
 use super::{BackwardPolicy, PolicyOutput};
 use crate::env::{Environment, StateBatch};
+use crate::nn::{mask_tensor, masked_log_softmax};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
@@ -27,8 +28,20 @@ pub trait Policy: Module + 'static {
     fn snapshot(&self) -> Self::Snapshot;
 }
 
-/// A policy over the states of a discrete [`Environment`]. Every method works
-/// on a whole batch of states; masks are the environment's flags
+/// Raw scores of a network over a batch of states, before masking.
+pub struct Logits {
+    /// `[n, n_actions]`.
+    pub forward: Tensor<2>,
+    /// `[n]` state log-flows (what DB, SubTB and FM need).
+    pub log_flow: Tensor<1>,
+    /// `[n, n_backward_actions]`; `None` for a uniform `P_B`.
+    pub backward: Option<Tensor<2>>,
+}
+
+/// A policy over the states of a discrete [`Environment`]. A network
+/// returns raw scores ([`StatePolicy::logits`] and its two halves); masking
+/// and the log-softmax are written once, in the provided methods. Every
+/// method works on a whole batch of states; masks are the environment's flags
 /// (`n * n_actions` forward, `n * n_backward_actions` backward), and masked
 /// entries come out as `-inf` (rows with no allowed action are unmasked, see
 /// [`crate::nn::mask_tensor`]: no action is ever gathered from them).
@@ -39,7 +52,35 @@ pub trait Policy: Module + 'static {
 /// unconditioned one ignores them, so callers without conditioning pass
 /// `&[]`.
 pub trait StatePolicy: Clone + Send + Sync + 'static {
-    /// `[n, n_actions]` forward log-probabilities (what sampling needs).
+    /// `[n, n_actions]` raw forward scores (what sampling needs).
+    fn forward_logits(
+        &self,
+        env: &dyn Environment,
+        states: &StateBatch,
+        betas: &[f64],
+        device: &Device,
+    ) -> Tensor<2>;
+
+    /// `[n, n_backward_actions]` raw backward scores; `None` for a uniform
+    /// `P_B` (no network involved).
+    fn backward_logits(
+        &self,
+        env: &dyn Environment,
+        states: &StateBatch,
+        betas: &[f64],
+        device: &Device,
+    ) -> Option<Tensor<2>>;
+
+    /// Forward and backward scores and state flows in one pass.
+    fn logits(
+        &self,
+        env: &dyn Environment,
+        states: &StateBatch,
+        betas: &[f64],
+        device: &Device,
+    ) -> Logits;
+
+    /// `[n, n_actions]` forward log-probabilities.
     fn log_pf(
         &self,
         env: &dyn Environment,
@@ -47,10 +88,13 @@ pub trait StatePolicy: Clone + Send + Sync + 'static {
         betas: &[f64],
         mask: &[bool],
         device: &Device,
-    ) -> Tensor<2>;
+    ) -> Tensor<2> {
+        let logits = self.forward_logits(env, states, betas, device);
+        masked_log_softmax(logits, mask_tensor(mask, env.n_actions(), device))
+    }
 
     /// `[n, n_backward_actions]` backward log-probabilities; `None` for a
-    /// uniform `P_B` (no network involved).
+    /// uniform `P_B`.
     fn log_pb(
         &self,
         env: &dyn Environment,
@@ -58,7 +102,13 @@ pub trait StatePolicy: Clone + Send + Sync + 'static {
         betas: &[f64],
         backward_mask: &[bool],
         device: &Device,
-    ) -> Option<Tensor<2>>;
+    ) -> Option<Tensor<2>> {
+        let logits = self.backward_logits(env, states, betas, device)?;
+        Some(masked_log_softmax(
+            logits,
+            mask_tensor(backward_mask, env.n_backward_actions(), device),
+        ))
+    }
 
     /// Forward and backward log-probabilities and state flows in one pass
     /// (what the objectives evaluate on every row of a trajectory batch).
@@ -70,7 +120,23 @@ pub trait StatePolicy: Clone + Send + Sync + 'static {
         forward_mask: &[bool],
         backward_mask: &[bool],
         device: &Device,
-    ) -> PolicyOutput;
+    ) -> PolicyOutput {
+        let Logits {
+            forward,
+            log_flow,
+            backward,
+        } = self.logits(env, states, betas, device);
+        PolicyOutput {
+            log_pf: masked_log_softmax(forward, mask_tensor(forward_mask, env.n_actions(), device)),
+            log_flow,
+            log_pb: backward.map(|l| {
+                masked_log_softmax(
+                    l,
+                    mask_tensor(backward_mask, env.n_backward_actions(), device),
+                )
+            }),
+        }
+    }
 
     /// How `P_B` is obtained: a uniform one lets the loss reuse the sampling
     /// pass and the backward sampler skip the network.
