@@ -135,7 +135,10 @@ fn train_writes_a_complete_run_directory() {
     // The resolved config is a valid config again.
     let resolved = dir.join("config.toml");
     let again = ftb::job::load(Some(&resolved), &[]).unwrap();
-    assert_eq!(again.env.height, 6);
+    let ftb::env::EnvSpec::Hypergrid(grid) = &again.env else {
+        panic!("a hypergrid: {:?}", again.env)
+    };
+    assert_eq!(grid.height, 6);
     // A second run into the same directory is refused unless --overwrite,
     // which replaces the old files (the stale marker goes with them).
     let tiny = [

@@ -117,7 +117,7 @@ proptest! {
                 prop_assert!(names_a_key(&msg), "{overrides:?}: {msg}");
             }
             Ok(cfg) => {
-                let built = match find(&cfg.env.kind).unwrap() {
+                let built = match find(cfg.env.kind()).unwrap() {
                     EnvKind::Discrete(_) => Task::from_config(&cfg.env, ExactEval::Never).map(|_| ()),
                     EnvKind::Continuous(k) => (k.build)(&cfg.continuous).map(|_| ()),
                 };

@@ -295,9 +295,9 @@ fn diffusion_training_reduces_jsd() {
 #[test]
 fn config_kinds_and_errors_name_their_key() {
     let cfg = config(&["env.kind=gmm"]);
-    assert_eq!(cfg.env.kind, "gmm");
+    assert_eq!(cfg.env.kind(), "gmm");
     let shipped = load(Some(std::path::Path::new("configs/gmm.toml")), &[]).unwrap();
-    assert_eq!(shipped.env.kind, "gmm");
+    assert_eq!(shipped.env.kind(), "gmm");
     let err = |sets: &[&str]| {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         format!("{:#}", load(None, &sets).unwrap_err())

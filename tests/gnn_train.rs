@@ -164,7 +164,7 @@ fn a_saved_gnn_run_loads_and_samples_valid_molecules() {
 
     let samples = saved.sample(40, 7).unwrap();
     assert_eq!(samples.len(), 40);
-    let beta = cfg.env.molecule.beta;
+    let beta = cfg.env.molecule().expect("a molecule config").beta;
     for s in &samples {
         let m = s.molecule.as_ref().expect("a molecule task's sample");
         let smiles = m.smiles.as_ref().expect("a valid molecule");
@@ -387,7 +387,11 @@ fn the_molecule_experiment_runs_the_gnn() {
     args.extend(["--set", "env.kind=hypergrid"]);
     let (code, _, err) = ftb(&args);
     assert_ne!(code, 0);
-    assert!(err.contains("policy.kind = \"gnn\""), "{err}");
+    // The experiment's molecule settings are not a hypergrid's.
+    assert!(
+        err.contains("env.molecule.max_fragments") && err.contains("hypergrid"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&other).ok();
 }

@@ -69,7 +69,10 @@ fn ising_6x6_trains_without_enumeration() {
 #[test]
 fn paper_sized_sets_train_without_enumeration() {
     let cfg = config(&["env.kind=set", "env.elements=32", "env.set_size=16"]);
-    let max = ftb::env::set::SetReward::random(32, cfg.env.reward_seed, cfg.env.reward_scale)
+    let ftb::env::EnvSpec::Set(set) = &cfg.env else {
+        panic!("a set config")
+    };
+    let max = ftb::env::set::SetReward::random(32, set.reward_seed, set.reward_scale)
         .unwrap()
         .max_log_reward(16);
     let mut trainer = Trainer::new(cfg).unwrap();

@@ -21,6 +21,7 @@ mod env_ising;
 mod env_molecule;
 mod env_reaction;
 mod env_set_sequence;
+mod env_spec;
 mod env_tokens;
 mod eval;
 mod fused_adam;

@@ -354,9 +354,12 @@ fn off_policy(a: OffPolicyExp) -> Result<ExitCode> {
         )
         .expect("template"),
     );
+    let crate::env::EnvSpec::Hypergrid(grid) = &probe.cfg.env else {
+        anyhow::bail!("the off-policy experiment trains a hypergrid");
+    };
     println!(
         "Hypergrid 2-D H={} (R0 = {}), learned log Z, {} trajectories, seed {}: exact L1 / |log Z error| reached when training only off-policy",
-        a.height, probe.cfg.env.r0, a.trajectories, a.seed
+        a.height, grid.r0, a.trajectories, a.seed
     );
     println!(
         "{:<12} {:>24} {:>24} {:>24}",

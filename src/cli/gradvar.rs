@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .num_threads(cfg.run.threads)
         .build_global();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.run.seed);
-    let (label, gv) = if crate::job::kinds::is_continuous(&cfg.env.kind) {
+    let (label, gv) = if crate::job::kinds::is_continuous(&cfg.env.kind()) {
         let mut trainer = crate::continuous::ContinuousTrainer::new(cfg.clone())?;
         for _ in 0..args.train_steps {
             trainer.step(&mut rng)?;

@@ -135,8 +135,10 @@ pub fn run(a: MoleculesExp) -> Result<ExitCode> {
                 sets.extend(regime_sets.iter().cloned());
                 sets.extend(a.overrides.iter().cloned());
                 let cfg = load(None, &sets)?;
-                top_k = cfg.env.molecule.top_k;
-                threshold = cfg.env.molecule.mode_min_score;
+                let m = cfg.env.molecule().ok_or_else(|| {
+                    anyhow::anyhow!("the molecule experiment trains a molecule kind")
+                })?;
+                (top_k, threshold) = (m.top_k, m.mode_min_score);
                 let (_, points) =
                     with_trainer!(AnyTrainer::new(cfg)?, mut t => t.run(None, |_, _| {})?);
                 runs.push(curve(&points)?);

@@ -39,7 +39,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let config = crate::job::load(Some(&args.run.join("config.toml")), &[]);
     if let Ok(cfg) = &config
-        && crate::job::kinds::is_continuous(&cfg.env.kind)
+        && crate::job::kinds::is_continuous(&cfg.env.kind())
     {
         if args.beta.is_some() {
             anyhow::bail!(

@@ -11,7 +11,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:
+#[command(after_help = train_help())]
+pub struct Args {
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// `ftb train --help`'s epilogue: examples, and every environment kind with
+/// the keys it reads.
+fn train_help() -> String {
+    format!(
+        "{EXAMPLES}\n\nEnvironment kinds (env.kind) and the keys each reads:\n{}",
+        crate::job::kinds::KIND_TABLE
+    )
+}
+
+const EXAMPLES: &str = "Examples:
   ftb train                                          the embedded default (2-D hypergrid, Hellinger f-TB)
   ftb train --set objective.divergence=reverse-kl    plain TB loss (D^2/2) with learned log Z
   ftb train --set objective.name=subtb --set objective.subtb_lambda=0.9
@@ -27,11 +42,7 @@ The run directory holds config.toml (resolved), run.json (seed, version),
 metrics.jsonl, summary.json, PNG plots and checkpoints/ (every
 run.checkpoint_every iterations, at the end, and on Ctrl-C, which stops after
 the current step and exits with status 130). Use the trained model with
-`ftb sample --run DIR` and `ftb eval --run DIR`.")]
-pub struct Args {
-    #[command(flatten)]
-    run: RunArgs,
-}
+`ftb sample --run DIR` and `ftb eval --run DIR`.";
 
 pub fn run(args: Args) -> Result<ExitCode> {
     crate::train::interrupt::install()?;
@@ -40,11 +51,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 fn train(args: RunArgs) -> Result<ExitCode> {
     let plan = args.plan(load, |cfg: &TrainConfig| {
-        let continuous = crate::job::kinds::is_continuous(&cfg.env.kind);
+        let continuous = crate::job::kinds::is_continuous(&cfg.env.kind());
         PathBuf::from("runs").join(format!(
             "{}{}-{}-seed{}",
             if continuous {
-                format!("{}-", cfg.env.kind)
+                format!("{}-", cfg.env.kind())
             } else {
                 String::new()
             },
@@ -56,7 +67,7 @@ fn train(args: RunArgs) -> Result<ExitCode> {
     let cfg = &plan.cfg;
     set_threads(cfg.run.threads);
     // Build the trainer first: a config that cannot train leaves no directory behind.
-    let built = if crate::job::kinds::is_continuous(&cfg.env.kind) {
+    let built = if crate::job::kinds::is_continuous(&cfg.env.kind()) {
         Built::Continuous(crate::continuous::ContinuousTrainer::new(cfg.clone())?)
     } else {
         Built::Discrete(AnyTrainer::new(cfg.clone())?)

@@ -23,7 +23,7 @@ pub mod set;
 pub mod state_batch;
 pub mod tokens;
 
-pub use config::EnvConfig;
+pub use config::EnvSpec;
 pub use state_batch::{DistinctRows, StateBatch};
 
 /// Log-rewards within this of the known maximum count as modes: the same

@@ -5,7 +5,7 @@
 use super::kinds;
 use crate::conditioning::ConditioningConfig;
 use crate::divergence::partition::LogZMode;
-use crate::env::EnvConfig;
+use crate::env::EnvSpec;
 use crate::objective::Objective;
 use crate::objective::spec::{FamilyObjectives, ObjectiveSpec};
 use crate::policy::PolicyConfig;
@@ -39,7 +39,7 @@ pub const GFLOWNET_OBJECTIVES: FamilyObjectives = FamilyObjectives::trajectory(
 /// `ftb train` file by `ftb::job::TrainConfig::gflownet`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GflowNetConfig {
-    pub env: EnvConfig,
+    pub env: EnvSpec,
     pub policy: PolicyConfig,
     pub objective: ObjectiveSpec,
     pub optim: OptimConfig,
@@ -52,11 +52,12 @@ pub struct GflowNetConfig {
 impl GflowNetConfig {
     /// Checks values serde cannot (ranges, names), naming the key.
     pub fn validate(&self) -> Result<()> {
-        (kinds::find(&self.env.kind)?.validate)(&self.env)?;
+        kinds::find(self.env.kind())?;
+        self.env.validate()?;
         let objective = self
             .objective
             .validate_trajectory(&GFLOWNET_OBJECTIVES, self.sampling.batch)?;
-        self.policy.validate(&self.env.kind)?;
+        self.policy.validate(self.env.kind())?;
         self.optim.validate()?;
         self.sampling.validate()?;
         self.offpolicy.validate(self.sampling.batch)?;
@@ -88,13 +89,13 @@ impl GflowNetConfig {
                 objective.label()
             );
         }
-        if matches!(self.env.kind.as_str(), "fragment-mol" | "reaction-mol")
-            && self.env.molecule.beta != 1.0
+        if let Some(m) = self.env.molecule()
+            && m.beta != 1.0
         {
             bail!(
                 "conditioning.beta replaces env.molecule.beta: with conditioning the reward is \
                  score^beta with beta drawn per trajectory, so set env.molecule.beta = 1 (it is {})",
-                self.env.molecule.beta
+                m.beta
             );
         }
         Ok(())

@@ -4,9 +4,11 @@
 //! enumeration. The trainer, sources and experiments see only this; each
 //! discrete kind's constructor here is registered in [`super::kinds`].
 
+#[cfg(feature = "chem")]
+use crate::chem::MoleculeConfig;
 use crate::conditioning::{BetaChoice, Temperature};
-use crate::env::EnvConfig;
 use crate::env::bitseq::{BitSeq, BitSeqReward};
+use crate::env::config::{BitSeqSpec, HypergridSpec, IsingSpec, SetSpec, StringsSpec};
 use crate::env::hypergrid::{Hypergrid, HypergridReward, RewardFamily};
 use crate::env::ising::{Ising, IsingReward};
 use crate::env::sequence::{SequenceGeneration, SequenceReward};
@@ -73,7 +75,7 @@ fn wants_enumeration<E: std::fmt::Display>(
 }
 
 /// The `hypergrid` task.
-pub(super) fn hypergrid(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+pub(super) fn hypergrid(cfg: &HypergridSpec, exact: ExactEval) -> Result<Task> {
     let env = Hypergrid::new(cfg.dim, cfg.height).context("env.dim / env.height")?;
     let family: RewardFamily = cfg.reward.parse().context("env.reward")?;
     let family = match family {
@@ -103,7 +105,7 @@ pub(super) fn hypergrid(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
 }
 
 /// The `bitseq` task.
-pub(super) fn bitseq(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+pub(super) fn bitseq(cfg: &BitSeqSpec, exact: ExactEval) -> Result<Task> {
     let env = BitSeq::new(cfg.bits, cfg.word).context("env.bits / env.word")?;
     let reward = BitSeqReward::random_modes(cfg.bits, cfg.modes, cfg.reward_seed)
         .and_then(|r| r.with_beta(cfg.beta))
@@ -120,7 +122,7 @@ pub(super) fn bitseq(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
 }
 
 /// The `set` task.
-pub(super) fn set(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+pub(super) fn set(cfg: &SetSpec, exact: ExactEval) -> Result<Task> {
     let env =
         SetGeneration::new(cfg.elements, cfg.set_size).context("env.elements / env.set_size")?;
     let reward = SetReward::random(cfg.elements, cfg.reward_seed, cfg.reward_scale)
@@ -134,7 +136,7 @@ pub(super) fn set(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
 }
 
 /// The `sequence` task.
-pub(super) fn sequence(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+pub(super) fn sequence(cfg: &StringsSpec, exact: ExactEval) -> Result<Task> {
     let env = SequenceGeneration::new(cfg.vocab, cfg.length).context("env.vocab / env.length")?;
     let reward = SequenceReward::random(cfg.vocab, cfg.length, cfg.reward_seed, cfg.reward_scale)
         .context("env.reward_scale")?;
@@ -144,7 +146,7 @@ pub(super) fn sequence(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
 }
 
 /// The `tokens` task: variable-length strings (ragged states).
-pub(super) fn tokens(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+pub(super) fn tokens(cfg: &StringsSpec, exact: ExactEval) -> Result<Task> {
     let env = TokenStrings::new(cfg.vocab, cfg.length).context("env.vocab / env.length")?;
     let reward = TokenReward::random(cfg.vocab, cfg.length, cfg.reward_seed, cfg.reward_scale)
         .context("env.reward_scale")?;
@@ -154,7 +156,7 @@ pub(super) fn tokens(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
 }
 
 /// The `ising` task.
-pub(super) fn ising(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+pub(super) fn ising(cfg: &IsingSpec, exact: ExactEval) -> Result<Task> {
     let env = Ising::new(cfg.side).context("env.side")?;
     let reward = IsingReward::new(&env, cfg.coupling, cfg.field, cfg.beta)
         .context("env.coupling / env.field / env.beta")?;
@@ -170,9 +172,8 @@ pub(super) fn ising(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
 /// The fragment environment of an `env.kind = "fragment-mol"` config (what
 /// its task holds; a graph policy keeps its own copy to read states with).
 #[cfg(feature = "chem")]
-pub fn fragment_env(cfg: &EnvConfig) -> Result<crate::env::molecule::FragmentMolecules> {
+pub fn fragment_env(m: &MoleculeConfig) -> Result<crate::env::molecule::FragmentMolecules> {
     use crate::env::molecule::{FragmentLibrary, FragmentMolecules};
-    let m = &cfg.molecule;
     let lib = FragmentLibrary::load(&m.fragments).context("env.molecule.fragments")?;
     FragmentMolecules::new(lib, m.max_fragments).context("env.molecule.max_fragments")
 }
@@ -180,16 +181,15 @@ pub fn fragment_env(cfg: &EnvConfig) -> Result<crate::env::molecule::FragmentMol
 /// The `fragment-mol` task (cargo feature `chem`): fragment-built molecules
 /// under a QED / SA / Lipinski / similarity reward; not enumerable.
 #[cfg(feature = "chem")]
-pub(super) fn fragment_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+pub(super) fn fragment_mol(m: &MoleculeConfig, exact: ExactEval) -> Result<Task> {
     use crate::chem::score::Scorer;
     use crate::env::molecule::FragmentReward;
-    let m = &cfg.molecule;
-    let env = fragment_env(cfg)?;
+    let env = fragment_env(m)?;
     let scorer = Scorer::new(m, "env.molecule")?;
     let reward = FragmentReward::new(&env, scorer);
     let smiles_env = env.clone();
     molecule_task(
-        cfg,
+        m,
         exact,
         env,
         reward,
@@ -200,9 +200,8 @@ pub(super) fn fragment_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
 /// The reaction environment of an `env.kind = "reaction-mol"` config (what
 /// its task holds; a graph policy keeps its own copy to read states with).
 #[cfg(feature = "chem")]
-pub fn reaction_env(cfg: &EnvConfig) -> Result<crate::env::molecule::ReactionMolecules> {
+pub fn reaction_env(m: &MoleculeConfig) -> Result<crate::env::molecule::ReactionMolecules> {
     use crate::env::molecule::{ReactionLibrary, ReactionMolecules};
-    let m = &cfg.molecule;
     let lib = ReactionLibrary::load(&m.templates_file, &m.building_blocks_file)
         .context("env.molecule.templates_file / env.molecule.building_blocks_file")?;
     ReactionMolecules::new(lib, m.max_reactions).context("env.molecule.max_reactions")
@@ -212,16 +211,15 @@ pub fn reaction_env(cfg: &EnvConfig) -> Result<crate::env::molecule::ReactionMol
 /// building blocks by reaction templates (SynFlowNet-style), under the same
 /// rewards as `fragment-mol`; not enumerable.
 #[cfg(feature = "chem")]
-pub(super) fn reaction_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
+pub(super) fn reaction_mol(m: &MoleculeConfig, exact: ExactEval) -> Result<Task> {
     use crate::chem::score::Scorer;
     use crate::env::molecule::ReactionReward;
-    let m = &cfg.molecule;
-    let env = reaction_env(cfg)?;
+    let env = reaction_env(m)?;
     let scorer = Scorer::new(m, "env.molecule")?;
     let reward = ReactionReward::new(&env, scorer);
     let smiles_env = env.clone();
     molecule_task(
-        cfg,
+        m,
         exact,
         env,
         reward,
@@ -233,14 +231,13 @@ pub(super) fn reaction_mol(cfg: &EnvConfig, exact: ExactEval) -> Result<Task> {
 /// to the environment's canonical SMILES.
 #[cfg(feature = "chem")]
 fn molecule_task<E: Environment + 'static, R: LogReward + 'static>(
-    cfg: &EnvConfig,
+    m: &MoleculeConfig,
     exact: ExactEval,
     env: E,
     reward: R,
     smiles: Arc<crate::eval::molecules::SmilesFn>,
 ) -> Result<Task> {
     use crate::eval::molecules::{MoleculeEval, MoleculeMetricsConfig};
-    let m = &cfg.molecule;
     if exact == ExactEval::Always {
         bail!(
             "run.exact = \"always\": molecule spaces cannot be enumerated; set run.exact = \"auto\" \

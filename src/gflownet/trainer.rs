@@ -299,12 +299,12 @@ fn gnn_trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
         &Device,
     ) -> Result<P>,
 ) -> Result<Trainer<P>> {
-    if cfg.policy.kind != PolicyKind::Gnn || cfg.env.kind != env_kind {
+    if cfg.policy.kind != PolicyKind::Gnn || cfg.env.kind() != env_kind {
         bail!(
             "Trainer::{constructor} trains policy.kind = \"gnn\" on env.kind = \"{env_kind}\"; \
              got policy.kind = \"{}\", env.kind = `{}`",
             cfg.policy.kind,
-            cfg.env.kind
+            cfg.env.kind()
         );
     }
     let task = Task::from_config(&cfg.env, cfg.run.exact)?;
@@ -331,7 +331,9 @@ impl Trainer<crate::policy::gnn::FragmentGnn> {
             "fragment-mol",
             "new_gnn",
             |cfg, shape, encoding, device| {
-                let env = super::task::fragment_env(&cfg.env)?;
+                let env = super::task::fragment_env(
+                    cfg.env.molecule().context("a fragment-mol config")?,
+                )?;
                 crate::policy::gnn::FragmentGnn::for_env_conditioned(
                     &env,
                     shape,
@@ -355,7 +357,9 @@ impl Trainer<crate::policy::reaction_gnn::ReactionGnn> {
             "reaction-mol",
             "new_reaction_gnn",
             |cfg, shape, encoding, device| {
-                let env = super::task::reaction_env(&cfg.env)?;
+                let env = super::task::reaction_env(
+                    cfg.env.molecule().context("a reaction-mol config")?,
+                )?;
                 crate::policy::reaction_gnn::ReactionGnn::for_env_conditioned(
                     &env,
                     shape,
@@ -413,7 +417,7 @@ impl AnyTrainer {
         Ok(match cfg.policy.kind {
             PolicyKind::Mlp => Self::Mlp(Trainer::new(cfg)?),
             #[cfg(feature = "chem")]
-            PolicyKind::Gnn if cfg.env.kind == "reaction-mol" => {
+            PolicyKind::Gnn if cfg.env.kind() == "reaction-mol" => {
                 Self::ReactionGnn(Trainer::new_reaction_gnn(cfg)?)
             }
             #[cfg(feature = "chem")]
@@ -965,7 +969,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
         let c = &self.cfg;
         let environment = format!(
             "{} (features {}, actions {}, backward actions {}, groups {})",
-            c.env.kind,
+            c.env.kind(),
             env.feature_dim(),
             env.n_actions(),
             env.n_backward_actions(),
@@ -973,7 +977,7 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> TrainingTask for Trainer<P>
         );
         let network_name = match c.policy.kind {
             PolicyKind::Mlp => "mlp",
-            _ if c.env.kind == "reaction-mol" => "reaction-gnn",
+            _ if c.env.kind() == "reaction-mol" => "reaction-gnn",
             _ => "fragment-gnn",
         };
         let gnn = match c.policy.kind {

@@ -5,6 +5,7 @@
 //! so a new environment is one more entry in its family's table.
 
 use crate::continuous::kinds::{CONTINUOUS_KINDS, ContinuousKind};
+use crate::env::EnvSpec;
 use crate::gflownet::kinds::{DISCRETE_KINDS, DiscreteKind};
 use std::fmt;
 
@@ -33,11 +34,14 @@ impl EnvKind {
         }
     }
 
-    /// The config keys the kind reads (besides `env.kind`).
-    pub fn keys(&self) -> &'static [&'static str] {
+    /// The config keys the kind reads (besides `env.kind`): a discrete
+    /// kind's are its [`EnvSpec`] fields.
+    pub fn keys(&self) -> Vec<String> {
         match self {
-            EnvKind::Discrete(k) => k.keys,
-            EnvKind::Continuous(k) => k.keys,
+            EnvKind::Discrete(k) => {
+                EnvSpec::key_help(k.name).expect("every discrete kind has a spec")
+            }
+            EnvKind::Continuous(k) => k.keys.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -124,7 +128,7 @@ impl fmt::Display for KindTable {
             }
             write!(
                 f,
-                "  {:<10} {:<10} {} (reads {})",
+                "  {:<12} {:<10} {} (reads {})",
                 k.name(),
                 k.family(),
                 k.description(),

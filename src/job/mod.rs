@@ -13,13 +13,14 @@ pub mod saved;
 pub use crate::chem::MoleculeConfig;
 pub use crate::conditioning::{BetaConfig, ConditioningConfig};
 pub use crate::continuous::{ContinuousConfig, ContinuousTrainConfig};
-pub use crate::env::EnvConfig;
+pub use crate::env::EnvSpec;
 pub use crate::gflownet::GflowNetConfig;
 pub use crate::objective::spec::{F32_EXPONENT_CAP, FamilyObjectives, LogZChoice, ObjectiveSpec};
 pub use crate::policy::PolicyConfig;
 pub use crate::sample::{OffPolicyConfig, SamplingConfig};
 pub use crate::train::learner::OptimConfig;
 pub use crate::train::settings::{ExactEval, RunSettings, load_toml};
+use crate::train::settings::{TaggedSection, load_toml_tagged};
 use anyhow::{Context, Result, bail};
 use kinds::EnvKind;
 use serde::{Deserialize, Serialize};
@@ -33,7 +34,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../configs/hypergrid.toml");
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    pub env: EnvConfig,
+    pub env: EnvSpec,
     pub policy: PolicyConfig,
     pub objective: ObjectiveSpec,
     pub optim: OptimConfig,
@@ -51,15 +52,28 @@ pub struct TrainConfig {
 /// Reads a TOML config (the embedded default when `path` is None) and applies
 /// `key=value` overrides (dotted keys, TOML values; bare words are strings).
 pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<TrainConfig> {
-    let (cfg, origin) = load_toml::<TrainConfig>(DEFAULT_CONFIG, path, overrides, &[])?;
+    let (cfg, origin) =
+        load_toml_tagged::<TrainConfig>(DEFAULT_CONFIG, path, overrides, &[], &[ENV_SECTION])?;
     cfg.validate().with_context(|| format!("in {origin}"))?;
     Ok(cfg)
 }
 
+/// `[env]` is tagged by `kind`: each kind reads its own keys ([`EnvSpec`]).
+const ENV_SECTION: TaggedSection = TaggedSection {
+    section: "env",
+    tag: "kind",
+    drop_foreign: |env| {
+        if let Some(kind) = env.get("kind").and_then(toml::Value::as_str) {
+            kinds::find(kind)?;
+        }
+        Ok(EnvSpec::drop_other_kinds_keys(env))
+    },
+};
+
 impl TrainConfig {
     /// The registered kind of `env.kind` (an error lists every kind).
     pub fn kind(&self) -> Result<EnvKind> {
-        kinds::find(&self.env.kind)
+        kinds::find(self.env.kind())
     }
 
     /// Checks values serde cannot (ranges, names), naming the key: the
@@ -75,7 +89,7 @@ impl TrainConfig {
                     bail!(
                         "conditioning.beta: temperature conditioning trains discrete environments; \
                          env.kind = `{}` is a continuous sampler",
-                        self.env.kind
+                        self.env.kind()
                     );
                 }
                 Ok(())
@@ -100,7 +114,7 @@ impl TrainConfig {
     /// What the continuous trainer reads.
     pub fn continuous_run(&self) -> ContinuousTrainConfig {
         ContinuousTrainConfig {
-            kind: self.env.kind.clone(),
+            kind: self.env.kind().to_string(),
             continuous: self.continuous.clone(),
             policy: self.policy.clone(),
             objective: self.objective.clone(),
@@ -142,26 +156,33 @@ mod tests {
     #[test]
     fn molecule_keys_load_and_unknown_ones_are_refused() {
         let set = |kv: &[&str]| -> Vec<String> { kv.iter().map(|s| s.to_string()).collect() };
-        let (cfg, _) = load_toml::<TrainConfig>(
+        let (cfg, _) = load_toml_tagged::<TrainConfig>(
             DEFAULT_CONFIG,
             None,
             &set(&[
+                "env.kind=fragment-mol",
                 "env.molecule.beta=4",
                 "env.molecule.floor=0.01",
                 "env.molecule.reward=[\"qed\", \"sa\"]",
                 "env.molecule.max_fragments=3",
             ]),
             &[],
+            &[ENV_SECTION],
         )
         .unwrap();
-        let m = &cfg.env.molecule;
+        let m = cfg.env.molecule().expect("a molecule kind");
         assert_eq!((m.beta, m.floor, m.max_fragments), (4.0, 0.01, 3));
         assert_eq!(m.reward, ["qed", "sa"]);
         assert_eq!(m.morgan_radius, MoleculeConfig::default().morgan_radius);
-        let e =
-            load_toml::<TrainConfig>(DEFAULT_CONFIG, None, &set(&["env.molecule.betta=4"]), &[])
-                .unwrap_err()
-                .to_string();
+        let e = load_toml_tagged::<TrainConfig>(
+            DEFAULT_CONFIG,
+            None,
+            &set(&["env.kind=fragment-mol", "env.molecule.betta=4"]),
+            &[],
+            &[ENV_SECTION],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("env.molecule.betta") && e.contains("unknown field `betta`"),
             "{e}"
@@ -170,7 +191,7 @@ mod tests {
         let mut text = cfg.to_toml();
         assert!(text.contains("[env.molecule]"), "{text}");
         let back: TrainConfig = toml::from_str(&text).unwrap();
-        assert_eq!(&back.env.molecule, m);
+        assert_eq!(back.env.molecule(), Some(m));
         text = text.replace("[env.molecule]\n", "[env.molecule]\ntarget = [\"C\"]\n");
         let e = toml::from_str::<TrainConfig>(&text)
             .unwrap_err()

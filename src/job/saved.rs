@@ -112,7 +112,7 @@ impl SavedContinuousRun {
     /// Loads a continuous run directory (its `config.toml` and newest checkpoint).
     pub fn load(dir: &Path) -> Result<Self> {
         let cfg = run_config(dir)?;
-        if !kinds::is_continuous(&cfg.env.kind) {
+        if !kinds::is_continuous(&cfg.env.kind()) {
             bail!("{} is a discrete run: load it with SavedRun", dir.display());
         }
         let mut trainer = ContinuousTrainer::new(cfg)?;
@@ -205,11 +205,11 @@ impl SavedRun {
     /// its fingerprint names the network).
     pub fn load(dir: &Path) -> Result<Self> {
         let mut cfg = run_config(dir)?;
-        if kinds::is_continuous(&cfg.env.kind) {
+        if kinds::is_continuous(&cfg.env.kind()) {
             bail!(
                 "{} is a continuous run (env.kind = `{}`): load it with SavedContinuousRun",
                 dir.display(),
-                cfg.env.kind
+                cfg.env.kind()
             );
         }
         // Loading evaluates and samples: no actor threads, no dataset.

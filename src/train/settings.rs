@@ -149,6 +149,30 @@ pub fn load_toml<T: serde::de::DeserializeOwned>(
     overrides: &[String],
     renamed: &[Renamed],
 ) -> Result<(T, String)> {
+    load_toml_tagged(default, path, overrides, renamed, &[])
+}
+
+/// A section whose keys depend on a tag inside it (`[env]` and its `kind`):
+/// when the file or a `--set` changes the tag, the default's keys of that
+/// section are not carried over (they belong to the default's tag), and
+/// `drop_foreign` removes keys that only another tag reads and returns them
+/// (or refuses an unknown tag).
+/// Such a key is an error when a `--set` gave it, and a warning when it
+/// came from a file (older files held every tag's keys in one table).
+pub struct TaggedSection {
+    pub section: &'static str,
+    pub tag: &'static str,
+    pub drop_foreign: fn(&mut toml::Table) -> Result<Vec<String>>,
+}
+
+/// [`load_toml`] with tagged sections ([`TaggedSection`]).
+pub fn load_toml_tagged<T: serde::de::DeserializeOwned>(
+    default: &str,
+    path: Option<&Path>,
+    overrides: &[String],
+    renamed: &[Renamed],
+    tagged: &[TaggedSection],
+) -> Result<(T, String)> {
     let (text, origin) = match path {
         Some(p) => (
             std::fs::read_to_string(p)
@@ -178,8 +202,54 @@ pub fn load_toml<T: serde::de::DeserializeOwned>(
     for o in overrides {
         set_keys.push(apply_override(&mut table, o, renamed)?);
     }
-    let base: toml::Table = default.parse().expect("embedded config is valid TOML");
+    let mut base: toml::Table = default.parse().expect("embedded config is valid TOML");
+    for t in tagged {
+        let tag_key = format!("{}.{}", t.section, t.tag);
+        let (mine, default_tag) = (get_key(&table, &tag_key), get_key(&base, &tag_key));
+        if mine.is_some() && mine != default_tag {
+            base.remove(t.section);
+        }
+    }
     let mut merged = merge(base, table);
+    for t in tagged {
+        let Some(toml::Value::Table(section)) = merged.get_mut(t.section) else {
+            continue;
+        };
+        let foreign = (t.drop_foreign)(section)?;
+        if foreign.is_empty() {
+            continue;
+        }
+        let tag = section
+            .get(t.tag)
+            .map_or_else(String::new, ToString::to_string);
+        let keys: Vec<String> = foreign
+            .iter()
+            .map(|k| format!("{}.{k}", t.section))
+            .collect();
+        if let Some((s, k)) = keys.iter().find_map(|k| {
+            set_keys
+                .iter()
+                .find(|s| *s == k || s.starts_with(&format!("{k}.")))
+                .map(|s| (s, k))
+        }) {
+            bail!(
+                "--set {s}: {}.{} = {tag} does not read `{k}` (it is a key of another {}.{}); \
+                 `ftb train --help` lists each kind's keys",
+                t.section,
+                t.tag,
+                t.section,
+                t.tag
+            );
+        }
+        eprintln!(
+            "warning: in {origin}: {} {} not read by {}.{} = {tag} (ignored; remove {})",
+            keys.join(", "),
+            if keys.len() == 1 { "is" } else { "are" },
+            t.section,
+            t.tag,
+            if keys.len() == 1 { "it" } else { "them" }
+        );
+    }
     let set_lengths: Vec<&str> = LENGTH_KEYS
         .into_iter()
         .filter(|k| set_keys.iter().any(|s| s == k))
@@ -198,12 +268,22 @@ pub fn load_toml<T: serde::de::DeserializeOwned>(
     let cfg: T = serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
         let path = e.path().to_string();
         // A `--set` of this key (or, for an unknown key, of one below this section).
-        let by_set = set_keys.iter().find(|k| {
-            **k == path
-                || path == "."
+        let below = |k: &String| {
+            path == "."
                 || k.strip_prefix(path.as_str())
                     .is_some_and(|r| r.starts_with('.'))
-        });
+        };
+        // Inside a tagged section the path stops at the section: an unknown
+        // field is matched to the `--set` that names it.
+        let unknown = e
+            .inner()
+            .message()
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+            .map(|f| format!(".{f}"));
+        let by_set = unknown
+            .and_then(|u| set_keys.iter().find(|k| below(k) && k.ends_with(&u)))
+            .or_else(|| set_keys.iter().find(|k| **k == path || below(k)));
         let at = if path == "." {
             "the top level".to_string()
         } else {
