@@ -3,8 +3,8 @@
 //! GFlowNet policy (forward `P_F`, backward `P_B` learned, shared-trunk or
 //! uniform, state flows `log F(s)`) and the learned `log Z` ([`log_z`]).
 
-#[cfg(feature = "chem")]
 pub mod config;
+#[cfg(feature = "chem")]
 pub mod gnn;
 pub mod log_z;
 #[cfg(feature = "chem")]
