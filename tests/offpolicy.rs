@@ -177,7 +177,7 @@ fn keyed_replay_training_reaches_the_target() {
         ]),
     )
     .unwrap_err();
-    assert!(format!("{e:#}").contains("replay_group_size = 16"), "{e:#}");
+    assert!(format!("{e:#}").contains("whole groups of 16"), "{e:#}");
 }
 
 #[test]

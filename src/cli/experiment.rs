@@ -342,8 +342,8 @@ fn off_policy(a: OffPolicyExp) -> Result<ExitCode> {
         (
             "replay only",
             vec![
-                "offpolicy.replay=\"prioritized\"".into(),
-                "offpolicy.replay_fraction=1.0".into(),
+                "replay.kind=\"prioritized\"".into(),
+                "replay.fraction=1.0".into(),
             ],
         ),
     ];

@@ -17,7 +17,7 @@ use std::process::ExitCode;
                                                       f-TB Hellinger on the letter task through
                                                       the keyed buffer, seconds
   ftb llm train --set objective.divergence=alpha:0 --set sampling.lag=10
-  ftb llm train --set objective.name=rloo --set sampling.source=on-policy
+  ftb llm train --set objective.name=rloo --set replay.kind=none
   ftb llm train --set task.name=arithmetic            a+b= with single-digit operands
   ftb llm train --set task.name=command --set task.prompts_from=arithmetic \\
       --set 'task.reward_command=\"python3 reward.py\"'
@@ -57,10 +57,11 @@ log-reward is allowed; it must be finite). A reward script:
       right = s[\"finished\"] and s[\"response\"] == str(int(a) + int(b))
       print(json.dumps({\"reward\": 2.0 if right else 0.0}), flush=True)
 
-Training batches come from sampling.source: on-policy (the fresh samples),
-keyed (TBA's per-prompt buffer, recency and reward prioritised) or fifo (the
-sampling.fifo_capacity most recent samples: a prompt is drawn through a
-uniform sample, then K of its samples). The run directory holds config.toml,
+Training batches come from [replay] (the same section as ftb train's):
+kind = none (the fresh samples), keyed (TBA's per-prompt buffer, recency and
+reward prioritised) or fifo (the replay.capacity most recent samples: a prompt
+is drawn through a uniform sample, then K of its samples); replay.fraction of
+each batch comes from the buffer, which already holds the step's samples. The run directory holds config.toml,
 metrics.jsonl, summary.json, kl.png, checkpoints/, reference/ (the pretrained
 pi_ref, so --resume tunes on the same model) and the tuned model for ftb llm
 generate: model/ (full fine-tuning) or adapter/ (LoRA, PEFT format: --adapter).
@@ -144,7 +145,7 @@ fn train_inner(args: RunArgs) -> Result<ExitCode> {
         "objective": cfg.objective.name,
         "divergence": cfg.objective.divergence,
         "lag": cfg.sampling.lag,
-        "source": cfg.sampling.source,
+        "source": cfg.replay_label(),
         "kl_initial": first.kl,
         "kl": last.kl,
         "l1": last.l1,
@@ -204,7 +205,7 @@ fn train_inner(args: RunArgs) -> Result<ExitCode> {
         ),
         (
             "lag / source",
-            format!("{} / {}", cfg.sampling.lag, cfg.sampling.source),
+            format!("{} / {}", cfg.sampling.lag, cfg.replay_label()),
         ),
         (
             "exact KL to p*",
@@ -325,7 +326,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode> {
 
 f-TB (alpha 0 and 0.5, DevGrad per prompt), TB, RLOO and Dr. GRPO from the
 same pretrained reference per seed, at each actor lag, training on the
-lagged samples directly (sampling.source = on-policy unless set); prints a
+lagged samples directly (replay.kind = none unless set); prints a
 Markdown table of mean ± std over seeds of the final exact KL(pi_theta || p*)
 and the exact expected reward.")]
 pub struct ExperimentArgs {
@@ -346,8 +347,8 @@ pub struct ExperimentArgs {
 /// Runs `ftb llm experiment lag`.
 pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
     // The lag experiment trains on exactly the lagged samples (the table in
-    // the README was measured so); `--set sampling.source=keyed` still wins.
-    let mut overrides = vec!["sampling.source=\"on-policy\"".to_string()];
+    // the README was measured so); `--set replay.kind=keyed` still wins.
+    let mut overrides = vec!["replay.kind=\"none\"".to_string()];
     overrides.extend(args.overrides);
     let base = LlmConfig::load(None, &overrides)?;
     let cells = lag_experiment(&base, &args.lags, &args.seeds, |m, lag, seed, kl| {

@@ -100,8 +100,8 @@ pub fn run(a: MoleculesExp) -> Result<ExitCode> {
         (
             "replay",
             vec![
-                "offpolicy.replay=\"prioritized\"".into(),
-                format!("offpolicy.replay_fraction={}", a.replay_fraction),
+                "replay.kind=\"prioritized\"".into(),
+                format!("replay.fraction={}", a.replay_fraction),
             ],
         ),
     ];

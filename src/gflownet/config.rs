@@ -9,7 +9,8 @@ use crate::env::EnvSpec;
 use crate::objective::Objective;
 use crate::objective::spec::{FamilyObjectives, ObjectiveSpec};
 use crate::policy::PolicyConfig;
-use crate::sample::{Exploration, OffPolicyConfig, SamplingConfig};
+use crate::sample::replay::keyed::TBA_GROUP_SIZE;
+use crate::sample::{Exploration, OffPolicyConfig, ReplayConfig, SamplingConfig};
 use crate::train::learner::OptimConfig;
 use crate::train::settings::RunSettings;
 use anyhow::{Result, bail};
@@ -45,6 +46,7 @@ pub struct GflowNetConfig {
     pub optim: OptimConfig,
     pub sampling: SamplingConfig,
     pub offpolicy: OffPolicyConfig,
+    pub replay: ReplayConfig,
     pub run: RunSettings,
     pub conditioning: ConditioningConfig,
 }
@@ -60,7 +62,9 @@ impl GflowNetConfig {
         self.policy.validate(self.env.kind())?;
         self.optim.validate()?;
         self.sampling.validate()?;
-        self.offpolicy.validate(self.sampling.batch)?;
+        self.offpolicy.validate()?;
+        self.replay
+            .validate(self.sampling.batch, self.replay_group_size())?;
         self.run.validate()?;
         self.validate_conditioning(&objective)
     }
@@ -108,6 +112,11 @@ impl GflowNetConfig {
 
     pub fn exploration(&self) -> Exploration {
         self.sampling.exploration()
+    }
+
+    /// `K` of keyed replay (`replay.group_size`, TBA's 20 by default).
+    pub fn replay_group_size(&self) -> usize {
+        self.replay.group_size.unwrap_or(TBA_GROUP_SIZE)
     }
 
     pub fn iterations(&self) -> u64 {

@@ -5,14 +5,14 @@
 
 use super::task::Task;
 use crate::env::StateBatch;
-use crate::policy::StatePolicy;
+use crate::policy::{Policy, StatePolicy};
 use crate::sample::replay::{
-    BufferSummary, FifoBuffer, KeyedBuffer, KeyedSampling, PrioritizedBuffer, ReplayBuffer,
-    ReplayStats, ShenBuffer,
+    BufferSummary, ReplayBuffer, ReplayMix, ReplayStats, Replayable, ShenBuffer,
 };
 use crate::sample::{
-    ActorPool, ActorSettings, BackwardSampler, Exploration, OffPolicyConfig, REPLAY_KINDS, Sampler,
-    Source, Trajectory, TrajectoryBatch, choose_objects, load_terminal_objects,
+    ActorPool, ActorSettings, BackwardSampler, Exploration, OffPolicyConfig, ReplayConfig,
+    ReplayKind, Sampler, Source, Trajectory, TrajectoryBatch, choose_objects,
+    load_terminal_objects,
 };
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
@@ -27,19 +27,45 @@ pub struct SourceState {
 }
 
 enum Replay {
-    /// Whole trajectories, replayed as they were sampled.
-    Trajectories(Box<dyn ReplayBuffer<Trajectory>>),
+    /// Whole trajectories, replayed as they were sampled (FIFO,
+    /// prioritized, or TBA's keyed groups): the shared mixer.
+    Trajectories(ReplayMix<Trajectory>),
     /// Terminal objects, re-sampled backward with the current `P_B` (Shen et al.).
-    Objects(ShenBuffer<Vec<i64>>),
-    /// TBA's buffer: whole trajectories grouped by their group id (prompt,
-    /// condition), replayed as groups of `K` (newest, or reward-softmax).
-    Keyed(KeyedBuffer<Trajectory>, KeyedSampling),
+    Objects(ShenBuffer<Vec<i64>>, f64),
+}
+
+impl Replayable for Trajectory {
+    fn group(&self) -> u64 {
+        u64::from(self.group)
+    }
+
+    fn log_reward(&self) -> f64 {
+        self.log_reward
+    }
+
+    fn policy_version(&self) -> u64 {
+        self.provenance.policy_version
+    }
+
+    /// Forward-sampled ones become replay; backward ones (offline data) keep
+    /// their source: their behaviour log-probability is of P_B, not of a
+    /// forward policy.
+    fn mark_replayed(&mut self) {
+        if self.provenance.is_forward_sampled() {
+            self.provenance.source = Source::Replay;
+        }
+    }
 }
 
 /// Produces the batch of each training step; `S` is the policy snapshot the
 /// learner and its actors sample with.
 pub struct BatchSource<S> {
+    /// Batches are plain on-policy samples of the learner and the loss can
+    /// reuse the sampling pass: the learner samples with its training model
+    /// (graph kept) instead of a snapshot.
+    sample_with_graph: bool,
     cfg: OffPolicyConfig,
+    replay_kind: ReplayKind,
     seed: u64,
     batch: usize,
     exploration: Exploration,
@@ -49,29 +75,31 @@ pub struct BatchSource<S> {
 }
 
 impl<S: StatePolicy> BatchSource<S> {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &OffPolicyConfig,
+        replay_cfg: &ReplayConfig,
+        group_size: usize,
+        reuse_sampling_pass: bool,
         batch: usize,
         exploration: Exploration,
         task: &Task,
         initial: &S,
         seed: u64,
     ) -> Result<Self> {
-        let replay = match cfg.replay.as_str() {
-            "none" => None,
-            "fifo" => Some(Replay::Trajectories(Box::new(FifoBuffer::new(
-                cfg.replay_capacity,
-            )))),
-            "prioritized" => Some(Replay::Trajectories(Box::new(PrioritizedBuffer::new(
-                cfg.replay_capacity,
-                cfg.replay_inv_temp,
-            )))),
-            "shen" => Some(Replay::Objects(ShenBuffer::new(cfg.replay_capacity))),
-            "keyed" => Some(Replay::Keyed(
-                KeyedBuffer::with_key_capacity(cfg.replay_capacity, cfg.replay_key_capacity),
-                cfg.keyed_sampling(),
+        // GFlowNets draw before the fresh batch enters the buffer (its fresh
+        // part is in the batch already) and replay trajectories one by one,
+        // except keyed groups of `group_size`.
+        let replay = match replay_cfg.kind {
+            ReplayKind::None => None,
+            ReplayKind::Shen => Some(Replay::Objects(
+                ShenBuffer::new(replay_cfg.capacity),
+                replay_cfg.fraction,
             )),
-            other => bail!("offpolicy.replay = `{other}`: unknown buffer; valid: {REPLAY_KINDS}"),
+            ReplayKind::Keyed => {
+                ReplayMix::new(replay_cfg, group_size, false).map(Replay::Trajectories)
+            }
+            _ => ReplayMix::new(replay_cfg, 1, false).map(Replay::Trajectories),
         };
         let offline = if cfg.offline_data.is_empty() {
             None
@@ -83,7 +111,13 @@ impl<S: StatePolicy> BatchSource<S> {
         };
         let actors = Self::start_actors(cfg, batch, exploration, task, initial, 0, seed)?;
         Ok(Self {
+            sample_with_graph: reuse_sampling_pass
+                && actors.is_none()
+                && offline.is_none()
+                && replay.is_none()
+                && exploration.is_identity(),
             cfg: cfg.clone(),
+            replay_kind: replay_cfg.kind,
             seed,
             batch,
             exploration,
@@ -140,8 +174,7 @@ impl<S: StatePolicy> BatchSource<S> {
         let replay = match &self.replay {
             None => None,
             Some(Replay::Trajectories(b)) => Some(b.save_state()?),
-            Some(Replay::Objects(b)) => Some(rmp_serde::to_vec(b)?),
-            Some(Replay::Keyed(b, _)) => Some(rmp_serde::to_vec(b)?),
+            Some(Replay::Objects(b, _)) => Some(rmp_serde::to_vec(b)?),
         };
         Ok(SourceState {
             replay,
@@ -164,11 +197,10 @@ impl<S: StatePolicy> BatchSource<S> {
         match (&mut self.replay, state.replay) {
             (None, None) => {}
             (Some(Replay::Trajectories(b)), Some(bytes)) => b.load_state(&bytes)?,
-            (Some(Replay::Objects(b)), Some(bytes)) => *b = rmp_serde::from_slice(&bytes)?,
-            (Some(Replay::Keyed(b, _)), Some(bytes)) => *b = rmp_serde::from_slice(&bytes)?,
+            (Some(Replay::Objects(b, _)), Some(bytes)) => *b = rmp_serde::from_slice(&bytes)?,
             (mine, _) => bail!(
-                "the checkpoint's replay buffer does not match offpolicy.replay = `{}` ({})",
-                self.cfg.replay,
+                "the checkpoint's replay buffer does not match replay.kind = `{:?}` ({})",
+                self.replay_kind,
                 if mine.is_some() {
                     "the checkpoint holds none"
                 } else {
@@ -196,25 +228,33 @@ impl<S: StatePolicy> BatchSource<S> {
         Ok(())
     }
 
-    /// The batch for learner step `version`, drawn with `snapshot` where the
-    /// learner samples itself.
-    #[allow(clippy::too_many_arguments)]
-    pub fn next(
+    /// The batch for learner step `version`, and the terminal states the
+    /// sampler itself found. Where the learner samples, it uses a snapshot
+    /// of `live`, or `live` itself when the loss reuses the sampling pass.
+    pub fn next<P: Policy<Snapshot = S> + StatePolicy>(
         &mut self,
         version: u64,
-        snapshot: &S,
+        live: &P,
         task: &Task,
         device: &Device,
         rng: &mut ChaCha8Rng,
     ) -> Result<(TrajectoryBatch, StateBatch)> {
         let (env, reward) = (task.dynamics(), task.reward.as_ref());
+        if self.sample_with_graph {
+            let b = Sampler::new(env, reward, device.clone())
+                .with_betas(task.training_betas())
+                .sample_with_graph(live, self.batch, version, rng)?;
+            let t = b.terminal_states();
+            return Ok((b, t));
+        }
+        let snapshot = &live.snapshot();
         // Each new trajectory's temperature (conditioning.beta); objects
         // sampled backward (offline data, Shen's buffer) get fresh draws, as
         // an object is a valid sample at every beta. Replayed trajectories
         // keep their own.
         let betas = task.training_betas();
         // The learner (or an actor) always samples a full batch: it feeds the
-        // buffer; the training batch keeps `1 - replay_fraction` of it.
+        // buffer; the training batch keeps `1 - replay.fraction` of it.
         let fresh = if let Some(pool) = &mut self.actors {
             pool.next_batch(version)?
         } else if let Some(objects) = &self.offline {
@@ -227,12 +267,6 @@ impl<S: StatePolicy> BatchSource<S> {
                 .with_betas(betas.clone())
                 .sample(snapshot, self.batch, self.exploration, version, rng)?
         };
-        let n_replay = match &self.replay {
-            Some(r) if !replay_is_empty(r) => {
-                (self.cfg.replay_fraction * fresh.len() as f64).round() as usize
-            }
-            _ => 0,
-        };
         // What the sampler itself found (for modes found vs trajectories):
         // fresh forward samples only, never dataset objects or replays.
         let discovered = if self.offline.is_some() {
@@ -240,19 +274,20 @@ impl<S: StatePolicy> BatchSource<S> {
         } else {
             fresh.terminal_states()
         };
-        let Some(replay) = &mut self.replay else {
-            return Ok((fresh, discovered));
-        };
-        let replayed = if n_replay > 0 {
-            Some(match replay {
-                Replay::Trajectories(buf) => replayed_batch(buf.sample(n_replay, rng)),
-                Replay::Keyed(buf, sampling) => replayed_batch(
-                    buf.sample(n_replay, sampling, rng)
-                        .into_iter()
-                        .flat_map(|g| g.items)
-                        .collect(),
-                ),
-                Replay::Objects(buf) => {
+        let batch = match &mut self.replay {
+            None => fresh,
+            Some(Replay::Trajectories(mix)) => {
+                // The environment's canonical identity of the terminal object.
+                let key = |t: &Trajectory| env.object_key(&t.states, t.states.len() - 1);
+                TrajectoryBatch::from_trajectories(&mix.mix(fresh.split(), &key, rng))
+            }
+            Some(Replay::Objects(buf, fraction)) => {
+                let n_replay = if buf.is_empty() {
+                    0
+                } else {
+                    (*fraction * fresh.len() as f64).round() as usize
+                };
+                let replayed = if n_replay > 0 {
                     let rows = buf.sample(n_replay, rng);
                     let mut objects = StateBatch::empty(env.state_width());
                     rows.iter().for_each(|r| objects.push_row(r));
@@ -262,54 +297,25 @@ impl<S: StatePolicy> BatchSource<S> {
                     for p in &mut b.provenance {
                         p.source = Source::Backward;
                     }
-                    b
-                }
-            })
-        } else {
-            None
-        };
-        let fresh_parts = fresh.split();
-        // A NaN or infinite reward never enters a buffer (the step that
-        // sees it is skipped; replaying it would poison every later batch).
-        for t in fresh_parts.iter().filter(|t| t.log_reward.is_finite()) {
-            // The environment's canonical identity of the terminal object.
-            let key = env.object_key(&t.states, t.states.len() - 1);
-            match replay {
-                Replay::Trajectories(buf) => {
-                    buf.insert(key, t.log_reward, t.clone());
-                }
-                Replay::Objects(buf) => {
+                    b.split()
+                } else {
+                    Vec::new()
+                };
+                let fresh_parts = fresh.split();
+                // A NaN or infinite reward never enters a buffer (the step
+                // that sees it is skipped; replaying it would poison every
+                // later batch).
+                for t in fresh_parts.iter().filter(|t| t.log_reward.is_finite()) {
+                    let key = env.object_key(&t.states, t.states.len() - 1);
                     buf.insert(key, t.log_reward, t.terminal().to_vec());
                 }
-                Replay::Keyed(buf, _) => {
-                    buf.insert(
-                        u64::from(t.group),
-                        key,
-                        t.log_reward,
-                        t.provenance.policy_version,
-                        t.clone(),
-                    );
-                }
+                let keep = fresh_parts.len() - replayed.len();
+                let mut parts: Vec<Trajectory> = fresh_parts.into_iter().take(keep).collect();
+                parts.extend(replayed);
+                TrajectoryBatch::from_trajectories(&parts)
             }
-        }
-        // Keyed replay returns whole groups (a multiple of K): the fresh part
-        // fills the rest of the batch.
-        let keep = fresh.len() - replayed.as_ref().map_or(0, TrajectoryBatch::len);
-        let mut parts: Vec<Trajectory> = fresh_parts.into_iter().take(keep).collect();
-        if let Some(r) = replayed {
-            parts.extend(r.split());
-        }
-        Ok((TrajectoryBatch::from_trajectories(&parts), discovered))
-    }
-
-    /// Whether batches are plain on-policy samples of the learner (no actors,
-    /// offline data, replay or exploration): then the sampling pass can be
-    /// kept for the loss.
-    pub fn is_plain_on_policy(&self) -> bool {
-        self.actors.is_none()
-            && self.offline.is_none()
-            && self.replay.is_none()
-            && self.exploration.is_identity()
+        };
+        Ok((batch, discovered))
     }
 
     /// Tells the actors about the learner's new policy (a no-op without
@@ -324,8 +330,7 @@ impl<S: StatePolicy> BatchSource<S> {
     pub fn buffer_summary(&self) -> Option<BufferSummary> {
         self.replay.as_ref().map(|r| match r {
             Replay::Trajectories(b) => b.summary(),
-            Replay::Objects(b) => b.summary(),
-            Replay::Keyed(b, _) => b.summary(),
+            Replay::Objects(b, _) => b.summary(),
         })
     }
 
@@ -333,24 +338,4 @@ impl<S: StatePolicy> BatchSource<S> {
     pub fn actor_stats(&self) -> Option<crate::sample::ActorStats> {
         self.actors.as_ref().map(|p| p.stats.clone())
     }
-}
-
-fn replay_is_empty(r: &Replay) -> bool {
-    match r {
-        Replay::Trajectories(b) => b.is_empty(),
-        Replay::Objects(b) => b.is_empty(),
-        Replay::Keyed(b, _) => b.is_empty(),
-    }
-}
-
-/// A batch of stored trajectories drawn again. Forward-sampled ones become
-/// replay; backward ones (offline data) keep their source: their behaviour
-/// log-probability is of P_B, not of a forward policy.
-fn replayed_batch(mut items: Vec<Trajectory>) -> TrajectoryBatch {
-    for t in &mut items {
-        if t.provenance.is_forward_sampled() {
-            t.provenance.source = Source::Replay;
-        }
-    }
-    TrajectoryBatch::from_trajectories(&items)
 }

@@ -505,8 +505,14 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
             None => LogZ::per_group(task.n_groups, 0.0, &device),
         };
         let learner = Learner::new(policy, log_z, &cfg.optim);
+        let reuse_sampling_pass = cfg.sampling.batch >= REUSE_MIN_BATCH
+            && learner.policy.backward_policy() == BackwardPolicy::Uniform
+            && objective.can_reuse_sampling_pass();
         let source = BatchSource::new(
             &cfg.offpolicy,
+            &cfg.replay,
+            cfg.replay_group_size(),
+            reuse_sampling_pass,
             cfg.sampling.batch,
             cfg.exploration(),
             &task,
@@ -646,30 +652,10 @@ impl<P: Policy<Snapshot: StatePolicy> + StatePolicy> Trainer<P> {
         // On-policy trajectory-level objectives with a uniform P_B sample with
         // the training model itself and reuse that pass in the loss, where
         // that is faster (measured: from batch 128 on, see BENCHMARKS.md).
-        let reuse = self.cfg.sampling.batch >= REUSE_MIN_BATCH
-            && self.source.is_plain_on_policy()
-            && self.learner.policy.backward_policy() == BackwardPolicy::Uniform
-            && self.objective.can_reuse_sampling_pass();
-        let (batch, terminals) = if reuse {
-            let b = Sampler::new(
-                self.task.dynamics(),
-                self.task.reward.as_ref(),
-                self.device.clone(),
-            )
-            .with_betas(self.task.training_betas())
-            .sample_with_graph(
-                &self.learner.policy,
-                self.cfg.sampling.batch,
-                it,
-                rng,
-            )?;
-            let t = b.terminal_states();
-            (b, t)
-        } else {
-            let snapshot = self.learner.snapshot();
+        // (the source decides: see `BatchSource::new`'s `reuse_sampling_pass`).
+        let (batch, terminals) =
             self.source
-                .next(it, &snapshot, &self.task, &self.device, rng)?
-        };
+                .next(it, &self.learner.policy, &self.task, &self.device, rng)?;
         let t1 = Instant::now();
         let out = match self.loss(&batch, it) {
             Ok(out) => out,

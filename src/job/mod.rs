@@ -17,7 +17,7 @@ pub use crate::env::EnvSpec;
 pub use crate::gflownet::GflowNetConfig;
 pub use crate::objective::spec::{F32_EXPONENT_CAP, FamilyObjectives, LogZChoice, ObjectiveSpec};
 pub use crate::policy::PolicyConfig;
-pub use crate::sample::{OffPolicyConfig, SamplingConfig};
+pub use crate::sample::{OffPolicyConfig, ReplayConfig, SamplingConfig};
 pub use crate::train::learner::OptimConfig;
 pub use crate::train::settings::{ExactEval, RunSettings, load_toml};
 use crate::train::settings::{TaggedSection, load_toml_tagged};
@@ -40,6 +40,9 @@ pub struct TrainConfig {
     pub optim: OptimConfig,
     pub sampling: SamplingConfig,
     pub offpolicy: OffPolicyConfig,
+    /// Replay buffers (`[replay]`, the same section as `ftb llm train`'s).
+    #[serde(default)]
+    pub replay: ReplayConfig,
     pub run: RunSettings,
     /// Continuous samplers (`env.kind = gmm | banana | diffusion`).
     pub continuous: ContinuousConfig,
@@ -52,8 +55,13 @@ pub struct TrainConfig {
 /// Reads a TOML config (the embedded default when `path` is None) and applies
 /// `key=value` overrides (dotted keys, TOML values; bare words are strings).
 pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<TrainConfig> {
-    let (cfg, origin) =
-        load_toml_tagged::<TrainConfig>(DEFAULT_CONFIG, path, overrides, &[], &[ENV_SECTION])?;
+    let (cfg, origin) = load_toml_tagged::<TrainConfig>(
+        DEFAULT_CONFIG,
+        path,
+        overrides,
+        &crate::sample::config::OLD_REPLAY_KEYS,
+        &[ENV_SECTION],
+    )?;
     cfg.validate().with_context(|| format!("in {origin}"))?;
     Ok(cfg)
 }
@@ -84,7 +92,8 @@ impl TrainConfig {
             EnvKind::Continuous(_) => {
                 self.continuous_run().validate()?;
                 // Read by no continuous sampler, but a bad value is still named.
-                self.offpolicy.validate(self.sampling.batch)?;
+                self.offpolicy.validate()?;
+                self.replay.validate(self.sampling.batch, 1)?;
                 if self.conditioning.build()?.is_some() {
                     bail!(
                         "conditioning.beta: temperature conditioning trains discrete environments; \
@@ -106,6 +115,7 @@ impl TrainConfig {
             optim: self.optim.clone(),
             sampling: self.sampling.clone(),
             offpolicy: self.offpolicy.clone(),
+            replay: self.replay.clone(),
             run: self.run.clone(),
             conditioning: self.conditioning.clone(),
         }

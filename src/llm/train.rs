@@ -9,7 +9,7 @@
 //! steps old (snapshots published every `sync_interval` steps, as TBA's
 //! actors receive them), scores them with the frozen reference model and the
 //! task's reward, and trains on a batch from the chosen source
-//! (`sampling.source`): the fresh batch (`on-policy`), TBA's prompt-keyed
+//! (`[replay]`): the fresh batch (`kind = "none"`), TBA's prompt-keyed
 //! buffer (`keyed`), or a plain FIFO of the most recent samples (`fifo`; see
 //! [`LlmTrainer`]'s batch rule for how its groups are formed).
 //!
@@ -47,9 +47,11 @@ use crate::divergence::schedule::AlphaSchedule;
 use crate::objective::spec::{FamilyObjectives, LogZChoice, ObjectiveSpec};
 use crate::objective::{LossOutput, Objective};
 use crate::policy::{LogZ, Policy};
-use crate::sample::replay::{FifoBuffer, KeyedBuffer, KeyedSampling, ReplayBuffer};
+use crate::sample::replay::mix::Buffer;
+use crate::sample::replay::{FifoBuffer, KeyedBuffer, ReplayMix, Replayable};
 use crate::sample::{
-    ActorPool, ActorWork, Exploration, LockstepSettings, Provenance, Snapshots, Source, step_rng,
+    ActorPool, ActorWork, Exploration, LockstepSettings, Provenance, ReplayConfig, ReplayKind,
+    Snapshots, Source, step_rng,
 };
 use crate::train::checkpoint;
 use crate::train::learner::Learner;
@@ -67,13 +69,20 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// The top-level keys of configs written before `[run]`, and their keys now.
-pub const LEGACY_KEYS: [Renamed; 6] = [
+pub const LEGACY_KEYS: [Renamed; 11] = [
     ("steps", "run.iterations"),
     ("seed", "run.seed"),
     ("eval_every", "run.eval_every"),
     ("checkpoint_every", "run.checkpoint_every"),
     ("keep_checkpoints", "run.keep_checkpoints"),
     ("max_bad_steps", "run.max_bad_steps"),
+    // The replay keys, in `[replay]` since it is one section for every family
+    // (`sampling.source = "on-policy"` reads as `replay.kind = "none"`).
+    ("sampling.source", "replay.kind"),
+    ("sampling.recent_prob", "replay.recent_prob"),
+    ("sampling.inv_temp", "replay.inv_temp"),
+    ("sampling.per_prompt_capacity", "replay.key_capacity"),
+    ("sampling.fifo_capacity", "replay.capacity"),
 ];
 
 /// The embedded default of `ftb llm train`.
@@ -111,8 +120,13 @@ pub struct LlmConfig {
     pub pretrain: PretrainConfig,
     /// The tuning objective.
     pub objective: LlmObjectiveConfig,
-    /// Generation, lag and the training batch's source.
+    /// Generation and lag.
     pub sampling: LlmSamplingConfig,
+    /// Replay (`[replay]`, the same section as `ftb train`'s): `keyed`
+    /// (TBA's prompt-keyed buffer), `fifo` (the most recent samples) or
+    /// `none` (the fresh batch); groups of `sampling.samples_per_prompt`.
+    #[serde(default)]
+    pub replay: ReplayConfig,
     /// Adam settings of the model and of the learned log Z.
     pub optim: OptimConfig,
 }
@@ -197,18 +211,6 @@ pub struct LlmSamplingConfig {
     pub lag: u64,
     /// Learner steps between published snapshots.
     pub sync_interval: u64,
-    /// `on-policy` (train on the fresh batch), `keyed` (TBA's buffer) or
-    /// `fifo` (uniform over the most recent samples).
-    pub source: String,
-    /// Keyed buffer: probability a prompt's newest samples are replayed.
-    pub recent_prob: f64,
-    /// Keyed buffer: inverse temperature of the reward softmax.
-    pub inv_temp: f64,
-    /// Keyed buffer: samples kept per prompt.
-    pub per_prompt_capacity: usize,
-    /// FIFO buffer: samples kept (the most recent, all prompts together).
-    #[serde(default = "default_fifo_capacity")]
-    pub fifo_capacity: usize,
     /// Actor threads generating the batches of future steps while the
     /// learner trains (0: generate in the learner's thread). Results do not
     /// depend on it; only `lag >= 1` lets actors overlap with the learner.
@@ -216,11 +218,15 @@ pub struct LlmSamplingConfig {
     pub actors: usize,
 }
 
-fn default_fifo_capacity() -> usize {
-    1024
-}
-
 impl LlmConfig {
+    /// `replay.kind` as written in the config (`none`, `keyed`, `fifo`).
+    pub fn replay_label(&self) -> String {
+        serde_json::to_value(self.replay.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// Samples per learner step (prompts x samples per prompt).
     pub fn batch(&self) -> usize {
         self.sampling.prompts_per_step * self.sampling.samples_per_prompt
@@ -251,15 +257,23 @@ impl LlmConfig {
                  sampling.sync_interval >= 1 are required"
             );
         }
-        if !matches!(s.source.as_str(), "on-policy" | "keyed" | "fifo") {
+        let r = &self.replay;
+        if !matches!(
+            r.kind,
+            ReplayKind::None | ReplayKind::Keyed | ReplayKind::Fifo
+        ) {
             bail!(
-                "sampling.source = `{}`: valid: on-policy, keyed, fifo",
-                s.source
+                "replay.kind = \"{}\": LLMs replay with none, keyed or fifo",
+                self.replay_label()
             );
         }
-        if s.source == "fifo" && s.fifo_capacity == 0 {
-            bail!("sampling.fifo_capacity must be >= 1");
+        if r.group_size.is_some() {
+            bail!(
+                "replay.group_size: LLMs replay whole prompts, in groups of \
+                 sampling.samples_per_prompt"
+            );
         }
+        r.validate(self.batch(), s.samples_per_prompt)?;
         self.task.validate()?;
         let beta = self.beta();
         if !(beta.is_finite() && beta > 0.0) {
@@ -470,6 +484,24 @@ pub struct LlmSample {
     pub provenance: Provenance,
 }
 
+impl Replayable for LlmSample {
+    fn group(&self) -> u64 {
+        self.prompt as u64
+    }
+
+    fn log_reward(&self) -> f64 {
+        self.reward
+    }
+
+    fn policy_version(&self) -> u64 {
+        self.provenance.policy_version
+    }
+
+    fn mark_replayed(&mut self) {
+        self.provenance.source = Source::Replay;
+    }
+}
+
 /// What a prompt's exact evaluation needs: every answer's reference
 /// log-probability, reward and rightness.
 struct PromptListing {
@@ -572,8 +604,8 @@ pub struct LlmTrainer {
     annealed: bool,
     /// Published snapshots, newest last: `(version, weights)`.
     snapshots: Snapshots<LlamaModel>,
-    buffer: Option<KeyedBuffer<LlmSample>>,
-    fifo: Option<FifoBuffer<LlmSample>>,
+    /// The replay buffer and its mixing rule (`replay.kind != "none"`).
+    replay: Option<ReplayMix<LlmSample>>,
     /// `None` when the task's answers are not listed (see [`EXACT_MAX_ANSWERS`]).
     exact: Option<ExactListing>,
     window: Window,
@@ -750,10 +782,9 @@ impl LlmTrainer {
         let learner = Learner::new(policy, log_z, &cfg.optim);
         let frozen = reference.valid();
         let exact = exact_listing(task.as_ref(), &frozen)?;
-        let s = &cfg.sampling;
-        let buffer = (s.source == "keyed")
-            .then(|| KeyedBuffer::with_key_capacity(n.max(1), s.per_prompt_capacity));
-        let fifo = (s.source == "fifo").then(|| FifoBuffer::new(s.fifo_capacity));
+        // TBA's recipe: the batch is drawn from a buffer that already holds
+        // this step's samples, whole prompts at a time.
+        let replay = ReplayMix::new(&cfg.replay, cfg.sampling.samples_per_prompt, true);
         let mut t = Self {
             snapshots: Snapshots::new(
                 (cfg.sampling.lag / cfg.sampling.sync_interval.max(1) + 2) as usize,
@@ -764,8 +795,7 @@ impl LlmTrainer {
             reference: frozen,
             objective,
             annealed,
-            buffer,
-            fifo,
+            replay,
             exact,
             window: Window::default(),
             actors: None,
@@ -853,57 +883,25 @@ impl LlmTrainer {
     /// weighted by how often the policy drew them: off-policy data, which
     /// every f-TB member allows.
     fn batch(&mut self, fresh: Vec<LlmSample>, rng: &mut ChaCha8Rng) -> Vec<LlmSample> {
-        let s = &self.cfg.sampling;
-        if let Some(fifo) = self.fifo.as_mut() {
-            for x in fresh {
-                // Keyed by (prompt, answer): the same answer to two prompts is
-                // two samples; a repeat of one replaces the older copy.
-                let mut row: Vec<i64> = vec![x.prompt as i64, -1];
-                row.extend(x.tokens.iter().map(|&t| i64::from(t)));
-                fifo.insert(crate::env::row_key(&row), x.reward, x);
-            }
-            let mut batch = Vec::with_capacity(s.prompts_per_step * s.samples_per_prompt);
-            for _ in 0..s.prompts_per_step {
-                let prompt = fifo.sample(1, rng)[0].prompt;
-                let group: Vec<&LlmSample> = fifo
-                    .iter()
-                    .map(|e| &e.item)
-                    .filter(|x| x.prompt == prompt)
-                    .collect();
-                for _ in 0..s.samples_per_prompt {
-                    batch.push(group[rand::RngExt::random_range(rng, 0..group.len())].clone());
-                }
-            }
-            return batch;
-        }
-        let Some(buf) = self.buffer.as_mut() else {
+        let Some(mix) = self.replay.as_mut() else {
             return fresh;
         };
-        let n = fresh.len();
-        for x in fresh {
-            let key =
-                crate::env::row_key(&x.tokens.iter().map(|&t| i64::from(t)).collect::<Vec<_>>());
-            buf.insert(
-                x.prompt as u64,
-                key,
-                x.reward,
-                x.provenance.policy_version,
-                x,
-            );
-        }
-        let sampling = KeyedSampling {
-            group_size: s.samples_per_prompt,
-            recent_prob: s.recent_prob,
-            inv_temp: s.inv_temp,
+        // A keyed buffer holds one group per prompt (an answer is its key
+        // there); a FIFO buffer holds every prompt: the same answer to two
+        // prompts is two samples; a repeat of one replaces the older copy.
+        let keyed = |x: &LlmSample| {
+            crate::env::row_key(&x.tokens.iter().map(|&t| i64::from(t)).collect::<Vec<_>>())
         };
-        buf.sample(n, &sampling, rng)
-            .into_iter()
-            .flat_map(|g| g.items)
-            .map(|mut x| {
-                x.provenance.source = Source::Replay;
-                x
-            })
-            .collect()
+        let fifo = |x: &LlmSample| {
+            let mut row: Vec<i64> = vec![x.prompt as i64, -1];
+            row.extend(x.tokens.iter().map(|&t| i64::from(t)));
+            crate::env::row_key(&row)
+        };
+        let key: &dyn Fn(&LlmSample) -> u64 = match mix.buffer() {
+            Buffer::Keyed(..) => &keyed,
+            _ => &fifo,
+        };
+        mix.mix(fresh, key, rng)
     }
 
     /// The loss of `batch` under the current model, which has taken
@@ -1020,11 +1018,15 @@ impl LlmTrainer {
 #[derive(Serialize, Deserialize)]
 struct LlmState {
     window: Window,
+    /// Checkpoints written before `[replay]` held the buffer here (keyed)
+    /// or in `fifo`; newer ones in `replay`.
     buffer: Option<KeyedBuffer<LlmSample>>,
     #[serde(default)]
     steps_done: u64,
     #[serde(default)]
     fifo: Option<FifoBuffer<LlmSample>>,
+    #[serde(default)]
+    replay: Option<Vec<u8>>,
 }
 
 impl TrainingTask for LlmTrainer {
@@ -1074,15 +1076,21 @@ impl TrainingTask for LlmTrainer {
         #[derive(Serialize)]
         struct Ref<'a> {
             window: &'a Window,
-            buffer: &'a Option<KeyedBuffer<LlmSample>>,
+            buffer: Option<()>,
             steps_done: u64,
-            fifo: &'a Option<FifoBuffer<LlmSample>>,
+            fifo: Option<()>,
+            replay: Option<Vec<u8>>,
         }
         checkpoint::to_msgpack(&Ref {
             window: &self.window,
-            buffer: &self.buffer,
+            buffer: None,
             steps_done: self.steps_done,
-            fifo: &self.fifo,
+            fifo: None,
+            replay: self
+                .replay
+                .as_ref()
+                .map(ReplayMix::save_state)
+                .transpose()?,
         })
     }
 
@@ -1091,9 +1099,23 @@ impl TrainingTask for LlmTrainer {
             anyhow::anyhow!("{} does not hold an LLM run's state: {e}", origin.display())
         })?;
         self.window = s.window;
-        self.buffer = s.buffer;
-        if self.fifo.is_some() {
-            self.fifo = s.fifo.or(self.fifo.take());
+        if let Some(mix) = self.replay.as_mut() {
+            let restored = match s.replay {
+                Some(bytes) => {
+                    mix.load_state(&bytes).map_err(|e| {
+                        anyhow::anyhow!("{}: the replay buffer: {e}", origin.display())
+                    })?;
+                    true
+                }
+                None => mix.restore(s.buffer, s.fifo),
+            };
+            if !restored {
+                bail!(
+                    "{} holds no replay buffer of replay.kind = {:?}",
+                    origin.display(),
+                    self.cfg.replay.kind
+                );
+            }
         }
         self.steps_done = s.steps_done;
         self.snapshots.clear();

@@ -20,7 +20,7 @@ pub use backward::{
     save_terminal_objects,
 };
 pub use batch::{Trajectory, TrajectoryBatch};
-pub use config::{OffPolicyConfig, REPLAY_KINDS, SamplingConfig};
+pub use config::{OffPolicyConfig, ReplayConfig, ReplayKind, SamplingConfig};
 pub use provenance::{Exploration, Provenance, Source};
 pub use rollout::{Sampler, sample_on_policy_counts};
 pub use snapshots::Snapshots;

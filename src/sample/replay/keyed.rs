@@ -48,6 +48,9 @@ use super::{Entry, InsertOutcome, ReplayStats};
 /// TBA's per-prompt capacity.
 pub const TBA_KEY_CAPACITY: usize = 100;
 
+/// TBA's `K`: entries replayed per group.
+pub const TBA_GROUP_SIZE: usize = 20;
+
 /// A stored item with the sync round (policy version) it was produced at.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rounded<T> {

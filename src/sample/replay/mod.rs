@@ -32,6 +32,7 @@
 
 pub mod fifo;
 pub mod keyed;
+pub mod mix;
 pub mod prioritized;
 pub mod shen;
 pub mod stats;
@@ -42,6 +43,7 @@ pub use fifo::FifoBuffer;
 pub use keyed::{
     KeyedBuffer, KeyedGroup, KeyedInsertOutcome, KeyedSampling, Rounded, TBA_KEY_CAPACITY,
 };
+pub use mix::{ReplayMix, Replayable};
 pub use prioritized::PrioritizedBuffer;
 pub use shen::{SHEN_TOP_FRACTION, SHEN_TOP_SHARE, ShenBuffer};
 pub use stats::{BufferSummary, quantiles};
