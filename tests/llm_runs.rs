@@ -433,3 +433,50 @@ fn overwrite_never_deletes_a_directory_that_is_not_an_ftb_run() {
     assert!(!run_dir.join("stale.txt").exists() && run_dir.join("summary.json").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run written before `[replay]` (keyed buffer under `sampling.source`,
+/// the buffer in the checkpoint's old field) resumes with today's binary
+/// exactly as the ftb that wrote it continued it (its uninterrupted 20-step
+/// metrics, recorded then), reading the old keys with warnings.
+#[test]
+fn a_run_from_before_the_replay_section_resumes_as_before() {
+    let data =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/llm-checkpoint-before-replay");
+    let dir = temp_dir("before-replay");
+    let copy = |from: &Path, to: &Path| {
+        fn walk(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for e in std::fs::read_dir(from).unwrap() {
+                let e = e.unwrap();
+                let target = to.join(e.file_name());
+                if e.file_type().unwrap().is_dir() {
+                    walk(&e.path(), &target);
+                } else {
+                    std::fs::copy(e.path(), &target).unwrap();
+                }
+            }
+        }
+        walk(from, to)
+    };
+    copy(&data, &dir);
+    let log = ok(&["llm", "train", "--quiet", "--resume", dir.to_str().unwrap()]);
+    assert!(
+        log.contains("`sampling.source` is now `replay.kind`"),
+        "{log}"
+    );
+    let rows = |p: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("seconds");
+                v
+            })
+            .collect()
+    };
+    let old = rows(&data.join("resumed_by_old_ftb.jsonl"));
+    assert_eq!(old.len(), 5);
+    assert_eq!(rows(&dir.join("metrics.jsonl")), old);
+    std::fs::remove_dir_all(&dir).ok();
+}
