@@ -332,7 +332,8 @@ fn run_directory_gets_metrics_summary_and_plots() {
     ]))
     .unwrap();
     let (summary, points) = t.run(Some(&mut rd), |_, _| {}).unwrap();
-    t.write_outputs(&rd, &summary, &points).unwrap();
+    rd.write_summary(&summary).unwrap();
+    t.write_plots(&rd, &summary, &points).unwrap();
     let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), points.len());
     let s: serde_json::Value =

@@ -29,7 +29,6 @@ use crate::nn::fused_adam::FusedAdam;
 use crate::nn::mlp::Mlp;
 use anyhow::{Context, Result, bail};
 use burn::optim::GradientsParams;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -426,16 +425,7 @@ pub fn train(
 }
 
 fn safetensors_bytes(model: &Mlp) -> Result<Vec<u8>> {
-    // One metadata key, so that the file is byte-for-byte reproducible.
-    let mut store = SafetensorsStore::from_bytes(None)
-        .clear_metadata()
-        .metadata("producer", "ftb proxy");
-    model
-        .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("cannot encode the proxy as safetensors: {e}"))?;
-    store
-        .get_bytes()
-        .map_err(|e| anyhow::anyhow!("cannot encode the proxy as safetensors: {e}"))
+    crate::nn::store::to_safetensors(model, "ftb proxy").map_err(anyhow::Error::msg)
 }
 
 impl Proxy {
@@ -443,19 +433,13 @@ impl Proxy {
     fn from_parts(settings: ProxySettings, bytes: Vec<u8>) -> Result<Self> {
         let t = &settings.training;
         let device = Device::flex();
-        let mut model = Mlp::new(t.n_bits, t.hidden, t.layers, 1, &device);
-        let mut store = SafetensorsStore::from_bytes(Some(bytes));
-        let applied = model
-            .load_from(&mut store)
-            .map_err(|e| anyhow::anyhow!("the parameters do not fit the network: {e}"))?;
-        if !applied.errors.is_empty() || !applied.missing.is_empty() || !applied.unused.is_empty() {
-            bail!(
-                "the parameters do not fit the network of {SETTINGS_FILE}: errors {:?}, missing {:?}, unused {:?}",
-                applied.errors,
-                applied.missing.iter().map(|(p, _)| p).collect::<Vec<_>>(),
-                applied.unused
-            );
-        }
+        let model = crate::nn::store::from_safetensors(
+            Mlp::new(t.n_bits, t.hidden, t.layers, 1, &device),
+            bytes,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!("the parameters do not fit the network of {SETTINGS_FILE}: {e}")
+        })?;
         Ok(Self { settings, model })
     }
 

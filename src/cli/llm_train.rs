@@ -139,34 +139,7 @@ fn train_inner(args: RunArgs) -> Result<ExitCode> {
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
         .context("reading metrics.jsonl back")?;
-    let first = points.first().expect("an initial evaluation");
-    let last = points.last().expect("a final evaluation");
-    let summary = serde_json::json!({
-        "objective": cfg.objective.name,
-        "divergence": cfg.objective.divergence,
-        "lag": cfg.sampling.lag,
-        "source": cfg.replay_label(),
-        "kl_initial": first.kl,
-        "kl": last.kl,
-        "l1": last.l1,
-        "expected_reward_initial": first.expected_reward,
-        "expected_reward": last.expected_reward,
-        "accuracy_initial": first.accuracy,
-        "accuracy": last.accuracy,
-        "greedy_reward": last.greedy_reward,
-        "greedy_accuracy": last.greedy_accuracy,
-        "distinct_answers_last_window": last.distinct,
-        "mean_staleness_last_window": last.staleness,
-        "skipped_steps": trainer.learner.skipped_steps,
-        "steps": cfg.steps(),
-        "wall_seconds": last.seconds,
-        "seed": cfg.run.seed,
-        "version": env!("CARGO_PKG_VERSION"),
-    });
-    run_dir.write(
-        "summary.json",
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    let summary = crate::llm::train::LlmSummary::new(&trainer, &points)?;
     // The tuned model, ready for `ftb llm generate`: LoRA adapters in
     // PEFT's format on top of the reference, or the whole model.
     let tuned = if cfg.model.lora_rank > 0 {
@@ -198,51 +171,47 @@ fn train_inner(args: RunArgs) -> Result<ExitCode> {
         }],
         true,
     )?;
-    for (k, v) in [
-        (
-            "objective",
-            format!("{} ({})", cfg.objective.name, cfg.objective.divergence),
-        ),
-        (
-            "lag / source",
-            format!("{} / {}", cfg.sampling.lag, cfg.replay_label()),
-        ),
+    let s = &summary;
+    let rows = [
+        ("objective", format!("{} ({})", s.objective, s.divergence)),
+        ("lag / source", format!("{} / {}", s.lag, s.source)),
         (
             "exact KL to p*",
-            format!("{:.5} (initial {:.5})", last.kl, first.kl),
+            format!("{:.5} (initial {:.5})", s.kl, s.kl_initial),
         ),
         (
             "exact L1 to p*",
-            format!("{:.5} (initial {:.5})", last.l1, first.l1),
+            format!("{:.5} (initial {:.5})", s.l1, s.l1_initial),
         ),
         (
             "expected reward",
             format!(
                 "{:.4} (initial {:.4})",
-                last.expected_reward, first.expected_reward
+                s.expected_reward, s.expected_reward_initial
             ),
         ),
         (
             "greedy reward",
             format!(
                 "{:.4} (initial {:.4})",
-                last.greedy_reward, first.greedy_reward
+                s.greedy_reward, s.greedy_reward_initial
             ),
         ),
         (
             "accuracy",
             format!(
                 "{:.4} (initial {:.4}; greedy {:.4})",
-                last.accuracy, first.accuracy, last.greedy_accuracy
+                s.accuracy, s.accuracy_initial, s.greedy_accuracy
             ),
         ),
-        ("mean staleness", format!("{:.1} steps", last.staleness)),
-        ("wall time", format!("{:.1} s", last.seconds)),
-    ] {
-        println!("{k:<16}  {v}");
-    }
-    println!("tuned model       {tuned}");
-    println!("run directory: {}", out.display());
+        (
+            "mean staleness",
+            format!("{:.1} steps", s.mean_staleness_last_window),
+        ),
+        ("wall time", format!("{:.1} s", s.wall_seconds)),
+        ("tuned model", tuned),
+    ];
+    super::run_flow::finish(&run_dir, &summary, &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -154,3 +154,20 @@ pub fn progress_bar(total: u64, done: Option<u64>, quiet: bool) -> ProgressBar {
     }
     bar
 }
+
+/// The end of every training command: `summary.json` (the family's typed
+/// summary) written into the run directory, then the summary table (one
+/// `name  value` row each, names aligned) and where the run is.
+pub fn finish(
+    run_dir: &RunDir,
+    summary: &impl serde::Serialize,
+    rows: &[(&str, String)],
+) -> Result<()> {
+    run_dir.write_summary(summary)?;
+    let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in rows {
+        println!("{k:<w$}  {v}");
+    }
+    println!("run directory: {}", run_dir.path.display());
+    Ok(())
+}

@@ -131,14 +131,9 @@ fn run_discrete<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
     });
     bar.finish_and_clear();
     let (summary, _) = result?;
-    run_dir.write(
-        "summary.json",
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
     // The curves come from metrics.jsonl, so a resumed run plots all of it.
     write_plots(run_dir, &trainer, &run_dir.points()?, &summary)?;
-    print_summary(&summary, run_dir);
-    Ok(())
+    super::run_flow::finish(run_dir, &summary, &summary_rows(&summary))
 }
 
 /// `(trajectories, value)` of every point (`null` values read as NaN).
@@ -243,7 +238,8 @@ fn write_plots<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
     Ok(())
 }
 
-fn print_summary(s: &Summary, run_dir: &RunDir) {
+/// The summary table of a discrete run.
+fn summary_rows(s: &Summary) -> Vec<(&'static str, String)> {
     // Exact entries print "-" when the task was not enumerated (run.exact).
     let exact = |f: fn(&crate::eval::Metrics) -> f64, digits: usize| {
         s.metrics
@@ -320,11 +316,7 @@ fn print_summary(s: &Summary, run_dir: &RunDir) {
             rows.push(("molecules: best", format!("{smiles} ({score:.4})")));
         }
     }
-    let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    for (k, v) in rows {
-        println!("{k:<w$}  {v}");
-    }
-    println!("run directory: {}", run_dir.path.display());
+    rows
 }
 
 /// A count, or "-" where it is not known.
@@ -357,8 +349,8 @@ fn run_continuous(
     if let Some(first) = points.first() {
         summary.jsd_initial = first.jsd;
     }
-    trainer.write_outputs(run_dir, &summary, &points)?;
-    for (k, v) in [
+    trainer.write_plots(run_dir, &summary, &points)?;
+    let rows = [
         ("target", summary.target.clone()),
         ("objective", summary.objective.clone()),
         ("trajectories", summary.trajectories.to_string()),
@@ -371,9 +363,6 @@ fn run_continuous(
         ("log Z (used)", format!("{:.5}", summary.log_z)),
         ("log Z (true)", format!("{:.5}", summary.log_z_true)),
         ("wall time", format!("{:.1} s", summary.wall_seconds)),
-    ] {
-        println!("{k:<14}  {v}");
-    }
-    println!("run directory: {}", run_dir.path.display());
-    Ok(())
+    ];
+    super::run_flow::finish(run_dir, &summary, &rows)
 }

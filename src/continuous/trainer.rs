@@ -336,18 +336,14 @@ impl ContinuousTrainer {
         Ok((summary, points))
     }
 
-    /// Writes `summary.json`, `distribution.png` (last evaluation's histogram
-    /// vs the target's cell mass), `jsd.png` and `log_z.png` into the run directory.
-    pub fn write_outputs(
+    /// Writes `distribution.png` (last evaluation's histogram vs the
+    /// target's cell mass), `jsd.png` and `log_z.png` into the run directory.
+    pub fn write_plots(
         &self,
         run_dir: &RunDir,
         summary: &ContinuousSummary,
         points: &[ContinuousEvalPoint],
     ) -> Result<()> {
-        run_dir.write(
-            "summary.json",
-            serde_json::to_string_pretty(summary)?.as_bytes(),
-        )?;
         let (nx, ny) = (self.grid.nx, self.grid.ny);
         let inside = |v: &[f64]| v[..nx * ny].to_vec();
         let mut panels = Vec::new();

@@ -502,6 +502,90 @@ impl Replayable for LlmSample {
     }
 }
 
+/// What an LLM run reached (`summary.json`): the first and last evaluation
+/// points of the whole run (a resumed one included) and its settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct LlmSummary {
+    /// `objective.name`.
+    pub objective: String,
+    /// `objective.divergence`.
+    pub divergence: String,
+    /// `sampling.lag`.
+    pub lag: u64,
+    /// `replay.kind`.
+    pub source: String,
+    /// Exact `KL(pi_theta || p*)` (mean over prompts) before training.
+    pub kl_initial: f64,
+    /// ... and at the end.
+    pub kl: f64,
+    /// Exact L1 distance to `p*` before training.
+    pub l1_initial: f64,
+    /// ... and at the end.
+    pub l1: f64,
+    /// Exact expected reward before training.
+    pub expected_reward_initial: f64,
+    /// ... and at the end.
+    pub expected_reward: f64,
+    /// Probability of a right answer before training (NaN without right answers).
+    pub accuracy_initial: f64,
+    /// ... and at the end.
+    pub accuracy: f64,
+    /// Reward of the greedy answers before training.
+    pub greedy_reward_initial: f64,
+    /// ... and at the end.
+    pub greedy_reward: f64,
+    /// Share of right greedy answers at the end.
+    pub greedy_accuracy: f64,
+    /// Distinct answers trained on in the last evaluation window.
+    pub distinct_answers_last_window: usize,
+    /// Mean staleness (learner steps) of the samples of the last window.
+    pub mean_staleness_last_window: f64,
+    /// Steps skipped for a non-finite loss or gradient.
+    pub skipped_steps: u64,
+    /// Learner steps of the run.
+    pub steps: u64,
+    /// Wall time of the whole run (resumed parts included).
+    pub wall_seconds: f64,
+    /// `run.seed`.
+    pub seed: u64,
+    /// The ftb version that wrote it.
+    pub version: String,
+}
+
+impl LlmSummary {
+    /// The summary of `trainer`'s run from its evaluation points (at least one).
+    pub fn new(trainer: &LlmTrainer, points: &[LlmEvalPoint]) -> Result<Self> {
+        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+            bail!("an LLM run summary needs an evaluation point");
+        };
+        let cfg = &trainer.cfg;
+        Ok(Self {
+            objective: cfg.objective.name.clone(),
+            divergence: cfg.objective.divergence.clone(),
+            lag: cfg.sampling.lag,
+            source: cfg.replay_label(),
+            kl_initial: first.kl,
+            kl: last.kl,
+            l1_initial: first.l1,
+            l1: last.l1,
+            expected_reward_initial: first.expected_reward,
+            expected_reward: last.expected_reward,
+            accuracy_initial: first.accuracy,
+            accuracy: last.accuracy,
+            greedy_reward_initial: first.greedy_reward,
+            greedy_reward: last.greedy_reward,
+            greedy_accuracy: last.greedy_accuracy,
+            distinct_answers_last_window: last.distinct,
+            mean_staleness_last_window: last.staleness,
+            skipped_steps: trainer.learner.skipped_steps,
+            steps: cfg.steps(),
+            wall_seconds: last.seconds,
+            seed: cfg.run.seed,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+    }
+}
+
 /// What a prompt's exact evaluation needs: every answer's reference
 /// log-probability, reward and rightness.
 struct PromptListing {

@@ -7,12 +7,14 @@
 //!   masked log-softmax, forward and backward, on burn's flex backend;
 //! * [`team`]: helper threads that spin between a step's small jobs;
 //! * [`fused_adam`]: Adam as one pass over each parameter;
+//! * [`store`]: a module's parameters as reproducible safetensors bytes and back;
 //! * [`init_seeded`] / [`try_init_seeded`], [`masked_log_softmax`], [`mask_tensor`].
 
 pub mod fused;
 pub mod fused_adam;
 pub mod linear;
 pub mod mlp;
+pub mod store;
 pub mod team;
 
 use burn::module::{Module, ModuleVisitor, Param};

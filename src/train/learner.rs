@@ -12,7 +12,6 @@ use crate::policy::{LogZ, Policy, flat_gradients};
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer, grad_clipping::GradientClippingConfig};
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Bytes, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -286,50 +285,18 @@ fn set_param_ids<M: Module>(module: M, ids: &BTreeMap<String, u64>) -> Result<M>
 }
 
 fn safetensors_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
-    // One metadata key: the header (and so the file) is then byte-for-byte
-    // reproducible (burn's default metadata is a hash map in random order).
-    let mut store = SafetensorsStore::from_bytes(None)
-        .clear_metadata()
-        .metadata("producer", "ftb");
-    module
-        .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("cannot encode parameters as safetensors: {e}"))?;
-    store
-        .get_bytes()
-        .map_err(|e| anyhow::anyhow!("cannot encode parameters as safetensors: {e}"))
+    crate::nn::store::to_safetensors(module, "ftb").map_err(anyhow::Error::msg)
 }
 
 fn load_safetensors<M: Module>(
-    mut module: M,
+    module: M,
     ckpt: &Checkpoint,
     name: &str,
     ids: BTreeMap<String, u64>,
 ) -> Result<M> {
     let path = ckpt.path_of(name);
-    let mut store = SafetensorsStore::from_bytes(Some(ckpt.file(name)?.to_vec()));
-    let applied = module
-        .load_from(&mut store)
+    let module = crate::nn::store::from_safetensors(module, ckpt.file(name)?.to_vec())
         .map_err(|e| anyhow::anyhow!("{} does not fit this network: {e}", path.display()))?;
-    let mut problems: Vec<String> = applied.errors.iter().map(|e| format!("{e:?}")).collect();
-    problems.extend(
-        applied
-            .missing
-            .iter()
-            .map(|(p, _)| format!("`{p}` is missing")),
-    );
-    problems.extend(
-        applied
-            .unused
-            .iter()
-            .map(|p| format!("`{p}` is not a parameter of this network")),
-    );
-    if !problems.is_empty() {
-        bail!(
-            "{} does not fit this network: {}",
-            path.display(),
-            problems.join("; ")
-        );
-    }
     set_param_ids(module, &ids).with_context(|| format!("{}", path.display()))
 }
 

@@ -196,6 +196,14 @@ impl RunDir {
         write_atomic(&self.path.join(name), contents)
     }
 
+    /// Writes a family's typed summary as `summary.json`.
+    pub fn write_summary(&self, summary: &impl serde::Serialize) -> Result<()> {
+        self.write(
+            "summary.json",
+            serde_json::to_string_pretty(summary)?.as_bytes(),
+        )
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
