@@ -18,7 +18,7 @@
 //! accuracy (at `beta = 1`, `reward_correct = 2` and 40 % correct, `p*` is
 //! right about 83 % of the time).
 
-use super::language_task::{LanguageTask, TaskConfig};
+use super::language_task::{LanguageTask, TaskConfig, Vocabulary};
 use super::tokenizer::Tokenizer;
 use anyhow::{Context, Result, bail};
 use rand::RngExt;
@@ -34,13 +34,11 @@ pub const CORPUS_CORRECT: f64 = 0.4;
 
 /// Prompts `a+b=`, exact-match reward (see the module docs).
 pub struct ArithmeticTask {
-    tokenizer: Tokenizer,
+    vocab: Vocabulary,
     own_vocab: bool,
     prompts: Vec<Vec<u32>>,
     operands: Vec<(u64, u64)>,
     max_operand: u64,
-    max_len: usize,
-    stop: u32,
     reward_correct: f64,
     digit_credit: f64,
 }
@@ -119,18 +117,21 @@ impl ArithmeticTask {
             out
         };
         let mut task = Self {
-            tokenizer,
+            vocab: Vocabulary {
+                tokenizer,
+                stop,
+                max_len: 0,
+            },
             own_vocab,
             prompts: Vec::with_capacity(n),
             operands,
             max_operand,
-            max_len: 0,
-            stop,
             reward_correct,
             digit_credit,
         };
         for &(a, b) in &task.operands {
             let p = task
+                .vocab
                 .tokenizer
                 .encode(&format!("{a}+{b}="))
                 .with_context(|| format!("the arithmetic task cannot tokenize \"{a}+{b}=\""))?;
@@ -138,7 +139,7 @@ impl ArithmeticTask {
         }
         let largest = task.operands.iter().map(|&(a, b)| a + b).max().unwrap_or(0);
         let needed = task.answer_ids(largest)?.len() + 1;
-        task.max_len = match max_len {
+        task.vocab.max_len = match max_len {
             None => needed,
             Some(m) if m < needed => bail!(
                 "task.max_len = {m} cannot hold the sum {largest} and the stop token (needs {needed})"
@@ -151,8 +152,8 @@ impl ArithmeticTask {
     /// Token ids of the decimal `n` as an answer (without the BOS a
     /// tokenizer may put in front of every encoding).
     fn answer_ids(&self, n: u64) -> Result<Vec<u32>> {
-        let prefix = self.tokenizer.encode("")?;
-        let ids = self.tokenizer.encode(&n.to_string())?;
+        let prefix = self.vocab.tokenizer.encode("")?;
+        let ids = self.vocab.tokenizer.encode(&n.to_string())?;
         Ok(ids.strip_prefix(prefix.as_slice()).unwrap_or(&ids).to_vec())
     }
 
@@ -164,12 +165,12 @@ impl ArithmeticTask {
     /// The answer's text and whether it stopped.
     fn answer_text(&self, response: &[u32]) -> (String, bool) {
         let (body, stopped) = match response.split_last() {
-            Some((&last, body)) if last == self.stop => (body, true),
+            Some((&last, body)) if last == self.vocab.stop => (body, true),
             _ => (response, false),
         };
         // Decoding skips special tokens; an id outside the vocabulary
         // decodes to nothing (the answer is then simply wrong).
-        let text = self.tokenizer.decode(body).unwrap_or_default();
+        let text = self.vocab.tokenizer.decode(body).unwrap_or_default();
         (text.trim().to_string(), stopped)
     }
 
@@ -196,7 +197,7 @@ impl LanguageTask for ArithmeticTask {
             "arithmetic task ({} prompts a+b=, operands <= {}, answers <= {})",
             self.prompts.len(),
             self.max_operand,
-            self.max_len
+            self.vocab.max_len
         )
     }
 
@@ -214,16 +215,8 @@ impl LanguageTask for ArithmeticTask {
         Some(stopped && text == (a + b).to_string())
     }
 
-    fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
-    }
-
-    fn stop(&self) -> u32 {
-        self.stop
-    }
-
-    fn max_len(&self) -> usize {
-        self.max_len
+    fn vocabulary(&self) -> &Vocabulary {
+        &self.vocab
     }
 
     /// The right sum with probability [`CORPUS_CORRECT`]; otherwise, half
@@ -248,8 +241,8 @@ impl LanguageTask for ArithmeticTask {
                     rng.random_range(0..=2 * self.max_operand)
                 };
                 let mut answer = self.answer_ids(shown).unwrap_or_default();
-                answer.truncate(self.max_len - 1);
-                answer.push(self.stop);
+                answer.truncate(self.vocab.max_len - 1);
+                answer.push(self.vocab.stop);
                 (self.prompts[i].clone(), answer)
             })
             .collect();

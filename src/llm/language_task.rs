@@ -9,6 +9,18 @@ use anyhow::{Context, Result, bail};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+/// The tokenizer a task writes its prompts and responses in, the stop token
+/// that ends a response, and the longest response (tokens, stop included).
+#[derive(Clone, Debug)]
+pub struct Vocabulary {
+    /// The tokenizer.
+    pub tokenizer: Tokenizer,
+    /// The stop token ending a response.
+    pub stop: u32,
+    /// Longest response (tokens, stop included).
+    pub max_len: usize,
+}
+
 /// A set of prompts and a reward on responses.
 ///
 /// The reward is batched and fallible because one implementation asks an
@@ -28,12 +40,20 @@ pub trait LanguageTask: Send + Sync {
     fn correct(&self, _prompt: usize, _response: &[u32]) -> Option<bool> {
         None
     }
+    /// What its prompts and responses are written in.
+    fn vocabulary(&self) -> &Vocabulary;
     /// The tokenizer the prompts and responses are written in.
-    fn tokenizer(&self) -> &Tokenizer;
+    fn tokenizer(&self) -> &Tokenizer {
+        &self.vocabulary().tokenizer
+    }
     /// The stop token ending a response.
-    fn stop(&self) -> u32;
+    fn stop(&self) -> u32 {
+        self.vocabulary().stop
+    }
     /// Longest response (tokens, stop included).
-    fn max_len(&self) -> usize;
+    fn max_len(&self) -> usize {
+        self.vocabulary().max_len
+    }
     /// `n` `(prompt, answer)` pairs (answer ending with the stop token) a
     /// reference model can be pretrained on by maximum likelihood; `None`
     /// for a task without a corpus (its reference model must come from

@@ -29,7 +29,7 @@
 //! these the command is stopped and every later batch fails with the same
 //! error (the line protocol is out of step).
 
-use super::language_task::{BuildTask, LanguageTask, TaskConfig, read_prompts_file};
+use super::language_task::{BuildTask, LanguageTask, TaskConfig, Vocabulary, read_prompts_file};
 use super::tokenizer::Tokenizer;
 use anyhow::{Result, anyhow, bail};
 use rand_chacha::ChaCha8Rng;
@@ -437,11 +437,9 @@ pub struct CommandTask {
     /// The wrapped built-in task (`task.prompts_from`): prompts, tokenizer,
     /// answer length, corpus and the notion of a right answer.
     base: Option<Box<dyn LanguageTask>>,
-    tokenizer: Tokenizer,
+    vocab: Vocabulary,
     prompts: Vec<Vec<u32>>,
     texts: Vec<String>,
-    stop: u32,
-    max_len: usize,
     exact: bool,
     command: RewardCommand,
 }
@@ -521,11 +519,13 @@ impl CommandTask {
         let command = RewardCommand::spawn(line, timeout)?;
         Ok(Self {
             base,
-            tokenizer: tok,
+            vocab: Vocabulary {
+                tokenizer: tok,
+                stop,
+                max_len,
+            },
             prompts,
             texts,
-            stop,
-            max_len,
             exact,
             command,
         })
@@ -542,7 +542,7 @@ impl LanguageTask for CommandTask {
                 .as_ref()
                 .map(|b| format!(" of the {}", b.describe()))
                 .unwrap_or_default(),
-            self.max_len
+            self.vocab.max_len
         )
     }
 
@@ -555,12 +555,12 @@ impl LanguageTask for CommandTask {
             .iter()
             .map(|&(p, y)| {
                 let (body, finished) = match y.split_last() {
-                    Some((&last, body)) if last == self.stop => (body, true),
+                    Some((&last, body)) if last == self.vocab.stop => (body, true),
                     _ => (y, false),
                 };
                 Ok(RewardRequest {
                     prompt: &self.texts[p],
-                    response: self.tokenizer.decode(body)?,
+                    response: self.vocab.tokenizer.decode(body)?,
                     prompt_index: p,
                     finished,
                 })
@@ -573,16 +573,8 @@ impl LanguageTask for CommandTask {
         self.base.as_ref()?.correct(prompt, response)
     }
 
-    fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
-    }
-
-    fn stop(&self) -> u32 {
-        self.stop
-    }
-
-    fn max_len(&self) -> usize {
-        self.max_len
+    fn vocabulary(&self) -> &Vocabulary {
+        &self.vocab
     }
 
     fn corpus(&self, n: usize, rng: &mut ChaCha8Rng) -> Option<Vec<(Vec<u32>, Vec<u32>)>> {

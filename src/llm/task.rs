@@ -18,7 +18,9 @@
 //! tiny model on the task's corpus) or writes its prompts with a loaded
 //! model's tokenizer and scores the decoded text.
 
-pub use super::language_task::{LanguageTask, TASK_NAMES, TaskConfig, read_prompts_file};
+pub use super::language_task::{
+    LanguageTask, TASK_NAMES, TaskConfig, Vocabulary, read_prompts_file,
+};
 use super::tokenizer::Tokenizer;
 use anyhow::{Result, bail};
 use rand::RngExt;
@@ -91,11 +93,9 @@ pub const LETTERS: &str = "abcde";
 /// in the prompt, `-1` for an answer that reaches `max_len` without stopping.
 #[derive(Clone)]
 pub struct LetterTask {
-    tokenizer: Tokenizer,
+    vocab: Vocabulary,
     prompts: Vec<Vec<u32>>,
     words: Vec<Vec<u32>>,
-    max_len: usize,
-    stop: u32,
 }
 
 impl LetterTask {
@@ -140,11 +140,13 @@ impl LetterTask {
             .map(|w| w.iter().copied().chain([eq]).collect())
             .collect();
         Ok(Self {
-            tokenizer,
+            vocab: Vocabulary {
+                tokenizer,
+                stop,
+                max_len,
+            },
             prompts,
             words: all,
-            max_len,
-            stop,
         })
     }
 
@@ -163,8 +165,8 @@ impl LetterTask {
                         .map(|_| rng.random_range(0..LETTERS.len() as u32))
                         .collect()
                 };
-                answer.truncate(self.max_len - 1);
-                answer.push(self.stop);
+                answer.truncate(self.vocab.max_len - 1);
+                answer.push(self.vocab.stop);
                 (self.prompts[i].clone(), answer)
             })
             .collect()
@@ -176,7 +178,7 @@ impl LetterTask {
     pub fn reward(&self, prompt: usize, response: &[u32]) -> f64 {
         let word = &self.words[prompt];
         let (body, stopped) = match response.split_last() {
-            Some((&last, body)) if last == self.stop => (body, true),
+            Some((&last, body)) if last == self.vocab.stop => (body, true),
             _ => (response, false),
         };
         let mut r = 0.5 * body.iter().filter(|t| word.contains(t)).count() as f64;
@@ -195,7 +197,7 @@ impl LanguageTask for LetterTask {
         format!(
             "letter task ({} prompts, answers <= {})",
             self.prompts.len(),
-            self.max_len
+            self.vocab.max_len
         )
     }
 
@@ -210,21 +212,13 @@ impl LanguageTask for LetterTask {
     fn correct(&self, prompt: usize, response: &[u32]) -> Option<bool> {
         let word = &self.words[prompt];
         Some(
-            response.last() == Some(&self.stop)
+            response.last() == Some(&self.vocab.stop)
                 && response[..response.len() - 1].iter().eq(word.iter().rev()),
         )
     }
 
-    fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
-    }
-
-    fn stop(&self) -> u32 {
-        self.stop
-    }
-
-    fn max_len(&self) -> usize {
-        self.max_len
+    fn vocabulary(&self) -> &Vocabulary {
+        &self.vocab
     }
 
     fn corpus(&self, n: usize, rng: &mut ChaCha8Rng) -> Option<Vec<(Vec<u32>, Vec<u32>)>> {
