@@ -6,6 +6,7 @@
 //! default), on any number of backend threads (`tests/threads.rs`).
 //! Replay buffers, trackers and every RNG stream are restored exactly.
 
+use crate::common::copy_dir;
 use ftb::continuous::ContinuousTrainer;
 use ftb::env::{LogReward, StateBatch};
 use ftb::gflownet::Trainer;
@@ -669,19 +670,6 @@ fn sample_and_eval_read_a_saved_continuous_run() {
     let jsd = eval["jsd"].as_f64().unwrap();
     assert!(jsd > 0.0 && jsd < 0.7, "{jsd}");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// Checkpoints of format 1 (the fingerprint one string naming the network's

@@ -44,7 +44,12 @@ fn train(out: &Path, extra: &[&str]) -> String {
 
 /// `metrics.jsonl` without the wall-clock field.
 fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
+    metrics_file(&run.join("metrics.jsonl"))
+}
+
+/// A metrics file without the wall-clock field.
+fn metrics_file(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
         .unwrap()
         .lines()
         .map(|l| {
@@ -443,40 +448,14 @@ fn a_run_from_before_the_replay_section_resumes_as_before() {
     let data =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/llm-checkpoint-before-replay");
     let dir = temp_dir("before-replay");
-    let copy = |from: &Path, to: &Path| {
-        fn walk(from: &Path, to: &Path) {
-            std::fs::create_dir_all(to).unwrap();
-            for e in std::fs::read_dir(from).unwrap() {
-                let e = e.unwrap();
-                let target = to.join(e.file_name());
-                if e.file_type().unwrap().is_dir() {
-                    walk(&e.path(), &target);
-                } else {
-                    std::fs::copy(e.path(), &target).unwrap();
-                }
-            }
-        }
-        walk(from, to)
-    };
-    copy(&data, &dir);
+    crate::common::copy_dir(&data, &dir);
     let log = ok(&["llm", "train", "--quiet", "--resume", dir.to_str().unwrap()]);
     assert!(
         log.contains("`sampling.source` is now `replay.kind`"),
         "{log}"
     );
-    let rows = |p: &Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(p)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v.as_object_mut().unwrap().remove("seconds");
-                v
-            })
-            .collect()
-    };
-    let old = rows(&data.join("resumed_by_old_ftb.jsonl"));
+    let old = metrics_file(&data.join("resumed_by_old_ftb.jsonl"));
     assert_eq!(old.len(), 5);
-    assert_eq!(rows(&dir.join("metrics.jsonl")), old);
+    assert_eq!(metrics(&dir), old);
     std::fs::remove_dir_all(&dir).ok();
 }

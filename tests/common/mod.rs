@@ -5,6 +5,20 @@ use ftb::env::{Environment, LogReward, StateBatch};
 use ftb::policy::{BackwardPolicy, GflowNetPolicy, PolicyShape};
 use ftb::sample::{Exploration, Provenance, Source, TrajectoryBatch};
 
+/// Copies a directory tree (a run directory fixture into a scratch place).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
 /// Every complete trajectory of an exit-anywhere environment, by depth-first search.
 pub fn all_trajectories(env: &dyn Environment, reward: &dyn LogReward) -> TrajectoryBatch {
     let width = env.state_width();
