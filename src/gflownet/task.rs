@@ -182,18 +182,13 @@ pub fn fragment_env(m: &MoleculeConfig) -> Result<crate::env::molecule::Fragment
 /// under a QED / SA / Lipinski / similarity reward; not enumerable.
 #[cfg(feature = "chem")]
 pub(super) fn fragment_mol(m: &MoleculeConfig, exact: ExactEval) -> Result<Task> {
-    use crate::chem::score::Scorer;
-    use crate::env::molecule::FragmentReward;
-    let env = fragment_env(m)?;
-    let scorer = Scorer::new(m, "env.molecule")?;
-    let reward = FragmentReward::new(&env, scorer);
-    let smiles_env = env.clone();
+    use crate::env::molecule::{FragmentMolecules, FragmentReward};
     molecule_task(
         m,
         exact,
-        env,
-        reward,
-        Arc::new(move |row: &[i64]| smiles_env.smiles(row).ok()),
+        fragment_env(m)?,
+        FragmentReward::new,
+        |env: &FragmentMolecules, row| env.smiles(row).ok(),
     )
 }
 
@@ -212,31 +207,35 @@ pub fn reaction_env(m: &MoleculeConfig) -> Result<crate::env::molecule::Reaction
 /// rewards as `fragment-mol`; not enumerable.
 #[cfg(feature = "chem")]
 pub(super) fn reaction_mol(m: &MoleculeConfig, exact: ExactEval) -> Result<Task> {
-    use crate::chem::score::Scorer;
-    use crate::env::molecule::ReactionReward;
-    let env = reaction_env(m)?;
-    let scorer = Scorer::new(m, "env.molecule")?;
-    let reward = ReactionReward::new(&env, scorer);
-    let smiles_env = env.clone();
+    use crate::env::molecule::{ReactionMolecules, ReactionReward};
     molecule_task(
         m,
         exact,
-        env,
-        reward,
-        Arc::new(move |row: &[i64]| smiles_env.smiles(row).ok()),
+        reaction_env(m)?,
+        ReactionReward::new,
+        |env: &ReactionMolecules, row| env.smiles(row).ok(),
     )
 }
 
-/// A molecule task: the metric settings checked, the molecule metrics wired
-/// to the environment's canonical SMILES.
+/// A molecule task: the scorer of `env.molecule` made into the reward
+/// (`reward`), the metric settings checked, the molecule metrics wired to the
+/// environment's canonical SMILES (`smiles`).
 #[cfg(feature = "chem")]
-fn molecule_task<E: Environment + 'static, R: LogReward + 'static>(
+fn molecule_task<E, R>(
     m: &MoleculeConfig,
     exact: ExactEval,
     env: E,
-    reward: R,
-    smiles: Arc<crate::eval::molecules::SmilesFn>,
-) -> Result<Task> {
+    reward: impl FnOnce(&E, crate::chem::score::Scorer) -> R,
+    smiles: fn(&E, &[i64]) -> Option<String>,
+) -> Result<Task>
+where
+    E: Environment + Clone + Send + Sync + 'static,
+    R: LogReward + 'static,
+{
+    let reward = reward(&env, crate::chem::score::Scorer::new(m, "env.molecule")?);
+    let smiles_env = env.clone();
+    let smiles: Arc<crate::eval::molecules::SmilesFn> =
+        Arc::new(move |row: &[i64]| smiles(&smiles_env, row));
     use crate::eval::molecules::{MoleculeEval, MoleculeMetricsConfig};
     if exact == ExactEval::Always {
         bail!(
