@@ -1,6 +1,8 @@
 //! Where each training batch comes from: the learner's own sampler (with
-//! exploration), asynchronous actors, backward samples of an offline dataset,
-//! and a replay buffer mixed in at a configured fraction. Every trajectory
+//! exploration, or the training model itself when the loss reuses the
+//! sampling pass), asynchronous actors, backward samples of an offline
+//! dataset, and a replay buffer mixed in at a configured fraction (the shared
+//! [`ReplayMix`], or Shen's objects re-sampled backward). Every trajectory
 //! keeps its provenance, so the loss never has to be told what is on-policy.
 
 use super::task::Task;

@@ -2,8 +2,9 @@
 //! core ([`crate::train::learner`]) needs only [`Policy`]: parameters to
 //! optimise and a snapshot for samplers and actors. The discrete engine
 //! (rollouts, loss evaluation, backward sampling, actors, exact evaluation)
-//! needs only [`StatePolicy`]: masked log-probabilities over a batch of an
-//! environment's states. The MLP [`super::GflowNetPolicy`] implements both;
+//! needs only [`StatePolicy`]: raw scores over a batch of an environment's
+//! states, which the trait masks and normalises (written once for every
+//! network). The MLP [`super::GflowNetPolicy`] implements both;
 //! the continuous [`crate::continuous::policy::GaussianPolicy`] implements
 //! [`Policy`]; a language model or a graph network implements them the same
 //! way, reading states through the environment as it likes (token ids,

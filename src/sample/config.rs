@@ -1,6 +1,7 @@
-//! `[sampling]` and `[offpolicy]`: how each batch is drawn (size, exploration)
-//! and where else trajectories come from (replay buffers, offline data,
-//! actors at a lag), with the checks that name the key.
+//! `[sampling]`, `[offpolicy]` and `[replay]`: how each batch is drawn
+//! (size, exploration), where else trajectories come from (offline data,
+//! actors at a lag), and the replay buffer every family reads the same way
+//! ([`ReplayConfig`]), with the checks that name the key.
 
 use super::Exploration;
 use anyhow::{Result, bail};

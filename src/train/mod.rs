@@ -2,7 +2,7 @@
 //!
 //! * [`learner`]: a policy, its learned `log Z` and their optimisers
 //!   (`[optim]`, [`learner::OptimConfig`]); the step;
-//! * [`run_loop`]: the iterate / evaluate / log / checkpoint loop, the
+//! * [`run_loop`](mod@run_loop): the iterate / evaluate / log / checkpoint loop, the
 //!   [`TrainingTask`] trait, and `run_with_settings` (every family's run);
 //! * [`settings`]: the `[run]` section every family reads, and the TOML
 //!   loader (defaults, `--set`, old key names);

@@ -25,8 +25,10 @@
 //! * [`KeyedBuffer`]: TBA's per-prompt buffer with recency / reward-softmax
 //!   group draws (SPEC section 2.6).
 //!
-//! Buffers are generic over the stored item (`T: Clone`): the trainer stores
-//! [`crate::sample::Trajectory`] values or terminal-object rows. Sampling
+//! Buffers are generic over the stored item (`T: Clone`): the trainers store
+//! [`crate::sample::Trajectory`] values, terminal-object rows or LLM
+//! responses. [`mix`] turns a buffer into a batch source's replay half for
+//! any family ([`ReplayMix`]). Sampling
 //! takes `&mut dyn rand::Rng`, so a `&mut ChaCha8Rng` (or any `&mut impl Rng`)
 //! can be passed directly and the buffer traits stay object-safe.
 
