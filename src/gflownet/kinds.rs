@@ -77,7 +77,7 @@ pub fn find(name: &str) -> Result<&'static DiscreteKind> {
     lookup(name).ok_or_else(|| {
         anyhow::anyhow!(
             "env.kind = `{name}` is not a discrete environment (GFlowNets train {}; \
-             continuous samplers train with `ftb train`)",
+             the continuous samplers train with `ftb::continuous::ContinuousTrainer`)",
             names()
         )
     })

@@ -182,11 +182,22 @@ pub fn fragment_env(m: &MoleculeConfig) -> Result<crate::env::molecule::Fragment
 /// under a QED / SA / Lipinski / similarity reward; not enumerable.
 #[cfg(feature = "chem")]
 pub(super) fn fragment_mol(m: &MoleculeConfig, exact: ExactEval) -> Result<Task> {
+    fragment_task(m, exact, fragment_env(m)?)
+}
+
+/// The `fragment-mol` task on an environment already built from `m` (a
+/// graph policy reads states through the same one).
+#[cfg(feature = "chem")]
+pub fn fragment_task(
+    m: &MoleculeConfig,
+    exact: ExactEval,
+    env: crate::env::molecule::FragmentMolecules,
+) -> Result<Task> {
     use crate::env::molecule::{FragmentMolecules, FragmentReward};
     molecule_task(
         m,
         exact,
-        fragment_env(m)?,
+        env,
         FragmentReward::new,
         |env: &FragmentMolecules, row| env.smiles(row).ok(),
     )
@@ -207,11 +218,22 @@ pub fn reaction_env(m: &MoleculeConfig) -> Result<crate::env::molecule::Reaction
 /// rewards as `fragment-mol`; not enumerable.
 #[cfg(feature = "chem")]
 pub(super) fn reaction_mol(m: &MoleculeConfig, exact: ExactEval) -> Result<Task> {
+    reaction_task(m, exact, reaction_env(m)?)
+}
+
+/// The `reaction-mol` task on an environment already built from `m` (a
+/// graph policy reads states through the same one).
+#[cfg(feature = "chem")]
+pub fn reaction_task(
+    m: &MoleculeConfig,
+    exact: ExactEval,
+    env: crate::env::molecule::ReactionMolecules,
+) -> Result<Task> {
     use crate::env::molecule::{ReactionMolecules, ReactionReward};
     molecule_task(
         m,
         exact,
-        reaction_env(m)?,
+        env,
         ReactionReward::new,
         |env: &ReactionMolecules, row| env.smiles(row).ok(),
     )

@@ -285,15 +285,19 @@ impl Trainer {
 }
 
 /// A run of `cfg` with a graph network (`policy.kind = "gnn"`) for
-/// `env_kind`: checks the config names both, then builds the network with
-/// `build(shape, beta encoding, device)` under the run's seed.
+/// `env_kind`: checks the config names both, builds the environment once
+/// (`env_of`: its library is loaded once), the task on it (`task_of`), and
+/// the network reading states through it with `build(env, shape, beta
+/// encoding, device)` under the run's seed.
 #[cfg(feature = "chem")]
-fn gnn_trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
+fn gnn_trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy, E: Clone>(
     cfg: GflowNetConfig,
     env_kind: &str,
     constructor: &str,
+    env_of: fn(&crate::chem::MoleculeConfig) -> Result<E>,
+    task_of: fn(&crate::chem::MoleculeConfig, crate::train::settings::ExactEval, E) -> Result<Task>,
     build: impl FnOnce(
-        &GflowNetConfig,
+        &E,
         crate::policy::gnn::GnnShape,
         Option<crate::conditioning::Thermometer>,
         &Device,
@@ -307,7 +311,9 @@ fn gnn_trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
             cfg.env.kind()
         );
     }
-    let task = Task::from_config(&cfg.env, cfg.run.exact)?;
+    let m = cfg.env.molecule().context("a molecule config")?;
+    let env = env_of(m)?;
+    let task = task_of(m, cfg.run.exact, env.clone())?;
     let device = Device::flex().autodiff();
     let shape = crate::policy::gnn::GnnShape {
         hidden: cfg.policy.hidden,
@@ -315,7 +321,7 @@ fn gnn_trainer<P: Policy<Snapshot: StatePolicy> + StatePolicy>(
     };
     let encoding = cfg.conditioning.build()?.map(|t| t.encoding);
     let policy = crate::nn::try_init_seeded(&device, cfg.run.seed, || {
-        build(&cfg, shape, encoding, &device)
+        build(&env, shape, encoding, &device)
     })?;
     Trainer::with_policy(cfg, task, policy, device)
 }
@@ -326,20 +332,16 @@ impl Trainer<crate::policy::gnn::FragmentGnn> {
     /// with the fragment graph network ([`crate::policy::gnn`]).
     pub fn new_gnn(cfg: impl Into<GflowNetConfig>) -> Result<Self> {
         let cfg: GflowNetConfig = cfg.into();
+        let backward = cfg.policy.backward;
         gnn_trainer(
             cfg,
             "fragment-mol",
             "new_gnn",
-            |cfg, shape, encoding, device| {
-                let env = super::task::fragment_env(
-                    cfg.env.molecule().context("a fragment-mol config")?,
-                )?;
+            super::task::fragment_env,
+            super::task::fragment_task,
+            |env, shape, encoding, device| {
                 crate::policy::gnn::FragmentGnn::for_env_conditioned(
-                    &env,
-                    shape,
-                    cfg.policy.backward,
-                    encoding,
-                    device,
+                    env, shape, backward, encoding, device,
                 )
             },
         )
@@ -352,20 +354,16 @@ impl Trainer<crate::policy::reaction_gnn::ReactionGnn> {
     /// with the atom-level graph network ([`crate::policy::reaction_gnn`]).
     pub fn new_reaction_gnn(cfg: impl Into<GflowNetConfig>) -> Result<Self> {
         let cfg: GflowNetConfig = cfg.into();
+        let backward = cfg.policy.backward;
         gnn_trainer(
             cfg,
             "reaction-mol",
             "new_reaction_gnn",
-            |cfg, shape, encoding, device| {
-                let env = super::task::reaction_env(
-                    cfg.env.molecule().context("a reaction-mol config")?,
-                )?;
+            super::task::reaction_env,
+            super::task::reaction_task,
+            |env, shape, encoding, device| {
                 crate::policy::reaction_gnn::ReactionGnn::for_env_conditioned(
-                    &env,
-                    shape,
-                    cfg.policy.backward,
-                    encoding,
-                    device,
+                    env, shape, backward, encoding, device,
                 )
             },
         )
