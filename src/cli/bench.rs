@@ -7,7 +7,7 @@
 //! `hypergrid-large` (or building its DAG) first would dominate the memory figure.
 
 use crate::gflownet::trainer::{AnyTrainer, Trainer, with_trainer};
-use crate::job::load;
+use crate::job::{TrainConfig, load};
 use crate::policy::{Policy, StatePolicy};
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
@@ -97,42 +97,51 @@ const MOLECULE_SCENARIOS: [&str; 4] = [
     "reaction-mol-gnn",
 ];
 
-/// The config overrides of a scenario: its environment, TB, and no enumeration.
-fn scenario_sets(name: &str) -> Result<Vec<String>> {
-    let hypergrid = |dim: usize, height: usize| {
-        vec![
-            "env.kind=\"hypergrid\"".to_string(),
-            format!("env.dim={dim}"),
-            format!("env.height={height}"),
-        ]
+/// The config of a scenario: its environment, TB, and no enumeration.
+fn scenario_config(name: &str) -> Result<TrainConfig> {
+    use crate::env::EnvSpec;
+    use crate::env::config::{BitSeqSpec, HypergridSpec, IsingSpec, MoleculeSpec};
+    let mut cfg = load(None, &[])?;
+    let hypergrid = |dim, height| {
+        EnvSpec::Hypergrid(HypergridSpec {
+            dim,
+            height,
+            ..HypergridSpec::default()
+        })
     };
-    let ising = |side: usize| {
-        vec![
-            "env.kind=\"ising\"".to_string(),
-            format!("env.side={side}"),
-            "env.coupling=1.0".into(),
-            "env.field=0.0".into(),
-            "env.beta=1.0".into(),
-        ]
+    let ising = |side| {
+        EnvSpec::Ising(IsingSpec {
+            side,
+            coupling: 1.0,
+            field: 0.0,
+            beta: 1.0,
+        })
     };
-    let fragment_mol = || -> Vec<String> {
-        vec![
-            "env.kind=\"fragment-mol\"".into(),
-            "env.molecule.max_fragments=4".into(),
-            "env.molecule.reward=[\"qed\"]".into(),
-        ]
+    // QED only (beta 8, the default).
+    let molecules = |max_fragments, max_reactions| MoleculeSpec {
+        molecule: crate::chem::MoleculeConfig {
+            max_fragments,
+            max_reactions,
+            reward: vec!["qed".into()],
+            ..crate::chem::MoleculeConfig::default()
+        },
     };
-    let mut sets = match name {
+    let default_molecule = crate::chem::MoleculeConfig::default();
+    // At most 4 fragments; at most 2 reactions with a uniform P_B.
+    let fragment_mol = || EnvSpec::FragmentMol(molecules(4, default_molecule.max_reactions));
+    let reaction_mol = || EnvSpec::ReactionMol(molecules(default_molecule.max_fragments, 2));
+    let gnn = matches!(name, "fragment-mol-gnn" | "reaction-mol-gnn");
+    cfg.env = match name {
         "hypergrid-small" => hypergrid(2, 8),
         "hypergrid-medium" => hypergrid(4, 16),
         "hypergrid-large" => hypergrid(4, 32),
         // Malkin et al. (2022), bit sequences: n = 120, k = 8, |M| = 60.
-        "bitseq" => vec![
-            "env.kind=\"bitseq\"".into(),
-            "env.bits=120".into(),
-            "env.word=8".into(),
-            "env.modes=60".into(),
-        ],
+        "bitseq" => EnvSpec::Bitseq(BitSeqSpec {
+            bits: 120,
+            word: 8,
+            modes: 60,
+            ..BitSeqSpec::default()
+        }),
         "ising-6x6" => ising(6),
         "ising-10x10" => ising(10),
         "fragment-mol" | "fragment-mol-gnn" | "reaction-mol" | "reaction-mol-gnn"
@@ -143,39 +152,27 @@ fn scenario_sets(name: &str) -> Result<Vec<String>> {
              `--features chem` (cargo run --release --features chem -- bench ...)"
             )
         }
-        "fragment-mol" => fragment_mol(),
-        "fragment-mol-gnn" => with_gnn(fragment_mol()),
-        "reaction-mol" => reaction_mol(),
-        "reaction-mol-gnn" => with_gnn(reaction_mol()),
+        "fragment-mol" | "fragment-mol-gnn" => fragment_mol(),
+        "reaction-mol" | "reaction-mol-gnn" => {
+            cfg.policy.backward = crate::policy::BackwardPolicy::Uniform;
+            reaction_mol()
+        }
         _ => bail!(
             "--scenario `{name}`: unknown scenario; valid: {}, {}, all",
             SCENARIOS.join(", "),
             MOLECULE_SCENARIOS.join(", ")
         ),
     };
-    sets.extend(["objective.name=\"tb\"".into(), "run.exact=\"never\"".into()]);
-    Ok(sets)
-}
-
-/// The reaction scenario: at most 2 reactions, QED, uniform `P_B`.
-fn reaction_mol() -> Vec<String> {
-    vec![
-        "env.kind=\"reaction-mol\"".into(),
-        "env.molecule.max_reactions=2".into(),
-        "env.molecule.reward=[\"qed\"]".into(),
-        "policy.backward=\"uniform\"".into(),
-    ]
-}
-
-/// A molecule scenario with its graph network at the README's measured
-/// size (hidden 64, 3 message-passing layers).
-fn with_gnn(mut sets: Vec<String>) -> Vec<String> {
-    sets.extend([
-        "policy.kind=\"gnn\"".into(),
-        "policy.hidden=64".into(),
-        "policy.gnn_layers=3".into(),
-    ]);
-    sets
+    if gnn {
+        // The graph network at the README's measured size (hidden 64, 3
+        // message-passing layers).
+        cfg.policy.kind = crate::policy::PolicyKind::Gnn;
+        cfg.policy.hidden = 64;
+        cfg.policy.gnn_layers = 3;
+    }
+    cfg.objective.name = "tb".into();
+    cfg.run.exact = crate::train::settings::ExactEval::Never;
+    Ok(cfg)
 }
 
 /// `--scenario` with `all` expanded (in the order of [`SCENARIOS`]).
@@ -198,7 +195,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let scenarios = expand_scenarios(&args.scenario);
     // Unknown names fail before anything is timed.
     for s in &scenarios {
-        scenario_sets(s)?;
+        scenario_config(s)?;
     }
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
@@ -344,12 +341,12 @@ fn run_on_pool(args: &Args, scenarios: &[String], round: usize) -> Result<Vec<Ti
     }
     for scenario in scenarios {
         for &batch in &args.batch {
-            let mut sets = scenario_sets(scenario)?;
-            sets.push(format!("sampling.batch={batch}"));
-            sets.extend(args.overrides.iter().cloned());
+            let mut cfg = scenario_config(scenario)?;
+            cfg.sampling.batch = batch;
+            let cfg = cfg.with_overrides(&args.overrides)?;
             let scope = reset_peak_rss();
             let rss_baseline = rss_mb("VmRSS:");
-            let mut trainer = AnyTrainer::new(load(None, &sets)?)?;
+            let mut trainer = AnyTrainer::new(cfg)?;
             let Steps {
                 per_iter,
                 split,

@@ -138,6 +138,26 @@ impl TrainConfig {
         self.run.iterations(self.sampling.batch)
     }
 
+    /// This config with `--set key=value` overrides on top (what an
+    /// experiment builds as a typed config, then the user's `--set`), read
+    /// and checked like a file; errors name the `--set` that caused them.
+    pub fn with_overrides(&self, overrides: &[String]) -> Result<TrainConfig> {
+        if overrides.is_empty() {
+            self.validate()?;
+            return Ok(self.clone());
+        }
+        let (cfg, _) = load_toml_tagged::<TrainConfig>(
+            &self.to_toml(),
+            None,
+            overrides,
+            &crate::sample::config::OLD_REPLAY_KEYS,
+            &[ENV_SECTION],
+        )?;
+        cfg.validate()
+            .context("the config with its --set overrides")?;
+        Ok(cfg)
+    }
+
     /// The resolved file, as `config.toml` in the run directory.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
@@ -159,6 +179,45 @@ impl From<TrainConfig> for ContinuousTrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An experiment's typed config with the user's `--set` on top is the
+    /// config those settings give as `--set` strings, and errors name the
+    /// `--set` that caused them.
+    #[test]
+    fn overrides_apply_over_a_typed_config() {
+        let set = |kv: &[&str]| -> Vec<String> { kv.iter().map(|s| s.to_string()).collect() };
+        let mut cfg = load(None, &[]).unwrap();
+        cfg.env = EnvSpec::Ising(crate::env::config::IsingSpec {
+            side: 4,
+            ..Default::default()
+        });
+        cfg.sampling.batch = 32;
+        let over = cfg
+            .with_overrides(&set(&["env.side=5", "run.iterations=7"]))
+            .unwrap();
+        let direct = load(
+            None,
+            &set(&[
+                "env.kind=ising",
+                "env.side=5",
+                "sampling.batch=32",
+                "run.iterations=7",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(over.to_toml(), direct.to_toml());
+        assert_eq!(cfg.with_overrides(&[]).unwrap().to_toml(), cfg.to_toml());
+        let e = format!(
+            "{:#}",
+            cfg.with_overrides(&set(&["env.height=3"])).unwrap_err()
+        );
+        assert!(e.contains("--set env.height") && e.contains("ising"), "{e}");
+        let e = format!(
+            "{:#}",
+            cfg.with_overrides(&set(&["sampling.batch=0"])).unwrap_err()
+        );
+        assert!(e.contains("sampling.batch"), "{e}");
+    }
 
     /// `[env.molecule]` keys load in every build (with or without `chem`),
     /// the reward keys among them, and a misspelt one is an error that
