@@ -81,29 +81,34 @@ pub fn run(a: MoleculesExp) -> Result<ExitCode> {
         .num_threads(1)
         .build_global();
     super::run_flow::experiment_dir(&a.out, a.overwrite, 0)?;
-    let mut methods: Vec<(String, Vec<String>)> = a
+    // Fragment molecules of at most `--max-fragments`, the default reward.
+    let mut base = load(None, &[])?;
+    base.env = crate::env::EnvSpec::FragmentMol(crate::env::config::MoleculeSpec {
+        molecule: crate::chem::MoleculeConfig {
+            max_fragments: a.max_fragments,
+            ..crate::chem::MoleculeConfig::default()
+        },
+    });
+    base.policy.kind = a.policy;
+    base.sampling.batch = a.batch;
+    base.run.trajectories = Some(a.trajectories);
+    base.run.iterations = None;
+    // Each method is an objective name and (f-TB) member; each regime a
+    // replay section.
+    let mut methods: Vec<(String, &str, Option<&str>)> = a
         .members
         .iter()
-        .map(|m| {
-            (
-                format!("f-TB {m}"),
-                vec![
-                    "objective.name=\"ftb\"".to_string(),
-                    format!("objective.divergence=\"{m}\""),
-                ],
-            )
-        })
+        .map(|m| (format!("f-TB {m}"), "ftb", Some(m.as_str())))
         .collect();
-    methods.push(("TB".into(), vec!["objective.name=\"tb\"".into()]));
-    let regimes: [(&str, Vec<String>); 2] = [
-        ("on-policy", vec![]),
-        (
-            "replay",
-            vec![
-                "replay.kind=\"prioritized\"".into(),
-                format!("replay.fraction={}", a.replay_fraction),
-            ],
-        ),
+    methods.push(("TB".into(), "tb", None));
+    let replay = |kind| crate::sample::ReplayConfig {
+        kind,
+        fraction: a.replay_fraction,
+        ..base.replay.clone()
+    };
+    let regimes = [
+        ("on-policy", base.replay.clone()),
+        ("replay", replay(crate::sample::ReplayKind::Prioritized)),
     ];
     let iterations = a.trajectories.div_ceil(a.batch as u64);
     let eval_every = (iterations / a.evals).max(1);
@@ -117,24 +122,20 @@ pub fn run(a: MoleculesExp) -> Result<ExitCode> {
     let mut cells = Vec::new();
     let mut top_k = 0;
     let mut threshold = f64::NAN;
-    for (name, extra) in &methods {
-        for (regime, regime_sets) in &regimes {
+    for (name, objective, member) in &methods {
+        for (regime, replay) in &regimes {
             let mut runs = Vec::new();
             for seed in 0..a.seeds {
                 bar.set_message(format!("{name} {regime} seed {seed}"));
-                let mut sets = vec![
-                    "env.kind=\"fragment-mol\"".to_string(),
-                    format!("env.molecule.max_fragments={}", a.max_fragments),
-                    format!("sampling.batch={}", a.batch),
-                    format!("run.trajectories={}", a.trajectories),
-                    format!("run.seed={seed}"),
-                    format!("run.eval_every={eval_every}"),
-                    format!("policy.kind=\"{}\"", a.policy),
-                ];
-                sets.extend(extra.iter().cloned());
-                sets.extend(regime_sets.iter().cloned());
-                sets.extend(a.overrides.iter().cloned());
-                let cfg = load(None, &sets)?;
+                let mut cfg = base.clone();
+                cfg.objective.name = objective.to_string();
+                if let Some(m) = member {
+                    cfg.objective.divergence = m.to_string();
+                }
+                cfg.replay = replay.clone();
+                cfg.run.seed = seed;
+                cfg.run.eval_every = eval_every;
+                let cfg = cfg.with_overrides(&a.overrides)?;
                 let m = cfg.env.molecule().ok_or_else(|| {
                     anyhow::anyhow!("the molecule experiment trains a molecule kind")
                 })?;

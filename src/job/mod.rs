@@ -20,7 +20,7 @@ pub use crate::policy::PolicyConfig;
 pub use crate::sample::{OffPolicyConfig, ReplayConfig, SamplingConfig};
 pub use crate::train::learner::OptimConfig;
 pub use crate::train::settings::{ExactEval, RunSettings, load_toml};
-use crate::train::settings::{TaggedSection, load_toml_tagged};
+use crate::train::settings::{TaggedSection, load_toml_over, load_toml_tagged};
 use anyhow::{Context, Result, bail};
 use kinds::EnvKind;
 use serde::{Deserialize, Serialize};
@@ -146,9 +146,9 @@ impl TrainConfig {
             self.validate()?;
             return Ok(self.clone());
         }
-        let (cfg, _) = load_toml_tagged::<TrainConfig>(
+        let (cfg, _) = load_toml_over::<TrainConfig>(
             &self.to_toml(),
-            None,
+            "the config before --set",
             overrides,
             &crate::sample::config::OLD_REPLAY_KEYS,
             &[ENV_SECTION],

@@ -184,11 +184,54 @@ pub fn load_toml_tagged<T: serde::de::DeserializeOwned>(
             "the embedded default config".to_string(),
         ),
     };
+    load_layers(
+        default,
+        &text,
+        origin,
+        path.is_some(),
+        overrides,
+        renamed,
+        tagged,
+    )
+}
+
+/// `overrides` (`--set`) over a complete config `base` (an experiment's
+/// typed config written out), read as [`load_toml_tagged`] reads a file over
+/// its default; `origin` names `base` in errors.
+pub fn load_toml_over<T: serde::de::DeserializeOwned>(
+    base: &str,
+    origin: &str,
+    overrides: &[String],
+    renamed: &[Renamed],
+    tagged: &[TaggedSection],
+) -> Result<(T, String)> {
+    load_layers(
+        base,
+        "",
+        origin.to_string(),
+        false,
+        overrides,
+        renamed,
+        tagged,
+    )
+}
+
+/// A config in layers: `default`, then `text` (a file's, when `is_file`),
+/// then `overrides`.
+fn load_layers<T: serde::de::DeserializeOwned>(
+    default: &str,
+    text: &str,
+    origin: String,
+    is_file: bool,
+    overrides: &[String],
+    renamed: &[Renamed],
+    tagged: &[TaggedSection],
+) -> Result<(T, String)> {
     let mut table: toml::Table = text
         .parse()
         .with_context(|| format!("{origin} is not valid TOML"))?;
     let mut file_lengths = Vec::new();
-    if path.is_some() {
+    if is_file {
         for (old, new) in renamed {
             rename_key(&mut table, old, new, &origin)?;
         }
