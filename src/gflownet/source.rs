@@ -249,7 +249,12 @@ impl<S: StatePolicy> BatchSource<S> {
             let t = b.terminal_states();
             return Ok((b, t));
         }
-        let snapshot = &live.snapshot();
+        // The learner's snapshot, taken only where the learner samples (not
+        // when actors hand over the batch).
+        let learner_samples =
+            self.actors.is_none() || matches!(self.replay, Some(Replay::Objects(..)));
+        let snapshot = learner_samples.then(|| live.snapshot());
+        let snapshot = || snapshot.as_ref().expect("taken where the learner samples");
         // Each new trajectory's temperature (conditioning.beta); objects
         // sampled backward (offline data, Shen's buffer) get fresh draws, as
         // an object is a valid sample at every beta. Replayed trajectories
@@ -263,11 +268,11 @@ impl<S: StatePolicy> BatchSource<S> {
             let chosen = choose_objects(objects, self.batch, rng);
             BackwardSampler::new(env, reward, device.clone())
                 .with_betas(betas.clone())
-                .sample(snapshot, &chosen, version, rng)?
+                .sample(snapshot(), &chosen, version, rng)?
         } else {
             Sampler::new(env, reward, device.clone())
                 .with_betas(betas.clone())
-                .sample(snapshot, self.batch, self.exploration, version, rng)?
+                .sample(snapshot(), self.batch, self.exploration, version, rng)?
         };
         // What the sampler itself found (for modes found vs trajectories):
         // fresh forward samples only, never dataset objects or replays.
@@ -295,7 +300,7 @@ impl<S: StatePolicy> BatchSource<S> {
                     rows.iter().for_each(|r| objects.push_row(r));
                     let mut b = BackwardSampler::new(env, reward, device.clone())
                         .with_betas(betas.clone())
-                        .sample(snapshot, &objects, version, rng)?;
+                        .sample(snapshot(), &objects, version, rng)?;
                     for p in &mut b.provenance {
                         p.source = Source::Backward;
                     }

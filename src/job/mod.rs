@@ -76,6 +76,7 @@ const ENV_SECTION: TaggedSection = TaggedSection {
         }
         Ok(EnvSpec::drop_other_kinds_keys(env))
     },
+    keys_help: "`ftb train --help` lists each kind's keys",
 };
 
 impl TrainConfig {

@@ -47,7 +47,6 @@ use crate::divergence::schedule::AlphaSchedule;
 use crate::objective::spec::{FamilyObjectives, LogZChoice, ObjectiveSpec};
 use crate::objective::{LossOutput, Objective};
 use crate::policy::{LogZ, Policy};
-use crate::sample::replay::mix::Buffer;
 use crate::sample::replay::{FifoBuffer, KeyedBuffer, ReplayMix, Replayable};
 use crate::sample::{
     ActorPool, ActorWork, Exploration, LockstepSettings, Provenance, ReplayConfig, ReplayKind,
@@ -981,9 +980,10 @@ impl LlmTrainer {
             row.extend(x.tokens.iter().map(|&t| i64::from(t)));
             crate::env::row_key(&row)
         };
-        let key: &dyn Fn(&LlmSample) -> u64 = match mix.buffer() {
-            Buffer::Keyed(..) => &keyed,
-            _ => &fifo,
+        let key: &dyn Fn(&LlmSample) -> u64 = if self.cfg.replay.kind == ReplayKind::Keyed {
+            &keyed
+        } else {
+            &fifo
         };
         mix.mix(fresh, key, rng)
     }

@@ -163,6 +163,8 @@ pub struct TaggedSection {
     pub section: &'static str,
     pub tag: &'static str,
     pub drop_foreign: fn(&mut toml::Table) -> Result<Vec<String>>,
+    /// Where a user finds each tag's keys (for the error).
+    pub keys_help: &'static str,
 }
 
 /// [`load_toml`] with tagged sections ([`TaggedSection`]).
@@ -276,12 +278,12 @@ fn load_layers<T: serde::de::DeserializeOwned>(
                 .map(|s| (s, k))
         }) {
             bail!(
-                "--set {s}: {}.{} = {tag} does not read `{k}` (it is a key of another {}.{}); \
-                 `ftb train --help` lists each kind's keys",
+                "--set {s}: {}.{} = {tag} does not read `{k}` (it is a key of another {}.{}); {}",
                 t.section,
                 t.tag,
                 t.section,
-                t.tag
+                t.tag,
+                t.keys_help
             );
         }
         eprintln!(

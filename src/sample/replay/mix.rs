@@ -38,7 +38,7 @@ pub trait Replayable: Clone + Serialize + DeserializeOwned {
 
 /// The buffer of a [`ReplayMix`].
 #[derive(Clone, Debug)]
-pub enum Buffer<I> {
+enum Buffer<I> {
     Fifo(FifoBuffer<I>),
     Prioritized(PrioritizedBuffer<I>),
     Keyed(KeyedBuffer<I>, KeyedSampling),
@@ -171,10 +171,6 @@ impl<I: Replayable> ReplayMix<I> {
             Buffer::Prioritized(b) => b.summary(),
             Buffer::Keyed(b, _) => b.summary(),
         }
-    }
-
-    pub fn buffer(&self) -> &Buffer<I> {
-        &self.buffer
     }
 
     /// The buffer's exact contents, for a checkpoint (the bytes each buffer
